@@ -1,0 +1,31 @@
+//! drover's coordination layer: everything that talks to ZooKeeper.
+//!
+//! - [`Session`] — one ZooKeeper session with drover's identity, ACLs and a [`Health`] signal.
+//! - [`Queue`] / [`Taken`] — the locking queue at `/job`, byte-compatible with kazoo's
+//!   `LockingQueue`, with fencing tokens and a lost signal per taken entry.
+//! - [`Election`] / [`Leadership`] — per-name leader election in kazoo's `Election` layout.
+//! - [`Membership`] / [`Registration`] — executors' ephemeral `/executors/<id>` records.
+//! - [`ZkSettings`] — hosts, chroot, session timeout, digest auth and ACLs.
+//! - [`LostSignal`] — what a holder watches to stop acting on something it no longer holds.
+
+mod election;
+mod entry;
+mod error;
+mod lost;
+mod membership;
+mod queue;
+mod session;
+mod settings;
+mod view;
+mod watcher;
+
+pub use election::{Election, Leadership};
+pub use error::{Error, LostReason, Result, ZkError};
+pub use lost::LostSignal;
+pub use membership::{ExecutorInfo, Membership, Registration};
+pub use queue::{Queue, Taken};
+pub use session::{Health, Session};
+pub use settings::ZkSettings;
+
+/// The default queue path, the one kazoo users pass to `LockingQueue(client, "/job")`.
+pub const DEFAULT_QUEUE_PATH: &str = "/job";

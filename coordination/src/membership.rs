@@ -1,0 +1,200 @@
+//! Executor membership: `/executors/<id>`, ephemeral, JSON.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+use zookeeper_client::{AddWatchMode, CreateMode, EventType, SessionState};
+
+use crate::error::{Error, Result, ZkError};
+use crate::session::Session;
+
+/// Where executors register.
+const ROOT: &str = "/executors";
+
+/// What an executor publishes about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorInfo {
+    /// The executor's id (also the node name).
+    pub id: String,
+    /// The host it runs on.
+    pub host: String,
+    /// How many jobs it runs at once.
+    pub slots: u32,
+    /// How many it runs now.
+    pub busy: u32,
+    /// drover's version.
+    pub version: String,
+    /// When it started (RFC 3339).
+    #[serde(with = "humantime_serde")]
+    pub started: SystemTime,
+}
+
+/// Registers executors and lists them.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    session: Session,
+}
+
+/// This process's registration; the node goes away with the session or on
+/// [`Registration::deregister`].
+#[derive(Debug)]
+pub struct Registration {
+    session: Session,
+    path: String,
+    info: ExecutorInfo,
+}
+
+impl Membership {
+    /// Membership on `session`.
+    pub fn new(session: &Session) -> Membership {
+        Membership { session: session.clone() }
+    }
+
+    /// Publishes `info` at `/executors/<id>`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a bad id or when a live process of another session
+    /// already holds that id; ZooKeeper errors.
+    pub async fn register(&self, info: ExecutorInfo) -> Result<Registration> {
+        if info.id.is_empty() || info.id.contains('/') {
+            return Err(Error::InvalidArgument(format!(
+                "executor id {:?} must be a non-empty name without '/'",
+                info.id
+            )));
+        }
+        self.session.ensure_path(ROOT).await?;
+        let path = format!("{ROOT}/{}", info.id);
+        let data = serde_json::to_vec(&info).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let options = self.session.create_options(CreateMode::Ephemeral);
+        let client = self.session.client();
+        match client.create(&path, &data, &options).await {
+            Ok(_) => {},
+            Err(ZkError::NodeExists) => {
+                let stat = client.check_stat(&path).await.map_err(|e| Error::zk("stat", &path, e))?;
+                if stat.is_some_and(|s| s.ephemeral_owner != client.session_id().0) {
+                    return Err(Error::InvalidArgument(format!(
+                        "executor id {:?} is registered by another live process; give each executor a unique id",
+                        info.id
+                    )));
+                }
+                client.set_data(&path, &data, None).await.map_err(|e| Error::zk("set", &path, e))?;
+            },
+            Err(e) => return Err(Error::zk("create", &path, e)),
+        }
+        info!(executor = %info.id, slots = info.slots, "registered executor");
+        Ok(Registration { session: self.session.clone(), path, info })
+    }
+
+    /// Every registered executor, sorted by id. Nodes with unreadable data are skipped.
+    ///
+    /// # Errors
+    /// ZooKeeper errors.
+    pub async fn list(&self) -> Result<Vec<ExecutorInfo>> {
+        list(&self.session).await
+    }
+
+    /// A receiver that always holds the current list, updated on every change.
+    ///
+    /// # Errors
+    /// ZooKeeper errors while setting up the watch.
+    pub async fn watch(&self) -> Result<watch::Receiver<Vec<ExecutorInfo>>> {
+        self.session.ensure_path(ROOT).await?;
+        let client = self.session.client();
+        let mut watcher =
+            client.watch(ROOT, AddWatchMode::PersistentRecursive).await.map_err(|e| Error::zk("watch", ROOT, e))?;
+        let (tx, rx) = watch::channel(list(&self.session).await?);
+        let session = self.session.clone();
+        let shutdown = session.shutdown();
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    event = watcher.changed() => event,
+                    () = tx.closed() => return,
+                    () = shutdown.cancelled() => return,
+                };
+                let relist = match event.event_type {
+                    EventType::Session => match event.session_state {
+                        SessionState::SyncConnected | SessionState::ConnectedReadOnly => true,
+                        SessionState::Disconnected => false,
+                        _ => return, // terminal: the watcher must not be polled again
+                    },
+                    _ => true,
+                };
+                if relist {
+                    match list(&session).await {
+                        Ok(now) => {
+                            tx.send_if_modified(|old| {
+                                let changed = *old != now;
+                                *old = now;
+                                changed
+                            });
+                        },
+                        Err(e) => warn!(error = %e, "cannot list executors"),
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+async fn list(session: &Session) -> Result<Vec<ExecutorInfo>> {
+    let client = session.client();
+    let children = match client.list_children(ROOT).await {
+        Ok(children) => children,
+        Err(ZkError::NoNode) => return Ok(Vec::new()),
+        Err(e) => return Err(Error::zk("list", ROOT, e)),
+    };
+    let mut executors = Vec::with_capacity(children.len());
+    for child in children {
+        let path = format!("{ROOT}/{child}");
+        match client.get_data(&path).await {
+            Ok((data, _)) => match serde_json::from_slice::<ExecutorInfo>(&data) {
+                Ok(info) => executors.push(info),
+                Err(e) => debug!(%path, error = %e, "skipping an executor node with unreadable data"),
+            },
+            Err(ZkError::NoNode) => {},
+            Err(e) => return Err(Error::zk("get", &path, e)),
+        }
+    }
+    executors.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(executors)
+}
+
+impl Registration {
+    /// What is published now.
+    pub fn info(&self) -> &ExecutorInfo {
+        &self.info
+    }
+
+    /// Publishes a new busy count.
+    ///
+    /// # Errors
+    /// ZooKeeper errors (the node is gone if the session expired).
+    pub async fn set_busy(&mut self, busy: u32) -> Result<()> {
+        self.info.busy = busy;
+        let data = serde_json::to_vec(&self.info).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let client = self.session.client();
+        client.set_data(&self.path, &data, None).await.map_err(|e| Error::zk("set", &self.path, e))?;
+        Ok(())
+    }
+
+    /// Removes the registration now instead of at session end.
+    ///
+    /// # Errors
+    /// ZooKeeper errors other than the node being gone already.
+    pub async fn deregister(self) -> Result<()> {
+        let client = self.session.client();
+        let deleted = tokio::time::timeout(Duration::from_secs(10), client.delete(&self.path, None)).await;
+        match deleted {
+            Ok(Ok(())) | Ok(Err(ZkError::NoNode)) => {
+                info!(executor = %self.info.id, "deregistered executor");
+                Ok(())
+            },
+            Ok(Err(e)) => Err(Error::zk("delete", &self.path, e)),
+            Err(_) => Err(Error::Timeout(Duration::from_secs(10))),
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The process's local picture of a queue, kept by one watch and shared by all takers.
+//!
+//! It is a hint: ZooKeeper's ephemeral create decides who takes an entry. The view only
+//! keeps takers from asking for entries that are gone or taken, keeps a process's takers
+//! from racing each other, and spreads takers of different processes over the head of
+//! the queue when they collide.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::entry;
+use crate::error::LostReason;
+use crate::lost::LostSignal;
+
+/// The widest window of head entries takers spread over under contention.
+const MAX_SPREAD: u32 = 64;
+
+/// Entries, taken markers and this process's holdings.
+#[derive(Debug, Default)]
+pub(crate) struct View {
+    entries: BTreeSet<String>,
+    taken: HashSet<String>,
+    /// Entries a local taker is trying to take right now.
+    inflight: HashSet<String>,
+    held: HashMap<String, Held>,
+    /// Grows when takers collide with other processes, shrinks when they succeed.
+    contention: u32,
+    closed: Option<LostReason>,
+}
+
+#[derive(Debug)]
+struct Held {
+    lost: LostSignal,
+    /// Consume or release is under way: the node's deletion is ours, not a loss.
+    finishing: bool,
+}
+
+impl View {
+    /// Replaces the picture with a fresh listing; held entries missing from `taken` are lost.
+    pub(crate) fn reset(&mut self, entries: Vec<String>, taken: Vec<String>) {
+        self.entries = entries.into_iter().filter(|n| entry::is_entry(n)).collect();
+        self.taken = taken.into_iter().collect();
+        let gone: Vec<String> =
+            self.held.keys().filter(|name| !self.taken.contains(*name)).cloned().collect();
+        for name in gone {
+            self.lose(&name, LostReason::NodeDeleted);
+        }
+    }
+
+    /// An entry node appeared.
+    pub(crate) fn entry_created(&mut self, name: &str) {
+        if entry::is_entry(name) {
+            self.entries.insert(name.to_owned());
+        }
+    }
+
+    /// An entry node disappeared.
+    pub(crate) fn entry_deleted(&mut self, name: &str) {
+        self.entries.remove(name);
+    }
+
+    /// A taken marker appeared.
+    pub(crate) fn taken_created(&mut self, name: &str) {
+        self.taken.insert(name.to_owned());
+    }
+
+    /// A taken marker disappeared; if it was ours and we did not remove it, we lost it.
+    pub(crate) fn taken_deleted(&mut self, name: &str) {
+        self.taken.remove(name);
+        if self.held.get(name).is_some_and(|h| !h.finishing) {
+            self.lose(name, LostReason::NodeDeleted);
+        }
+    }
+
+    fn lose(&mut self, name: &str, reason: LostReason) {
+        if let Some(held) = self.held.remove(name) {
+            if held.lost.trip(reason) {
+                tracing::warn!(entry = name, %reason, "lost a taken queue entry");
+            }
+        }
+    }
+
+    /// Every holding is lost (session over, or suspended too long); returns their names.
+    pub(crate) fn lose_all(&mut self, reason: LostReason) -> Vec<String> {
+        let names: Vec<String> = self.held.keys().cloned().collect();
+        for name in &names {
+            self.lose(name, reason);
+        }
+        names
+    }
+
+    /// The session is over: nothing more can be taken.
+    pub(crate) fn close(&mut self, reason: LostReason) {
+        self.lose_all(reason);
+        self.closed = Some(reason);
+    }
+
+    /// Why the view is closed, if it is.
+    pub(crate) fn closed(&self) -> Option<LostReason> {
+        self.closed
+    }
+
+    /// Picks an entry for a local taker and marks it in flight.
+    ///
+    /// Only the first free priority band is considered. Uncontended, that is the head of
+    /// the queue (strict order for a lone taker); under contention, a random entry among
+    /// the first `1 + contention` of the band.
+    pub(crate) fn pick(&mut self, random: impl FnOnce(usize) -> usize) -> Option<String> {
+        let window = (1 + self.contention) as usize;
+        let mut free = self
+            .entries
+            .iter()
+            .filter(|n| !self.taken.contains(*n) && !self.inflight.contains(*n) && !self.held.contains_key(*n));
+        let first = free.next()?;
+        let band = entry::band(first);
+        let mut candidates = vec![first];
+        candidates.extend(free.take_while(|n| entry::band(n) == band).take(window - 1));
+        let chosen = candidates[random(candidates.len()).min(candidates.len() - 1)].clone();
+        self.inflight.insert(chosen.clone());
+        Some(chosen)
+    }
+
+    /// Another taker got there first.
+    pub(crate) fn collided(&mut self, name: &str) {
+        self.inflight.remove(name);
+        self.taken.insert(name.to_owned());
+        self.contention = (self.contention * 2 + 1).min(MAX_SPREAD - 1);
+    }
+
+    /// The attempt gave up for another reason (error, entry vanished).
+    pub(crate) fn abandoned(&mut self, name: &str, entry_gone: bool) {
+        self.inflight.remove(name);
+        if entry_gone {
+            self.entries.remove(name);
+        }
+    }
+
+    /// We created the taken marker: from now on the entry is held, and losing it trips `lost`.
+    pub(crate) fn acquired(&mut self, name: &str, lost: LostSignal) {
+        self.inflight.remove(name);
+        self.taken.insert(name.to_owned());
+        self.contention = self.contention.saturating_sub(1);
+        if let Some(reason) = self.closed {
+            lost.trip(reason);
+            return;
+        }
+        self.held.insert(name.to_owned(), Held { lost, finishing: false });
+    }
+
+    /// Consume or release is starting; returns false if the entry is no longer held.
+    pub(crate) fn finishing(&mut self, name: &str) -> bool {
+        match self.held.get_mut(name) {
+            Some(held) => {
+                held.finishing = true;
+                true
+            },
+            None => false,
+        }
+    }
+
+    /// Consume or release failed before it changed anything: the entry is held again.
+    pub(crate) fn unfinished(&mut self, name: &str) {
+        if let Some(held) = self.held.get_mut(name) {
+            held.finishing = false;
+        }
+    }
+
+    /// Consume or release is done: forget the holding.
+    pub(crate) fn finished(&mut self, name: &str, consumed: bool) {
+        self.held.remove(name);
+        self.taken.remove(name);
+        if consumed {
+            self.entries.remove(name);
+        }
+    }
+
+    /// Entries currently known, taken or not.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Entries this process holds.
+    pub(crate) fn held(&self) -> usize {
+        self.held.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn lone_taker_takes_in_order() {
+        let mut view = View::default();
+        view.reset(names(&["entry-100-0000000002", "entry-050-0000000003", "entry-100-0000000001"]), vec![]);
+        let order: Vec<String> = (0..3)
+            .map(|_| {
+                let n = view.pick(|len| len - 1).unwrap();
+                view.acquired(&n, LostSignal::new());
+                n
+            })
+            .collect();
+        assert_eq!(order, names(&["entry-050-0000000003", "entry-100-0000000001", "entry-100-0000000002"]));
+        assert_eq!(view.pick(|_| 0), None);
+    }
+
+    #[test]
+    fn skips_taken_inflight_and_foreign_names() {
+        let mut view = View::default();
+        view.reset(names(&["entry-100-0000000001", "entry-100-0000000002", "other"]), names(&["entry-100-0000000001"]));
+        assert_eq!(view.pick(|_| 0).as_deref(), Some("entry-100-0000000002"));
+        assert_eq!(view.pick(|_| 0), None, "in-flight entries are not handed out twice");
+    }
+
+    #[test]
+    fn contention_widens_the_window_within_one_band() {
+        let mut view = View::default();
+        let all: Vec<String> = (0..10).map(|i| format!("entry-100-{i:010}")).chain(["entry-200-0000000099".into()]).collect();
+        view.reset(all, vec![]);
+        let first = view.pick(|_| 0).unwrap();
+        view.collided(&first);
+        view.collided("entry-100-0000000001");
+        view.collided("entry-100-0000000002");
+        // contention 7 → window of 8 among the remaining priority-100 entries
+        let mut seen = 0;
+        let n = view.pick(|len| {
+            seen = len;
+            len - 1
+        });
+        assert_eq!(seen, 7, "only the seven free priority-100 entries are candidates");
+        assert_eq!(n.as_deref(), Some("entry-100-0000000009"));
+        view.acquired("entry-100-0000000009", LostSignal::new());
+        assert!(view.contention < 7, "success shrinks the window");
+    }
+
+    #[test]
+    fn deletion_by_someone_else_trips_lost_but_our_own_does_not() {
+        let mut view = View::default();
+        view.reset(names(&["entry-100-0000000001", "entry-100-0000000002"]), vec![]);
+        let (a, b) = (LostSignal::new(), LostSignal::new());
+        view.acquired("entry-100-0000000001", a.clone());
+        view.acquired("entry-100-0000000002", b.clone());
+        assert!(view.finishing("entry-100-0000000001"));
+        view.taken_deleted("entry-100-0000000001");
+        view.taken_deleted("entry-100-0000000002");
+        assert!(!a.is_lost());
+        assert_eq!(b.reason(), Some(LostReason::NodeDeleted));
+        assert!(!view.finishing("entry-100-0000000002"), "a lost entry is no longer held");
+    }
+
+    #[test]
+    fn resync_detects_markers_deleted_while_away_and_close_trips_everything() {
+        let mut view = View::default();
+        view.reset(names(&["entry-100-0000000001", "entry-100-0000000002"]), vec![]);
+        let (a, b) = (LostSignal::new(), LostSignal::new());
+        view.acquired("entry-100-0000000001", a.clone());
+        view.acquired("entry-100-0000000002", b.clone());
+        view.reset(names(&["entry-100-0000000001", "entry-100-0000000002"]), names(&["entry-100-0000000002"]));
+        assert_eq!(a.reason(), Some(LostReason::NodeDeleted));
+        assert!(!b.is_lost());
+        view.close(LostReason::SessionExpired);
+        assert_eq!(b.reason(), Some(LostReason::SessionExpired));
+        let late = LostSignal::new();
+        view.acquired("entry-100-0000000003", late.clone());
+        assert!(late.is_lost(), "nothing can be held on a closed view");
+        assert_eq!(view.held(), 0);
+    }
+}

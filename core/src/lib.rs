@@ -1,0 +1,39 @@
+//! drover's job model and start-up plumbing, with no IO but reading a config file.
+//!
+//! - [`JobId`]: a job's identity, a v4 UUID written hyphenated.
+//! - [`Priority`]: queue priority `0..=999`, lower runs first; the `PPP` of a queue entry.
+//! - [`FencingToken`]: the taken node's creation zxid; newer tokens win at the API.
+//! - [`State`] and [`StatusCode`]: a job's coarse state and precise status code.
+//! - [`check_transition`]: the one table of legal status moves; everything else asks it.
+//! - [`load_config`]: serde defaults, then a TOML/YAML/JSON file, then `DROVER_` variables.
+//! - [`init_tracing`]: the process's tracing subscriber, text or JSON on stderr.
+//! - [`Error`]: every failure above, each saying what was wrong and how to fix it.
+
+mod config;
+mod error;
+mod fencing;
+mod job_id;
+mod priority;
+mod state;
+mod status;
+mod telemetry;
+mod transition;
+
+pub use crate::config::{
+    comma_separated, env_var_name, load_config, load_config_from_process_env, ENV_PREFIX,
+    ENV_SEPARATOR,
+};
+pub use error::Error;
+pub use fencing::FencingToken;
+pub use job_id::JobId;
+pub use priority::Priority;
+pub use state::State;
+pub use status::StatusCode;
+pub use telemetry::{init_tracing, LogFormat};
+pub use transition::{allowed_transitions, can_transition, check_transition};
+
+/// Serde helpers for durations written like `"10s"`, `"2m"` or `"1h 30m"`.
+///
+/// `#[serde(with = "drover_core::duration")]` on a `Duration` field,
+/// `#[serde(with = "drover_core::duration::option", default)]` on an `Option<Duration>`.
+pub use humantime_serde as duration;

@@ -1,0 +1,39 @@
+//! drover's test harness: the real things integration tests and benchmarks run against.
+//!
+//! # Layout
+//! - [`ZkServer`]: a standalone ZooKeeper child JVM on a free loopback port with a
+//!   temporary data directory; stop, kill, restart and four-letter words.
+//! - [`Ensemble`]: an N-node ZooKeeper quorum on loopback; kill a node, find the leader,
+//!   wait for a quorum.
+//! - [`TcpProxy`]: a TCP forwarder that cuts ([`TcpProxy::block`]) or silences
+//!   ([`TcpProxy::blackhole`]) a client's link to a server, to expire sessions.
+//! - [`wait_until`] and [`within`]: poll a predicate, or bound a future that could hang,
+//!   with a message saying what was awaited.
+//! - [`run_python`] and [`spawn_python`]: scripts under the kazoo venv of `scripts/setup`.
+//! - [`init_test_tracing`]: a `RUST_LOG` subscriber that writes through the test harness.
+
+mod ensemble;
+mod four_letter;
+mod proxy;
+mod python;
+mod wait;
+mod zookeeper;
+
+pub use ensemble::{Ensemble, EnsembleBuilder};
+pub use four_letter::ZkMode;
+pub use proxy::TcpProxy;
+pub use python::{run_python, spawn_python, venv_python, workspace_root, PythonChild};
+pub use wait::{wait_until, wait_until_sync, within, POLL_INTERVAL};
+pub use zookeeper::{digest_id, ZkServer, ZkServerBuilder};
+
+/// Installs a tracing subscriber filtered by `RUST_LOG` (default `warn`) that writes
+/// through libtest's capture; later calls, from other tests, do nothing.
+pub fn init_test_tracing() {
+    use tracing_subscriber::EnvFilter;
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}

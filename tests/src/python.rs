@@ -1,0 +1,219 @@
+//! Python scripts run with the kazoo venv made by `scripts/setup`.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::task::JoinHandle;
+
+/// How much of a child's stderr is kept for error messages.
+const STDERR_KEEP: usize = 64 * 1024;
+
+/// The venv's interpreter: `$DROVER_VENV/bin/python`, else `<workspace>/.venv/bin/python`.
+///
+/// # Errors
+/// Fails, saying to run `scripts/setup`, when that interpreter does not exist.
+pub fn venv_python() -> anyhow::Result<PathBuf> {
+    let python = python_in(std::env::var_os("DROVER_VENV").map(PathBuf::from));
+    if !python.is_file() {
+        bail!(
+            "kazoo venv python not found at {}: run scripts/setup (or set DROVER_VENV)",
+            python.display()
+        );
+    }
+    Ok(python)
+}
+
+fn python_in(venv: Option<PathBuf>) -> PathBuf {
+    let venv = venv.unwrap_or_else(|| workspace_root().join(".venv"));
+    venv.join("bin").join("python")
+}
+
+/// The workspace root, the parent of this crate's directory.
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+fn command(script: &str, args: &[&str]) -> anyhow::Result<Command> {
+    let mut command = Command::new(venv_python()?);
+    command
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        // Lines must reach the test as they are printed, not when a buffer fills.
+        .env("PYTHONUNBUFFERED", "1")
+        .kill_on_drop(true);
+    Ok(command)
+}
+
+/// Runs the Python source `script` with `args` (its `sys.argv[1:]`) and returns its stdout.
+///
+/// # Errors
+/// Fails when the venv is missing or the script exits non-zero; the error carries stderr.
+///
+/// # Cancellation safety
+/// Dropping the future kills the interpreter.
+pub async fn run_python(script: &str, args: &[&str]) -> anyhow::Result<String> {
+    let output = command(script, args)?
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("failed to run python")?;
+    if !output.status.success() {
+        bail!(
+            "python script exited with {}; stderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    String::from_utf8(output.stdout).context("python printed invalid utf-8")
+}
+
+/// Starts the Python source `script` with `args` as a long-running child.
+///
+/// stdin and stdout are piped for line-oriented talk; stderr is collected in the background.
+///
+/// # Errors
+/// Fails when the venv is missing or the interpreter cannot start.
+pub fn spawn_python(script: &str, args: &[&str]) -> anyhow::Result<PythonChild> {
+    let mut child = command(script, args)?
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("failed to start python")?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take().context("python stdout not piped")?;
+    let mut stderr_pipe = child.stderr.take().context("python stderr not piped")?;
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&stderr);
+    // Drained continuously so a chatty child never blocks on a full pipe.
+    let stderr_task = tokio::spawn(async move {
+        let mut buf = vec![0; 4096];
+        while let Ok(n @ 1..) = stderr_pipe.read(&mut buf).await {
+            let mut kept = sink.lock().unwrap_or_else(|p| p.into_inner());
+            kept.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if kept.len() > STDERR_KEEP {
+                let cut = kept.len() - STDERR_KEEP;
+                let cut = (cut..kept.len()).find(|&i| kept.is_char_boundary(i)).unwrap_or(0);
+                kept.drain(..cut);
+            }
+        }
+    });
+    Ok(PythonChild {
+        child,
+        stdin,
+        stdout: BufReader::new(stdout).lines(),
+        stderr,
+        stderr_task,
+    })
+}
+
+/// A running Python child; killed when dropped.
+#[derive(Debug)]
+pub struct PythonChild {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
+    stderr: Arc<Mutex<String>>,
+    stderr_task: JoinHandle<()>,
+}
+
+impl PythonChild {
+    /// The process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// The next line of stdout without its newline; `None` at end of stream.
+    ///
+    /// # Errors
+    /// Fails when stdout cannot be read.
+    ///
+    /// # Cancellation safety
+    /// Cancel safe: no line is lost when the future is dropped.
+    pub async fn next_line(&mut self) -> anyhow::Result<Option<String>> {
+        self.stdout.next_line().await.context("failed to read python stdout")
+    }
+
+    /// The next line of stdout, which must come within `timeout`.
+    ///
+    /// # Errors
+    /// Fails, with the child's stderr, on timeout or when stdout ends.
+    pub async fn expect_line(&mut self, what: &str, timeout: Duration) -> anyhow::Result<String> {
+        match tokio::time::timeout(timeout, self.next_line()).await {
+            Ok(Ok(Some(line))) => Ok(line),
+            Ok(Ok(None)) => bail!(
+                "python stdout ended while waiting for {what}; stderr:\n{}",
+                self.stderr()
+            ),
+            Ok(Err(err)) => Err(err),
+            Err(_) => bail!(
+                "timed out after {timeout:?} waiting for {what} from python; stderr:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Writes `line` and a newline to the child's stdin.
+    ///
+    /// # Errors
+    /// Fails when stdin was closed or the child has exited.
+    pub async fn write_line(&mut self, line: &str) -> anyhow::Result<()> {
+        let stdin = self.stdin.as_mut().context("python stdin is closed")?;
+        stdin.write_all(format!("{line}\n").as_bytes()).await?;
+        stdin.flush().await.context("failed to write to python stdin")
+    }
+
+    /// Closes stdin, which a script reading it sees as end of input.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// What the child printed on stderr so far (the last 64 KiB).
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits for the child to exit.
+    ///
+    /// # Errors
+    /// Fails when the child cannot be waited for.
+    pub async fn wait(&mut self) -> anyhow::Result<ExitStatus> {
+        self.stdin = None;
+        self.child.wait().await.context("failed to wait for python")
+    }
+
+    /// Kills the child with SIGKILL and waits for it.
+    ///
+    /// # Errors
+    /// Fails when the child cannot be killed.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await.context("failed to kill python")
+    }
+}
+
+impl Drop for PythonChild {
+    fn drop(&mut self) {
+        self.stderr_task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_path_prefers_the_override() {
+        assert_eq!(
+            python_in(Some(PathBuf::from("/opt/venv"))),
+            Path::new("/opt/venv/bin/python")
+        );
+        assert!(python_in(None).ends_with(".venv/bin/python"));
+    }
+}
