@@ -45,7 +45,10 @@ impl EnsembleBuilder {
                     tracing::info!(size = self.size, ?elapsed, connect = %ensemble.connect_string(), "ensemble ready");
                     return Ok(ensemble);
                 }
-                Err(_) if attempt < START_ATTEMPTS && ensemble.nodes.iter().any(ZkServer::address_in_use) => {
+                Err(_)
+                    if attempt < START_ATTEMPTS
+                        && ensemble.nodes.iter().any(ZkServer::address_in_use) =>
+                {
                     tracing::warn!(attempt, "ensemble port taken, retrying on other ports");
                 }
                 Err(err) => return Err(err),
@@ -58,7 +61,14 @@ impl EnsembleBuilder {
         // Client, quorum and election port per node, all distinct.
         let ports = free_ports(3 * self.size)?;
         let servers: Vec<String> = (0..self.size)
-            .map(|i| format!("server.{}=127.0.0.1:{}:{}", i + 1, ports[3 * i + 1], ports[3 * i + 2]))
+            .map(|i| {
+                format!(
+                    "server.{}=127.0.0.1:{}:{}",
+                    i + 1,
+                    ports[3 * i + 1],
+                    ports[3 * i + 2]
+                )
+            })
             .collect();
         let mut nodes = Vec::with_capacity(self.size);
         for i in 0..self.size {
@@ -66,7 +76,11 @@ impl EnsembleBuilder {
                 myid: i + 1,
                 servers: servers.clone(),
             };
-            nodes.push(ZkServer::create(self.node.clone(), ports[3 * i], Some(member))?);
+            nodes.push(ZkServer::create(
+                self.node.clone(),
+                ports[3 * i],
+                Some(member),
+            )?);
         }
         let mut ensemble = Ensemble { nodes };
         for node in &mut ensemble.nodes {
@@ -180,7 +194,10 @@ impl Ensemble {
             }
             let modes = self.modes().await;
             let running: Vec<_> = modes.iter().flatten().collect();
-            let leaders = running.iter().filter(|m| matches!(m, Ok(ZkMode::Leader))).count();
+            let leaders = running
+                .iter()
+                .filter(|m| matches!(m, Ok(ZkMode::Leader)))
+                .count();
             let settled = running
                 .iter()
                 .all(|m| m.as_ref().is_ok_and(|m| m.in_quorum()));

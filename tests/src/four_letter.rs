@@ -26,7 +26,9 @@ pub(crate) async fn four_letter(port: u16, cmd: &str, timeout: Duration) -> anyh
     };
     let answer = tokio::time::timeout(timeout, exchange)
         .await
-        .with_context(|| format!("zookeeper on port {port} did not answer {cmd:?} within {timeout:?}"))?
+        .with_context(|| {
+            format!("zookeeper on port {port} did not answer {cmd:?} within {timeout:?}")
+        })?
         .with_context(|| format!("failed to send {cmd:?} to zookeeper on port {port}"))?;
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }

@@ -9,7 +9,8 @@
 //!   ([`TcpProxy::blackhole`]) a client's link to a server, to expire sessions.
 //! - [`wait_until`] and [`within`]: poll a predicate, or bound a future that could hang,
 //!   with a message saying what was awaited.
-//! - [`run_python`] and [`spawn_python`]: scripts under the kazoo venv of `scripts/setup`.
+//! - [`Python`], [`run_python`] and [`spawn_python`]: scripts (inline or in `python/`)
+//!   under the kazoo venv of `scripts/setup`.
 //! - [`init_test_tracing`]: a `RUST_LOG` subscriber that writes through the test harness.
 
 mod ensemble;
@@ -22,7 +23,9 @@ mod zookeeper;
 pub use ensemble::{Ensemble, EnsembleBuilder};
 pub use four_letter::ZkMode;
 pub use proxy::TcpProxy;
-pub use python::{run_python, spawn_python, venv_python, workspace_root, PythonChild};
+pub use python::{
+    python_script, run_python, spawn_python, venv_python, workspace_root, Python, PythonChild,
+};
 pub use wait::{wait_until, wait_until_sync, within, POLL_INTERVAL};
 pub use zookeeper::{digest_id, ZkServer, ZkServerBuilder};
 

@@ -1,5 +1,6 @@
 //! Python scripts run with the kazoo venv made by `scripts/setup`.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -7,21 +8,21 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
 /// How much of a child's stderr is kept for error messages.
 const STDERR_KEEP: usize = 64 * 1024;
 
-/// The venv's interpreter: `$DROVER_VENV/bin/python`, else `<workspace>/.venv/bin/python`.
+/// The venv's interpreter: `$KAZOO_VENV/bin/python`, else `<workspace>/.venv/bin/python`.
 ///
 /// # Errors
 /// Fails, saying to run `scripts/setup`, when that interpreter does not exist.
 pub fn venv_python() -> anyhow::Result<PathBuf> {
-    let python = python_in(std::env::var_os("DROVER_VENV").map(PathBuf::from));
+    let python = python_in(std::env::var_os("KAZOO_VENV").map(PathBuf::from));
     if !python.is_file() {
         bail!(
-            "kazoo venv python not found at {}: run scripts/setup (or set DROVER_VENV)",
+            "kazoo venv python not found at {}: run scripts/setup (or set KAZOO_VENV)",
             python.display()
         );
     }
@@ -39,16 +40,125 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-fn command(script: &str, args: &[&str]) -> anyhow::Result<Command> {
-    let mut command = Command::new(venv_python()?);
-    command
-        .arg("-c")
-        .arg(script)
-        .args(args)
+/// A file of this crate's `python/` directory, e.g. `python_script("kazoo_queue.py")`.
+pub fn python_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(name)
+}
+
+/// A Python invocation under the venv, built up before [`run`](Python::run) or
+/// [`spawn`](Python::spawn).
+#[derive(Debug)]
+pub struct Python {
+    command: Command,
+}
+
+impl Python {
+    /// Runs Python source given inline (`python -c`); arguments become `sys.argv[1:]`.
+    ///
+    /// # Errors
+    /// Fails, saying to run `scripts/setup`, when the venv is missing.
+    pub fn source(script: &str) -> anyhow::Result<Python> {
+        Python::new(|command| {
+            command.arg("-c").arg(script);
+        })
+    }
+
+    /// Runs a script file, such as one found with [`python_script`].
+    ///
+    /// # Errors
+    /// Fails when the venv or the file is missing.
+    pub fn file(path: impl AsRef<Path>) -> anyhow::Result<Python> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            bail!("python script {} not found", path.display());
+        }
+        Python::new(|command| {
+            command.arg(path);
+        })
+    }
+
+    fn new(script: impl FnOnce(&mut Command)) -> anyhow::Result<Python> {
+        let mut command = Command::new(venv_python()?);
+        script(&mut command);
         // Lines must reach the test as they are printed, not when a buffer fills.
-        .env("PYTHONUNBUFFERED", "1")
-        .kill_on_drop(true);
-    Ok(command)
+        command.env("PYTHONUNBUFFERED", "1").kill_on_drop(true);
+        Ok(Python { command })
+    }
+
+    /// Appends an argument.
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.command.arg(arg);
+        self
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    /// Sets an environment variable of the child only.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Runs to completion and returns stdout.
+    ///
+    /// # Errors
+    /// Fails when the script exits non-zero; the error carries its stderr.
+    ///
+    /// # Cancellation safety
+    /// Dropping the future kills the interpreter.
+    pub async fn run(mut self) -> anyhow::Result<String> {
+        let output = self
+            .command
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("failed to run python")?;
+        if !output.status.success() {
+            bail!(
+                "python script exited with {}; stderr:\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        String::from_utf8(output.stdout).context("python printed invalid utf-8")
+    }
+
+    /// Starts a long-running child with stdin and stdout piped for line-oriented talk;
+    /// stderr is collected in the background.
+    ///
+    /// # Errors
+    /// Fails when the interpreter cannot start.
+    pub fn spawn(mut self) -> anyhow::Result<PythonChild> {
+        let mut child = self
+            .command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("failed to start python")?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("python stdout not piped")?;
+        let stderr_pipe = child.stderr.take().context("python stderr not piped")?;
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr_task = tokio::spawn(drain(stderr_pipe, Arc::clone(&stderr)));
+        Ok(PythonChild {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout).lines(),
+            stderr,
+            stderr_task,
+        })
+    }
 }
 
 /// Runs the Python source `script` with `args` (its `sys.argv[1:]`) and returns its stdout.
@@ -59,59 +169,32 @@ fn command(script: &str, args: &[&str]) -> anyhow::Result<Command> {
 /// # Cancellation safety
 /// Dropping the future kills the interpreter.
 pub async fn run_python(script: &str, args: &[&str]) -> anyhow::Result<String> {
-    let output = command(script, args)?
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .context("failed to run python")?;
-    if !output.status.success() {
-        bail!(
-            "python script exited with {}; stderr:\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    String::from_utf8(output.stdout).context("python printed invalid utf-8")
+    Python::source(script)?.args(args).run().await
 }
 
 /// Starts the Python source `script` with `args` as a long-running child.
 ///
-/// stdin and stdout are piped for line-oriented talk; stderr is collected in the background.
-///
 /// # Errors
 /// Fails when the venv is missing or the interpreter cannot start.
 pub fn spawn_python(script: &str, args: &[&str]) -> anyhow::Result<PythonChild> {
-    let mut child = command(script, args)?
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("failed to start python")?;
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take().context("python stdout not piped")?;
-    let mut stderr_pipe = child.stderr.take().context("python stderr not piped")?;
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let sink = Arc::clone(&stderr);
-    // Drained continuously so a chatty child never blocks on a full pipe.
-    let stderr_task = tokio::spawn(async move {
-        let mut buf = vec![0; 4096];
-        while let Ok(n @ 1..) = stderr_pipe.read(&mut buf).await {
-            let mut kept = sink.lock().unwrap_or_else(|p| p.into_inner());
-            kept.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if kept.len() > STDERR_KEEP {
-                let cut = kept.len() - STDERR_KEEP;
-                let cut = (cut..kept.len()).find(|&i| kept.is_char_boundary(i)).unwrap_or(0);
-                kept.drain(..cut);
-            }
+    Python::source(script)?.args(args).spawn()
+}
+
+/// Keeps the tail of a child's stderr, read continuously so a chatty child never blocks
+/// on a full pipe.
+async fn drain(mut pipe: ChildStderr, sink: Arc<Mutex<String>>) {
+    let mut buf = vec![0; 4096];
+    while let Ok(n @ 1..) = pipe.read(&mut buf).await {
+        let mut kept = sink.lock().unwrap_or_else(|p| p.into_inner());
+        kept.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if kept.len() > STDERR_KEEP {
+            let cut = kept.len() - STDERR_KEEP;
+            let cut = (cut..kept.len())
+                .find(|&i| kept.is_char_boundary(i))
+                .unwrap_or(0);
+            kept.drain(..cut);
         }
-    });
-    Ok(PythonChild {
-        child,
-        stdin,
-        stdout: BufReader::new(stdout).lines(),
-        stderr,
-        stderr_task,
-    })
+    }
 }
 
 /// A running Python child; killed when dropped.
@@ -138,7 +221,10 @@ impl PythonChild {
     /// # Cancellation safety
     /// Cancel safe: no line is lost when the future is dropped.
     pub async fn next_line(&mut self) -> anyhow::Result<Option<String>> {
-        self.stdout.next_line().await.context("failed to read python stdout")
+        self.stdout
+            .next_line()
+            .await
+            .context("failed to read python stdout")
     }
 
     /// The next line of stdout, which must come within `timeout`.
@@ -167,7 +253,10 @@ impl PythonChild {
     pub async fn write_line(&mut self, line: &str) -> anyhow::Result<()> {
         let stdin = self.stdin.as_mut().context("python stdin is closed")?;
         stdin.write_all(format!("{line}\n").as_bytes()).await?;
-        stdin.flush().await.context("failed to write to python stdin")
+        stdin
+            .flush()
+            .await
+            .context("failed to write to python stdin")
     }
 
     /// Closes stdin, which a script reading it sees as end of input.
@@ -177,7 +266,10 @@ impl PythonChild {
 
     /// What the child printed on stderr so far (the last 64 KiB).
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Waits for the child to exit.

@@ -31,7 +31,8 @@ where
         if Instant::now() >= deadline {
             bail!("timed out after {timeout:?} waiting for {what}");
         }
-        tokio::time::sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        tokio::time::sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())))
+            .await;
     }
 }
 
@@ -56,7 +57,11 @@ where
 ///
 /// # Cancellation safety
 /// On timeout `fut` is dropped, like any cancelled future.
-pub async fn within<T>(what: &str, timeout: Duration, fut: impl Future<Output = T>) -> anyhow::Result<T> {
+pub async fn within<T>(
+    what: &str,
+    timeout: Duration,
+    fut: impl Future<Output = T>,
+) -> anyhow::Result<T> {
     match tokio::time::timeout(timeout, fut).await {
         Ok(value) => Ok(value),
         Err(_) => bail!(
@@ -101,10 +106,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn within_names_the_deadlock() {
-        assert_eq!(within("ready", Duration::from_secs(1), async { 7 }).await.unwrap(), 7);
-        let err = within("the lock", Duration::from_secs(1), std::future::pending::<()>())
-            .await
-            .unwrap_err();
-        assert!(err.to_string().starts_with("the lock did not complete within 1s"));
+        assert_eq!(
+            within("ready", Duration::from_secs(1), async { 7 })
+                .await
+                .unwrap(),
+            7
+        );
+        let err = within(
+            "the lock",
+            Duration::from_secs(1),
+            std::future::pending::<()>(),
+        )
+        .await
+        .unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("the lock did not complete within 1s"));
     }
 }

@@ -17,6 +17,10 @@ use tokio::process::{Child, Command};
 
 use crate::four_letter::{four_letter, ZkMode};
 
+mod builder;
+
+pub use builder::ZkServerBuilder;
+
 /// Debian's ZooKeeper jar; its manifest pulls in the other jars it needs.
 const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
 /// An slf4j binding and log4j, so the server log has content to show when a start fails.
@@ -34,131 +38,10 @@ log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} %-5p [%t:%C{1}@%L] -
 const LOG_TAIL_LINES: usize = 40;
 /// How long `stop` waits after SIGTERM before it sends SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
-const START_ATTEMPTS: usize = 5;
 const POLL: Duration = Duration::from_millis(20);
 /// Per-probe limit: a JVM still starting may accept a connection and answer nothing.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 const FOUR_LETTER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Options for a [`ZkServer`], also used for every node of an [`Ensemble`](crate::Ensemble).
-#[derive(Clone, Debug)]
-pub struct ZkServerBuilder {
-    tick_time: Duration,
-    min_session_timeout: Option<Duration>,
-    max_session_timeout: Duration,
-    force_sync: Option<bool>,
-    heap: String,
-    super_password: Option<String>,
-    start_timeout: Duration,
-    jvm_args: Vec<String>,
-    config: Vec<(String, String)>,
-}
-
-impl Default for ZkServerBuilder {
-    fn default() -> Self {
-        ZkServerBuilder {
-            tick_time: Duration::from_millis(200),
-            min_session_timeout: None,
-            max_session_timeout: Duration::from_secs(60),
-            force_sync: None,
-            heap: "512m".to_owned(),
-            super_password: None,
-            start_timeout: Duration::from_secs(30),
-            jvm_args: Vec::new(),
-            config: Vec::new(),
-        }
-    }
-}
-
-impl ZkServerBuilder {
-    /// Sets `tickTime` (default 200 ms, so the minimum session timeout is 400 ms).
-    pub fn tick_time(mut self, tick: Duration) -> Self {
-        self.tick_time = tick;
-        self
-    }
-
-    /// Sets `minSessionTimeout` (default ZooKeeper's 2 × tick time).
-    pub fn min_session_timeout(mut self, timeout: Duration) -> Self {
-        self.min_session_timeout = Some(timeout);
-        self
-    }
-
-    /// Sets `maxSessionTimeout` (default 60 s, so no test's session timeout is silently capped).
-    pub fn max_session_timeout(mut self, timeout: Duration) -> Self {
-        self.max_session_timeout = timeout;
-        self
-    }
-
-    /// Sets `forceSync`; `false` skips fsync of the transaction log (benchmarks only).
-    ///
-    /// Unset, the server keeps ZooKeeper's default (`yes`).
-    pub fn force_sync(mut self, force_sync: bool) -> Self {
-        self.force_sync = Some(force_sync);
-        self
-    }
-
-    /// Sets the JVM's maximum heap, in `-Xmx` syntax (default `512m`).
-    pub fn heap(mut self, heap: impl Into<String>) -> Self {
-        self.heap = heap.into();
-        self
-    }
-
-    /// Makes `super` an admin identity that bypasses ACLs, authenticated with `password`.
-    ///
-    /// Clients authenticate with [`ZkServer::super_auth`] under the `digest` scheme.
-    pub fn super_password(mut self, password: impl Into<String>) -> Self {
-        self.super_password = Some(password.into());
-        self
-    }
-
-    /// Sets how long a start may take before it fails (default 30 s).
-    pub fn start_timeout(mut self, timeout: Duration) -> Self {
-        self.start_timeout = timeout;
-        self
-    }
-
-    /// Adds an argument to the `java` command line, before the main class.
-    pub fn jvm_arg(mut self, arg: impl Into<String>) -> Self {
-        self.jvm_args.push(arg.into());
-        self
-    }
-
-    /// Adds a `key=value` line to `zoo.cfg`, after the harness's own settings.
-    pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.config.push((key.into(), value.into()));
-        self
-    }
-
-    pub(crate) fn start_timeout_value(&self) -> Duration {
-        self.start_timeout
-    }
-
-    /// Starts a standalone server and waits until it answers `ruok`.
-    ///
-    /// # Errors
-    /// Fails when `java` or ZooKeeper's jar is missing, when the server exits during
-    /// start-up (the error carries the end of its log) or is not ready within the start
-    /// timeout. A port taken between picking and binding is retried with a new port.
-    pub async fn start(self) -> anyhow::Result<ZkServer> {
-        for attempt in 1..=START_ATTEMPTS {
-            let port = free_ports(1)?[0];
-            let mut server = ZkServer::create(self.clone(), port, None)?;
-            server.spawn()?;
-            match server.wait_ready(self.start_timeout).await {
-                Ok(elapsed) => {
-                    tracing::info!(port, pid = server.pid, ?elapsed, "zookeeper ready");
-                    return Ok(server);
-                }
-                Err(err) if attempt < START_ATTEMPTS && server.address_in_use() => {
-                    tracing::warn!(port, attempt, "zookeeper port taken, retrying on another");
-                    drop(err);
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        unreachable!("the last attempt returns")
-    }
-}
 
 /// This node's place in an ensemble: its `myid` and every `server.N` line.
 #[derive(Clone, Debug)]
@@ -266,10 +149,12 @@ impl ZkServer {
         ZkMode::from_srvr(&four_letter(self.port, "srvr", PROBE_TIMEOUT).await?)
     }
 
-    /// Waits until the server answers `ruok` with `imok`; returns how long that took.
+    /// Waits until the server answers `ruok` with `imok` and, when standalone, serves
+    /// requests; returns how long that took.
     ///
-    /// An ensemble node answers `imok` before it has joined a quorum; see
-    /// [`Ensemble::wait_quorum`](crate::Ensemble::wait_quorum).
+    /// `imok` only says the JVM listens: a standalone server still loading its database
+    /// drops sessions, so the `srvr` mode is checked too. An ensemble node answers `imok`
+    /// before it has joined a quorum; see [`Ensemble::wait_quorum`](crate::Ensemble::wait_quorum).
     ///
     /// # Errors
     /// Fails at once with the end of the log when the process has exited, or after `timeout`.
@@ -286,13 +171,12 @@ impl ZkServer {
             if self.pid.is_none() {
                 bail!("zookeeper on port {} is not running", self.port);
             }
-            let probe = four_letter(self.port, "ruok", PROBE_TIMEOUT).await;
-            if probe.is_ok_and(|answer| answer == "imok") {
+            if self.probe_ready().await {
                 return Ok(started.elapsed());
             }
             if started.elapsed() >= timeout {
                 bail!(
-                    "timed out after {timeout:?} waiting for zookeeper on port {} to answer ruok; last log lines:\n{}",
+                    "timed out after {timeout:?} waiting for zookeeper on port {} to serve; last log lines:\n{}",
                     self.port,
                     self.log_tail(LOG_TAIL_LINES)
                 );
@@ -301,12 +185,25 @@ impl ZkServer {
         }
     }
 
+    async fn probe_ready(&self) -> bool {
+        let ruok = four_letter(self.port, "ruok", PROBE_TIMEOUT).await;
+        if !ruok.is_ok_and(|answer| answer == "imok") {
+            return false;
+        }
+        self.quorum.is_some() || matches!(self.probe_mode().await, Ok(ZkMode::Standalone))
+    }
+
     /// Stops the server with SIGTERM and waits for it to exit (SIGKILL after 10 s).
     ///
     /// # Errors
     /// Fails when the process cannot be signalled or waited for.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(mut child) = self.child.get_mut().unwrap_or_else(|p| p.into_inner()).take() else {
+        let Some(mut child) = self
+            .child
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
             return Ok(());
         };
         self.pid = None;
@@ -335,7 +232,12 @@ impl ZkServer {
     /// # Errors
     /// Fails when the process cannot be killed or waited for.
     pub async fn kill(&mut self) -> anyhow::Result<()> {
-        let Some(mut child) = self.child.get_mut().unwrap_or_else(|p| p.into_inner()).take() else {
+        let Some(mut child) = self
+            .child
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
             return Ok(());
         };
         self.pid = None;
@@ -346,7 +248,7 @@ impl ZkServer {
 
     /// Stops the server if it runs, then starts it again on the same port and data directory.
     ///
-    /// Returns once it answers `ruok`, with the time that took.
+    /// Returns once it is ready (see [`ZkServer::wait_ready`]), with the time that took.
     ///
     /// # Errors
     /// Fails like [`ZkServerBuilder::start`], except that the port cannot change.
@@ -354,7 +256,12 @@ impl ZkServer {
         self.stop().await?;
         self.spawn()?;
         let elapsed = self.wait_ready(self.options.start_timeout).await?;
-        tracing::info!(port = self.port, pid = self.pid, ?elapsed, "zookeeper restarted");
+        tracing::info!(
+            port = self.port,
+            pid = self.pid,
+            ?elapsed,
+            "zookeeper restarted"
+        );
         Ok(elapsed)
     }
 
@@ -392,8 +299,7 @@ impl ZkServer {
         if let Some(quorum) = &self.quorum {
             fs::write(data.join("myid"), format!("{}\n", quorum.myid))?;
         }
-        fs::write(root.join("zoo.cfg"), self.zoo_cfg(&data))
-            .context("failed to write zoo.cfg")?;
+        fs::write(root.join("zoo.cfg"), self.zoo_cfg(&data)).context("failed to write zoo.cfg")?;
         Ok(())
     }
 
@@ -415,7 +321,10 @@ impl ZkServer {
             lines.push(format!("minSessionTimeout={}", min.as_millis()));
         }
         if let Some(force_sync) = o.force_sync {
-            lines.push(format!("forceSync={}", if force_sync { "yes" } else { "no" }));
+            lines.push(format!(
+                "forceSync={}",
+                if force_sync { "yes" } else { "no" }
+            ));
         }
         if let Some(quorum) = &self.quorum {
             lines.extend(["initLimit=10".to_owned(), "syncLimit=5".to_owned()]);
@@ -434,7 +343,10 @@ impl ZkServer {
             .append(true)
             .open(self.log_path())
             .context("failed to open zookeeper log")?;
-        let mut classpath = vec![root.join("conf").display().to_string(), ZOOKEEPER_JAR.to_owned()];
+        let mut classpath = vec![
+            root.join("conf").display().to_string(),
+            ZOOKEEPER_JAR.to_owned(),
+        ];
         classpath.extend(
             LOGGING_JARS
                 .iter()
@@ -478,7 +390,9 @@ impl ZkServer {
     /// The exit status if the JVM has exited; `None` while it runs or when never started.
     pub(crate) fn exit_status(&self) -> Option<ExitStatus> {
         let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        child.as_mut().and_then(|child| child.try_wait().ok().flatten())
+        child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())
     }
 
     /// Whether the log shows a failed bind, which a retry on fresh ports may fix.
@@ -489,7 +403,12 @@ impl ZkServer {
 
 impl Drop for ZkServer {
     fn drop(&mut self) {
-        let Some(mut child) = self.child.get_mut().unwrap_or_else(|p| p.into_inner()).take() else {
+        let Some(mut child) = self
+            .child
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
             return;
         };
         // Reap before the directory goes, so no JVM writes into a removed tree and the

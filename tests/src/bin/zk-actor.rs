@@ -25,31 +25,44 @@ fn say(line: &str) {
 async fn main() -> anyhow::Result<()> {
     drover_tests::init_test_tracing();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |i: usize| args.get(i).cloned().context("missing argument; see the usage in zk-actor.rs");
+    let arg = |i: usize| {
+        args.get(i)
+            .cloned()
+            .context("missing argument; see the usage in zk-actor.rs")
+    };
     let command = arg(0)?;
-    let session_ms: u64 =
-        arg(if command == "take" { 3 } else { 4 })?.parse().context("SESSION_MS must be a number of milliseconds")?;
+    let session_ms: u64 = arg(if command == "take" { 3 } else { 4 })?
+        .parse()
+        .context("SESSION_MS must be a number of milliseconds")?;
     let settings = ZkSettings::new(arg(1)?).with_session_timeout(Duration::from_millis(session_ms));
     let session = Session::connect(&settings).await?;
     match command.as_str() {
         "take" => {
             let queue = Queue::open(&session, &arg(2)?).await?;
-            let taken = queue.take(Some(Duration::from_secs(30))).await?.context("queue stayed empty for 30 s")?;
-            say(&format!("taken {} {} {}", taken.name(), taken.token(), String::from_utf8_lossy(taken.data())));
+            let taken = queue
+                .take(Some(Duration::from_secs(30)))
+                .await?
+                .context("queue stayed empty for 30 s")?;
+            say(&format!(
+                "taken {} {} {}",
+                taken.name(),
+                taken.token(),
+                String::from_utf8_lossy(taken.data())
+            ));
             let reason = taken.lost().tripped().await;
             say(&format!("lost {reason:?}"));
             match taken.consume().await {
                 Ok(()) => say("consumed"),
                 Err(e) => say(&format!("consume-error {e}")),
             }
-        },
+        }
         "lead" => {
             let election = Election::new(&session, &arg(2)?, arg(3)?)?;
             let leadership = election.campaign().await?;
             say(&format!("leader {}", arg(3)?));
             let reason = leadership.lost().tripped().await;
             say(&format!("lost {reason:?}"));
-        },
+        }
         other => bail!("unknown command {other:?}; use take or lead"),
     }
     Ok(())
