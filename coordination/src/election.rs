@@ -53,7 +53,11 @@ impl Election {
                 "election name {name:?} must be a non-empty single path segment, like an action name"
             )));
         }
-        Ok(Election { session: session.clone(), path: format!("/election/{name}"), identifier: identifier.into() })
+        Ok(Election {
+            session: session.clone(),
+            path: format!("/election/{name}"),
+            identifier: identifier.into(),
+        })
     }
 
     /// The election's node path.
@@ -73,7 +77,10 @@ impl Election {
         self.session.ensure_path(&self.path).await?;
         let prefix = format!("{}{LOCK_MARK}", uuid::Uuid::new_v4().simple());
         let node = self.create_contender(&prefix).await?;
-        let withdraw = Withdraw { session: self.session.clone(), path: Some(format!("{}/{node}", self.path)) };
+        let withdraw = Withdraw {
+            session: self.session.clone(),
+            path: Some(format!("{}/{node}", self.path)),
+        };
         loop {
             let contenders = self.sorted_contenders().await?;
             let Some(position) = contenders.iter().position(|c| *c == node) else {
@@ -85,8 +92,10 @@ impl Election {
             }
             let predecessor = format!("{}/{}", self.path, contenders[position - 1]);
             let client = self.session.client();
-            let (stat, watcher) =
-                client.check_and_watch_stat(&predecessor).await.map_err(|e| Error::zk("exists", &predecessor, e))?;
+            let (stat, watcher) = client
+                .check_and_watch_stat(&predecessor)
+                .await
+                .map_err(|e| Error::zk("exists", &predecessor, e))?;
             if stat.is_none() {
                 continue;
             }
@@ -101,8 +110,18 @@ impl Election {
         info!(election = %self.path, node = %path, identifier = %self.identifier, "elected leader");
         let lost = LostSignal::new();
         let stop = CancellationToken::new();
-        tokio::spawn(guard(self.session.clone(), path.clone(), lost.clone(), stop.clone()));
-        Ok(Leadership { session: self.session.clone(), node: path, lost, _stop_guard: stop.drop_guard() })
+        tokio::spawn(guard(
+            self.session.clone(),
+            path.clone(),
+            lost.clone(),
+            stop.clone(),
+        ));
+        Ok(Leadership {
+            session: self.session.clone(),
+            node: path,
+            lost,
+            _stop_guard: stop.drop_guard(),
+        })
     }
 
     async fn create_contender(&self, prefix: &str) -> Result<String> {
@@ -110,17 +129,23 @@ impl Election {
         let options = self.session.create_options(CreateMode::EphemeralSequential);
         let path = format!("{}/{prefix}", self.path);
         loop {
-            match client.create(&path, self.identifier.as_bytes(), &options).await {
+            match client
+                .create(&path, self.identifier.as_bytes(), &options)
+                .await
+            {
                 Ok((_, seq)) => return Ok(format!("{prefix}{seq}")),
                 Err(ZkError::ConnectionLoss) => {
                     // The create may have happened: look for our unique prefix (kazoo and
                     // Curator do the same).
                     self.session.wait_connected().await?;
-                    let children = client.list_children(&self.path).await.map_err(|e| Error::zk("list", &self.path, e))?;
+                    let children = client
+                        .list_children(&self.path)
+                        .await
+                        .map_err(|e| Error::zk("list", &self.path, e))?;
                     if let Some(found) = children.into_iter().find(|c| c.starts_with(prefix)) {
                         return Ok(found);
                     }
-                },
+                }
                 Err(e) => return Err(Error::zk("create", &path, e)),
             }
         }
@@ -129,7 +154,10 @@ impl Election {
     /// Contender node names, leader first.
     async fn sorted_contenders(&self) -> Result<Vec<String>> {
         let client = self.session.client();
-        let children = client.list_children(&self.path).await.map_err(|e| Error::zk("list", &self.path, e))?;
+        let children = client
+            .list_children(&self.path)
+            .await
+            .map_err(|e| Error::zk("list", &self.path, e))?;
         Ok(sort_contenders(children))
     }
 
@@ -157,7 +185,7 @@ impl Election {
             let path = format!("{}/{node}", self.path);
             match client.get_data(&path).await {
                 Ok((data, _)) => ids.push(String::from_utf8_lossy(&data).into_owned()),
-                Err(ZkError::NoNode) => {},
+                Err(ZkError::NoNode) => {}
                 Err(e) => return Err(Error::zk("get", &path, e)),
             }
         }
@@ -171,7 +199,10 @@ fn sort_contenders(children: Vec<String>) -> Vec<String> {
     let mut contenders: Vec<(String, String)> = children
         .into_iter()
         .filter_map(|c| {
-            let seq = [LOCK_MARK, "__rlock__"].iter().find_map(|m| c.rsplit_once(m)).map(|(_, s)| s.to_owned())?;
+            let seq = [LOCK_MARK, "__rlock__"]
+                .iter()
+                .find_map(|m| c.rsplit_once(m))
+                .map(|(_, s)| s.to_owned())?;
             let digits = seq.strip_prefix('-').unwrap_or(&seq);
             (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit())).then_some((seq, c))
         })
@@ -184,7 +215,7 @@ fn sort_contenders(children: Vec<String>) -> Vec<String> {
 async fn wait_lost(health: &mut tokio::sync::watch::Receiver<Health>) -> LostReason {
     loop {
         match *health.borrow_and_update() {
-            Health::Connected => {},
+            Health::Connected => {}
             Health::Suspended { .. } => return LostReason::Suspended,
             Health::Lost(reason) => return reason,
         }
@@ -230,7 +261,9 @@ async fn guard(session: Session, node: String, lost: LostSignal, stop: Cancellat
 async fn withdraw(session: &Session, node: &str) {
     match session.client().delete(node, None).await {
         Ok(()) | Err(ZkError::NoNode) => debug!(%node, "withdrew from election"),
-        Err(e) => warn!(%node, error = %e, "cannot withdraw from election; the node goes with the session"),
+        Err(e) => {
+            warn!(%node, error = %e, "cannot withdraw from election; the node goes with the session")
+        }
     }
 }
 
@@ -308,6 +341,13 @@ mod tests {
             "aaaa__rlock__0000000001".into(),
             "junk".into(),
         ]);
-        assert_eq!(sorted, ["aaaa__rlock__0000000001", "ffff__lock__0000000002", "0000__lock__0000000003"]);
+        assert_eq!(
+            sorted,
+            [
+                "aaaa__rlock__0000000001",
+                "ffff__lock__0000000002",
+                "0000__lock__0000000003"
+            ]
+        );
     }
 }

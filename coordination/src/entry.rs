@@ -47,8 +47,19 @@ mod tests {
 
     #[test]
     fn names_sort_by_priority_then_sequence() {
-        let mut names = vec!["entry-100-0000000002", "entry-050-0000000009", "entry-100-0000000001"];
+        let mut names = vec![
+            "entry-100-0000000002",
+            "entry-050-0000000009",
+            "entry-100-0000000001",
+        ];
         names.sort();
-        assert_eq!(names, ["entry-050-0000000009", "entry-100-0000000001", "entry-100-0000000002"]);
+        assert_eq!(
+            names,
+            [
+                "entry-050-0000000009",
+                "entry-100-0000000001",
+                "entry-100-0000000002"
+            ]
+        );
     }
 }

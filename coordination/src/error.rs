@@ -108,7 +108,9 @@ impl Error {
         match source {
             ZkError::NoAuth => Error::NotAuthorized { op, path },
             ZkError::SessionExpired => Error::SessionLost(LostReason::SessionExpired),
-            ZkError::ClientClosed | ZkError::AuthFailed => Error::SessionLost(LostReason::SessionClosed),
+            ZkError::ClientClosed | ZkError::AuthFailed => {
+                Error::SessionLost(LostReason::SessionClosed)
+            }
             source => Error::Zk { op, path, source },
         }
     }
@@ -125,7 +127,9 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self.zk_error(),
-            Some(ZkError::ConnectionLoss | ZkError::Timeout | ZkError::Throttled | ZkError::NoHosts)
+            Some(
+                ZkError::ConnectionLoss | ZkError::Timeout | ZkError::Throttled | ZkError::NoHosts
+            )
         ) || matches!(self, Error::Timeout(_))
     }
 }

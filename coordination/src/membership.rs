@@ -49,7 +49,9 @@ pub struct Registration {
 impl Membership {
     /// Membership on `session`.
     pub fn new(session: &Session) -> Membership {
-        Membership { session: session.clone() }
+        Membership {
+            session: session.clone(),
+        }
     }
 
     /// Publishes `info` at `/executors/<id>`.
@@ -70,21 +72,31 @@ impl Membership {
         let options = self.session.create_options(CreateMode::Ephemeral);
         let client = self.session.client();
         match client.create(&path, &data, &options).await {
-            Ok(_) => {},
+            Ok(_) => {}
             Err(ZkError::NodeExists) => {
-                let stat = client.check_stat(&path).await.map_err(|e| Error::zk("stat", &path, e))?;
+                let stat = client
+                    .check_stat(&path)
+                    .await
+                    .map_err(|e| Error::zk("stat", &path, e))?;
                 if stat.is_some_and(|s| s.ephemeral_owner != client.session_id().0) {
                     return Err(Error::InvalidArgument(format!(
                         "executor id {:?} is registered by another live process; give each executor a unique id",
                         info.id
                     )));
                 }
-                client.set_data(&path, &data, None).await.map_err(|e| Error::zk("set", &path, e))?;
-            },
+                client
+                    .set_data(&path, &data, None)
+                    .await
+                    .map_err(|e| Error::zk("set", &path, e))?;
+            }
             Err(e) => return Err(Error::zk("create", &path, e)),
         }
         info!(executor = %info.id, slots = info.slots, "registered executor");
-        Ok(Registration { session: self.session.clone(), path, info })
+        Ok(Registration {
+            session: self.session.clone(),
+            path,
+            info,
+        })
     }
 
     /// Every registered executor, sorted by id. Nodes with unreadable data are skipped.
@@ -102,8 +114,10 @@ impl Membership {
     pub async fn watch(&self) -> Result<watch::Receiver<Vec<ExecutorInfo>>> {
         self.session.ensure_path(ROOT).await?;
         let client = self.session.client();
-        let mut watcher =
-            client.watch(ROOT, AddWatchMode::PersistentRecursive).await.map_err(|e| Error::zk("watch", ROOT, e))?;
+        let mut watcher = client
+            .watch(ROOT, AddWatchMode::PersistentRecursive)
+            .await
+            .map_err(|e| Error::zk("watch", ROOT, e))?;
         let (tx, rx) = watch::channel(list(&self.session).await?);
         let session = self.session.clone();
         let shutdown = session.shutdown();
@@ -130,7 +144,7 @@ impl Membership {
                                 *old = now;
                                 changed
                             });
-                        },
+                        }
                         Err(e) => warn!(error = %e, "cannot list executors"),
                     }
                 }
@@ -153,9 +167,11 @@ async fn list(session: &Session) -> Result<Vec<ExecutorInfo>> {
         match client.get_data(&path).await {
             Ok((data, _)) => match serde_json::from_slice::<ExecutorInfo>(&data) {
                 Ok(info) => executors.push(info),
-                Err(e) => debug!(%path, error = %e, "skipping an executor node with unreadable data"),
+                Err(e) => {
+                    debug!(%path, error = %e, "skipping an executor node with unreadable data")
+                }
             },
-            Err(ZkError::NoNode) => {},
+            Err(ZkError::NoNode) => {}
             Err(e) => return Err(Error::zk("get", &path, e)),
         }
     }
@@ -175,9 +191,13 @@ impl Registration {
     /// ZooKeeper errors (the node is gone if the session expired).
     pub async fn set_busy(&mut self, busy: u32) -> Result<()> {
         self.info.busy = busy;
-        let data = serde_json::to_vec(&self.info).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let data =
+            serde_json::to_vec(&self.info).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let client = self.session.client();
-        client.set_data(&self.path, &data, None).await.map_err(|e| Error::zk("set", &self.path, e))?;
+        client
+            .set_data(&self.path, &data, None)
+            .await
+            .map_err(|e| Error::zk("set", &self.path, e))?;
         Ok(())
     }
 
@@ -187,12 +207,13 @@ impl Registration {
     /// ZooKeeper errors other than the node being gone already.
     pub async fn deregister(self) -> Result<()> {
         let client = self.session.client();
-        let deleted = tokio::time::timeout(Duration::from_secs(10), client.delete(&self.path, None)).await;
+        let deleted =
+            tokio::time::timeout(Duration::from_secs(10), client.delete(&self.path, None)).await;
         match deleted {
             Ok(Ok(())) | Ok(Err(ZkError::NoNode)) => {
                 info!(executor = %self.info.id, "deregistered executor");
                 Ok(())
-            },
+            }
             Ok(Err(e)) => Err(Error::zk("delete", &self.path, e)),
             Err(_) => Err(Error::Timeout(Duration::from_secs(10))),
         }

@@ -84,7 +84,9 @@ impl Queue {
     pub async fn open(session: &Session, root: &str) -> Result<Queue> {
         let root = root.trim_end_matches('/').to_owned();
         if !root.starts_with('/') || root.len() < 2 {
-            return Err(Error::InvalidArgument(format!("queue path {root:?} must be absolute, like /job")));
+            return Err(Error::InvalidArgument(format!(
+                "queue path {root:?} must be absolute, like /job"
+            )));
         }
         let shared = Arc::new(Shared {
             session: session.clone(),
@@ -99,7 +101,12 @@ impl Queue {
         session.ensure_path(&shared.taken).await?;
         let stop = CancellationToken::new();
         watcher::start(shared.clone(), stop.clone()).await?;
-        Ok(Queue { inner: Arc::new(Inner { shared, _stop_watch: stop.drop_guard() }) })
+        Ok(Queue {
+            inner: Arc::new(Inner {
+                shared,
+                _stop_watch: stop.drop_guard(),
+            }),
+        })
     }
 
     fn shared(&self) -> &Shared {
@@ -122,10 +129,22 @@ impl Queue {
     /// [`Error::InvalidArgument`] for an empty or oversized payload; ZooKeeper errors.
     pub async fn put(&self, data: &[u8], priority: Priority) -> Result<String> {
         check_data(data)?;
-        let path = format!("{}/{}", self.shared().entries, entry::entry_prefix(priority));
-        let options = self.shared().session.create_options(CreateMode::PersistentSequential);
-        let (_, seq) =
-            self.shared().session.client().create(&path, data, &options).await.map_err(|e| Error::zk("create", &path, e))?;
+        let path = format!(
+            "{}/{}",
+            self.shared().entries,
+            entry::entry_prefix(priority)
+        );
+        let options = self
+            .shared()
+            .session
+            .create_options(CreateMode::PersistentSequential);
+        let (_, seq) = self
+            .shared()
+            .session
+            .client()
+            .create(&path, data, &options)
+            .await
+            .map_err(|e| Error::zk("create", &path, e))?;
         Ok(format!("{}{seq}", entry::entry_prefix(priority)))
     }
 
@@ -146,27 +165,39 @@ impl Queue {
         I: IntoIterator<Item = D>,
         D: AsRef<[u8]>,
     {
-        let path = format!("{}/{}", self.shared().entries, entry::entry_prefix(priority));
-        let options = self.shared().session.create_options(CreateMode::PersistentSequential);
+        let path = format!(
+            "{}/{}",
+            self.shared().entries,
+            entry::entry_prefix(priority)
+        );
+        let options = self
+            .shared()
+            .session
+            .create_options(CreateMode::PersistentSequential);
         let client = self.shared().session.client();
         let mut multi = client.new_multi_writer();
         let mut count = 0;
         for item in items {
             check_data(item.as_ref())?;
-            multi.add_create(&path, item.as_ref(), &options).map_err(|e| Error::zk("multi", &path, e))?;
+            multi
+                .add_create(&path, item.as_ref(), &options)
+                .map_err(|e| Error::zk("multi", &path, e))?;
             count += 1;
         }
         if count == 0 {
             return Ok(Vec::new());
         }
-        let results = multi.commit().await.map_err(|e| Error::zk("multi", &path, e.into()))?;
+        let results = multi
+            .commit()
+            .await
+            .map_err(|e| Error::zk("multi", &path, e.into()))?;
         let prefix = format!("{}/", self.shared().entries);
         Ok(results
             .into_iter()
             .filter_map(|r| match r {
                 zookeeper_client::MultiWriteResult::Create { path, .. } => {
                     Some(path.strip_prefix(&prefix).unwrap_or(&path).to_owned())
-                },
+                }
                 _ => None,
             })
             .collect())
@@ -205,7 +236,7 @@ impl Queue {
                         debug!(error = %e, "queue take failed; retrying");
                         backoff = (backoff * 2).min(Duration::from_secs(1));
                         Some(backoff)
-                    },
+                    }
                     Err(e) => return Err(e),
                 },
                 None => None,
@@ -254,7 +285,10 @@ impl Queue {
                 .map_err(|e| Error::zk("stat", &path, e))
                 .map(|s| s.map_or(0, |s| s.num_children as usize))
         };
-        Ok((count(self.shared().entries.clone()).await?, count(self.shared().taken.clone()).await?))
+        Ok((
+            count(self.shared().entries.clone()).await?,
+            count(self.shared().taken.clone()).await?,
+        ))
     }
 
     /// Entries in this process's view (a hint; see [`Queue::counts`] for the server's).
@@ -270,7 +304,9 @@ impl Queue {
 
 fn check_data(data: &[u8]) -> Result<()> {
     if data.is_empty() {
-        return Err(Error::InvalidArgument("a queue entry needs a payload (the job id)".into()));
+        return Err(Error::InvalidArgument(
+            "a queue entry needs a payload (the job id)".into(),
+        ));
     }
     if data.len() > MAX_DATA {
         return Err(Error::InvalidArgument(format!(
@@ -287,22 +323,25 @@ async fn lock_entry(inner: Arc<Inner>, name: String) -> Result<Option<Taken>> {
     let client = shared.session.client();
     let taken_path = format!("{}/{name}", shared.taken);
     let options = shared.session.create_options(CreateMode::Ephemeral);
-    let stat = match client.create(&taken_path, shared.taker_id.as_bytes(), &options).await {
+    let stat = match client
+        .create(&taken_path, shared.taker_id.as_bytes(), &options)
+        .await
+    {
         Ok((stat, _)) => stat,
         Err(ZkError::NodeExists) => {
             shared.view().collided(&name);
             return Ok(None);
-        },
+        }
         Err(ZkError::NoNode) => {
             // The taken directory was removed under us; put it back and try again.
             shared.view().abandoned(&name, false);
             shared.session.ensure_path(&shared.taken).await?;
             return Ok(None);
-        },
+        }
         Err(e) => {
             shared.view().abandoned(&name, false);
             return Err(Error::zk("create", taken_path, e));
-        },
+        }
     };
     let lost = LostSignal::new();
     shared.view().acquired(&name, lost.clone());
@@ -320,17 +359,17 @@ async fn lock_entry(inner: Arc<Inner>, name: String) -> Result<Option<Taken>> {
         Ok((data, _)) => {
             taken.data = data;
             Ok(Some(taken))
-        },
+        }
         Err(ZkError::NoNode) => {
             // Consumed by someone between our listing and our lock: drop our marker.
             shared.view().abandoned(&taken.name, true);
             taken.release().await.ok();
             Ok(None)
-        },
+        }
         Err(e) => {
             drop(taken); // released in the background
             Err(Error::zk("get", entry_path, e))
-        },
+        }
     }
 }
 
@@ -350,12 +389,18 @@ impl Taken {
     /// # Errors
     /// [`Error::Malformed`] if the payload is not a UUID.
     pub fn job_id(&self) -> Result<JobId> {
-        let text = std::str::from_utf8(&self.data).map_err(|_| self.malformed("payload is not UTF-8"))?;
-        text.trim().parse().map_err(|_| self.malformed(&format!("payload {text:?} is not a job UUID")))
+        let text =
+            std::str::from_utf8(&self.data).map_err(|_| self.malformed("payload is not UTF-8"))?;
+        text.trim()
+            .parse()
+            .map_err(|_| self.malformed(&format!("payload {text:?} is not a job UUID")))
     }
 
     fn malformed(&self, reason: &str) -> Error {
-        Error::Malformed { path: format!("{}/{}", self.queue.shared.entries, self.name), reason: reason.into() }
+        Error::Malformed {
+            path: format!("{}/{}", self.queue.shared.entries, self.name),
+            reason: reason.into(),
+        }
     }
 
     /// The fencing token: the taken node's creation zxid. A later take of the same entry
@@ -370,7 +415,10 @@ impl Taken {
     }
 
     fn not_held(&self, reason: LostReason) -> Error {
-        Error::NotHeld { entry: self.name.clone(), reason }
+        Error::NotHeld {
+            entry: self.name.clone(),
+            reason,
+        }
     }
 
     /// Removes the entry from the queue for good (one transaction deleting the marker and
@@ -416,14 +464,21 @@ impl Taken {
         let result = multi.commit().await;
         let outcome = match result {
             Ok(_) => Ok(()),
-            Err(MultiWriteError::OperationFailed { index: 0, source: ZkError::NoNode }) => {
-                Err(self.not_held(LostReason::NodeDeleted))
-            },
-            Err(MultiWriteError::OperationFailed { index: 1, source: ZkError::NoNode }) => {
+            Err(MultiWriteError::OperationFailed {
+                index: 0,
+                source: ZkError::NoNode,
+            }) => Err(self.not_held(LostReason::NodeDeleted)),
+            Err(MultiWriteError::OperationFailed {
+                index: 1,
+                source: ZkError::NoNode,
+            }) => {
                 // The entry was removed by hand or by the reconciler; drop our marker.
                 warn!(entry = %self.name, "consumed entry was already gone; removing its taken marker");
-                client.delete(&taken_path, None).await.map_err(|e| Error::zk("delete", &taken_path, e))
-            },
+                client
+                    .delete(&taken_path, None)
+                    .await
+                    .map_err(|e| Error::zk("delete", &taken_path, e))
+            }
             Err(e) => {
                 let e: ZkError = e.into();
                 if e == ZkError::SessionExpired {
@@ -433,9 +488,11 @@ impl Taken {
                     self.done = false;
                     return Err(Error::zk(op, &taken_path, e));
                 }
-            },
+            }
         };
-        shared.view().finished(&self.name, consume && outcome.is_ok());
+        shared
+            .view()
+            .finished(&self.name, consume && outcome.is_ok());
         shared.changed.notify_waiters();
         outcome
     }
@@ -446,7 +503,9 @@ impl Drop for Taken {
         if self.done || self.lost.is_lost() {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let mut orphan = Taken {
             queue: self.queue.clone(),
             name: std::mem::take(&mut self.name),

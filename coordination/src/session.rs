@@ -66,15 +66,18 @@ impl Session {
                 connector = connector.with_auth("digest", auth.as_bytes());
             }
             async move {
-                connector.connect(&hosts).await.map_err(|source| Error::Connect { hosts, source })
+                connector
+                    .connect(&hosts)
+                    .await
+                    .map_err(|source| Error::Connect { hosts, source })
             }
         };
         let mut client = connect(settings.hosts.clone()).await?;
         if let Some(chroot) = settings.chroot.as_deref() {
             let options = CreateMode::Persistent.with_acls(acls(settings.acl));
             match client.mkdir(chroot, &options).await {
-                Ok(()) => {},
-                Err(ZkError::NoAuth) => {}, // someone else's node; chrooting below still works if readable
+                Ok(()) => {}
+                Err(ZkError::NoAuth) => {} // someone else's node; chrooting below still works if readable
                 Err(source) => return Err(Error::zk("mkdir", chroot, source)),
             }
             client = client.chroot(chroot.to_owned()).map_err(|_| {
@@ -143,11 +146,20 @@ impl Session {
     /// [`Error::NotAuthorized`] when the ACL of an existing parent forbids it; [`Error::Zk`]
     /// otherwise.
     pub async fn ensure_path(&self, path: &str) -> Result<()> {
-        if self.client().check_stat(path).await.map_err(|e| Error::zk("exists", path, e))?.is_some() {
+        if self
+            .client()
+            .check_stat(path)
+            .await
+            .map_err(|e| Error::zk("exists", path, e))?
+            .is_some()
+        {
             return Ok(());
         }
         let options = self.create_options(CreateMode::Persistent);
-        self.client().mkdir(path, &options).await.map_err(|e| Error::zk("mkdir", path, e))
+        self.client()
+            .mkdir(path, &options)
+            .await
+            .map_err(|e| Error::zk("mkdir", path, e))
     }
 
     /// Waits until the session is connected (or fails if it is lost).
@@ -160,7 +172,7 @@ impl Session {
             match *health.borrow_and_update() {
                 Health::Connected => return Ok(()),
                 Health::Lost(reason) => return Err(Error::SessionLost(reason)),
-                Health::Suspended { .. } => {},
+                Health::Suspended { .. } => {}
             }
             if health.changed().await.is_err() {
                 return Err(Error::SessionLost(LostReason::SessionClosed));
@@ -192,13 +204,17 @@ async fn monitor(
             SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
                 info!("zookeeper connection restored");
                 Health::Connected
-            },
+            }
             SessionState::Disconnected => {
                 warn!("zookeeper connection lost; session may still be alive");
-                Health::Suspended { since: Instant::now() }
-            },
+                Health::Suspended {
+                    since: Instant::now(),
+                }
+            }
             SessionState::Expired => Health::Lost(LostReason::SessionExpired),
-            SessionState::AuthFailed | SessionState::Closed => Health::Lost(LostReason::SessionClosed),
+            SessionState::AuthFailed | SessionState::Closed => {
+                Health::Lost(LostReason::SessionClosed)
+            }
         };
         debug!(?state, "zookeeper session state");
         if let Health::Lost(reason) = health {

@@ -62,7 +62,10 @@ fn redact(auth: &str) -> String {
 impl ZkSettings {
     /// Settings for the given connect string, everything else default.
     pub fn new(hosts: impl Into<String>) -> ZkSettings {
-        ZkSettings { hosts: hosts.into(), ..ZkSettings::default() }
+        ZkSettings {
+            hosts: hosts.into(),
+            ..ZkSettings::default()
+        }
     }
 
     /// Builder-style session timeout.
@@ -96,7 +99,10 @@ impl ZkSettings {
         for host in self.hosts.split(',') {
             let host = host.trim();
             let port = host.rsplit_once(':').map(|(_, p)| p);
-            if host.is_empty() || host.contains('/') || port.is_some_and(|p| p.parse::<u16>().is_err()) {
+            if host.is_empty()
+                || host.contains('/')
+                || port.is_some_and(|p| p.parse::<u16>().is_err())
+            {
                 return bad(format!(
                     "zookeeper.hosts entry {host:?} is not host[:port]; put a chroot in zookeeper.chroot, not in hosts"
                 ));
@@ -104,10 +110,14 @@ impl ZkSettings {
         }
         if let Some(chroot) = &self.chroot {
             if !chroot.starts_with('/') || chroot.ends_with('/') || chroot.contains("//") {
-                return bad(format!("zookeeper.chroot {chroot:?} must be an absolute path like /drover"));
+                return bad(format!(
+                    "zookeeper.chroot {chroot:?} must be an absolute path like /drover"
+                ));
             }
         }
-        if self.session_timeout < Duration::from_millis(100) || self.session_timeout > Duration::from_secs(600) {
+        if self.session_timeout < Duration::from_millis(100)
+            || self.session_timeout > Duration::from_secs(600)
+        {
             return bad(format!(
                 "zookeeper.session_timeout {:?} is out of range: use between 100ms and 10m (10s is a good default)",
                 self.session_timeout
@@ -115,7 +125,7 @@ impl ZkSettings {
         }
         if let Some(auth) = &self.auth {
             match auth.split_once(':') {
-                Some((user, pass)) if !user.is_empty() && !pass.is_empty() => {},
+                Some((user, pass)) if !user.is_empty() && !pass.is_empty() => {}
                 _ => return bad("zookeeper.auth must be user:password".into()),
             }
         }
@@ -141,10 +151,25 @@ mod tests {
             (ZkSettings::new(""), "zookeeper.hosts"),
             (ZkSettings::new("a:2181/chroot"), "zookeeper.chroot"),
             (ZkSettings::new("a:notaport"), "zookeeper.hosts"),
-            (ZkSettings::new("a:1").with_chroot("drover"), "zookeeper.chroot"),
-            (ZkSettings::new("a:1").with_session_timeout(Duration::ZERO), "zookeeper.session_timeout"),
-            (ZkSettings { acl: true, ..ZkSettings::new("a:1") }, "zookeeper.auth"),
-            (ZkSettings::new("a:1").with_auth("nopassword", false), "zookeeper.auth"),
+            (
+                ZkSettings::new("a:1").with_chroot("drover"),
+                "zookeeper.chroot",
+            ),
+            (
+                ZkSettings::new("a:1").with_session_timeout(Duration::ZERO),
+                "zookeeper.session_timeout",
+            ),
+            (
+                ZkSettings {
+                    acl: true,
+                    ..ZkSettings::new("a:1")
+                },
+                "zookeeper.auth",
+            ),
+            (
+                ZkSettings::new("a:1").with_auth("nopassword", false),
+                "zookeeper.auth",
+            ),
         ];
         for (settings, field) in cases {
             let err = settings.validate().unwrap_err().to_string();
@@ -154,7 +179,10 @@ mod tests {
 
     #[test]
     fn debug_hides_the_password() {
-        let s = format!("{:?}", ZkSettings::new("a:1").with_auth("drover:s3cret", true));
+        let s = format!(
+            "{:?}",
+            ZkSettings::new("a:1").with_auth("drover:s3cret", true)
+        );
         assert!(s.contains("drover:***") && !s.contains("s3cret"), "{s}");
     }
 }

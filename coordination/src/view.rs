@@ -39,8 +39,12 @@ impl View {
     pub(crate) fn reset(&mut self, entries: Vec<String>, taken: Vec<String>) {
         self.entries = entries.into_iter().filter(|n| entry::is_entry(n)).collect();
         self.taken = taken.into_iter().collect();
-        let gone: Vec<String> =
-            self.held.keys().filter(|name| !self.taken.contains(*name)).cloned().collect();
+        let gone: Vec<String> = self
+            .held
+            .keys()
+            .filter(|name| !self.taken.contains(*name))
+            .cloned()
+            .collect();
         for name in gone {
             self.lose(&name, LostReason::NodeDeleted);
         }
@@ -106,10 +110,9 @@ impl View {
     /// the first `1 + contention` of the band.
     pub(crate) fn pick(&mut self, random: impl FnOnce(usize) -> usize) -> Option<String> {
         let window = (1 + self.contention) as usize;
-        let mut free = self
-            .entries
-            .iter()
-            .filter(|n| !self.taken.contains(*n) && !self.inflight.contains(*n) && !self.held.contains_key(*n));
+        let mut free = self.entries.iter().filter(|n| {
+            !self.taken.contains(*n) && !self.inflight.contains(*n) && !self.held.contains_key(*n)
+        });
         let first = free.next()?;
         let band = entry::band(first);
         let mut candidates = vec![first];
@@ -143,7 +146,13 @@ impl View {
             lost.trip(reason);
             return;
         }
-        self.held.insert(name.to_owned(), Held { lost, finishing: false });
+        self.held.insert(
+            name.to_owned(),
+            Held {
+                lost,
+                finishing: false,
+            },
+        );
     }
 
     /// Consume or release is starting; returns false if the entry is no longer held.
@@ -152,7 +161,7 @@ impl View {
             Some(held) => {
                 held.finishing = true;
                 true
-            },
+            }
             None => false,
         }
     }
@@ -195,7 +204,14 @@ mod tests {
     #[test]
     fn lone_taker_takes_in_order() {
         let mut view = View::default();
-        view.reset(names(&["entry-100-0000000002", "entry-050-0000000003", "entry-100-0000000001"]), vec![]);
+        view.reset(
+            names(&[
+                "entry-100-0000000002",
+                "entry-050-0000000003",
+                "entry-100-0000000001",
+            ]),
+            vec![],
+        );
         let order: Vec<String> = (0..3)
             .map(|_| {
                 let n = view.pick(|len| len - 1).unwrap();
@@ -203,22 +219,39 @@ mod tests {
                 n
             })
             .collect();
-        assert_eq!(order, names(&["entry-050-0000000003", "entry-100-0000000001", "entry-100-0000000002"]));
+        assert_eq!(
+            order,
+            names(&[
+                "entry-050-0000000003",
+                "entry-100-0000000001",
+                "entry-100-0000000002"
+            ])
+        );
         assert_eq!(view.pick(|_| 0), None);
     }
 
     #[test]
     fn skips_taken_inflight_and_foreign_names() {
         let mut view = View::default();
-        view.reset(names(&["entry-100-0000000001", "entry-100-0000000002", "other"]), names(&["entry-100-0000000001"]));
+        view.reset(
+            names(&["entry-100-0000000001", "entry-100-0000000002", "other"]),
+            names(&["entry-100-0000000001"]),
+        );
         assert_eq!(view.pick(|_| 0).as_deref(), Some("entry-100-0000000002"));
-        assert_eq!(view.pick(|_| 0), None, "in-flight entries are not handed out twice");
+        assert_eq!(
+            view.pick(|_| 0),
+            None,
+            "in-flight entries are not handed out twice"
+        );
     }
 
     #[test]
     fn contention_widens_the_window_within_one_band() {
         let mut view = View::default();
-        let all: Vec<String> = (0..10).map(|i| format!("entry-100-{i:010}")).chain(["entry-200-0000000099".into()]).collect();
+        let all: Vec<String> = (0..10)
+            .map(|i| format!("entry-100-{i:010}"))
+            .chain(["entry-200-0000000099".into()])
+            .collect();
         view.reset(all, vec![]);
         let first = view.pick(|_| 0).unwrap();
         view.collided(&first);
@@ -230,7 +263,10 @@ mod tests {
             seen = len;
             len - 1
         });
-        assert_eq!(seen, 7, "only the seven free priority-100 entries are candidates");
+        assert_eq!(
+            seen, 7,
+            "only the seven free priority-100 entries are candidates"
+        );
         assert_eq!(n.as_deref(), Some("entry-100-0000000009"));
         view.acquired("entry-100-0000000009", LostSignal::new());
         assert!(view.contention < 7, "success shrinks the window");
@@ -239,7 +275,10 @@ mod tests {
     #[test]
     fn deletion_by_someone_else_trips_lost_but_our_own_does_not() {
         let mut view = View::default();
-        view.reset(names(&["entry-100-0000000001", "entry-100-0000000002"]), vec![]);
+        view.reset(
+            names(&["entry-100-0000000001", "entry-100-0000000002"]),
+            vec![],
+        );
         let (a, b) = (LostSignal::new(), LostSignal::new());
         view.acquired("entry-100-0000000001", a.clone());
         view.acquired("entry-100-0000000002", b.clone());
@@ -248,17 +287,26 @@ mod tests {
         view.taken_deleted("entry-100-0000000002");
         assert!(!a.is_lost());
         assert_eq!(b.reason(), Some(LostReason::NodeDeleted));
-        assert!(!view.finishing("entry-100-0000000002"), "a lost entry is no longer held");
+        assert!(
+            !view.finishing("entry-100-0000000002"),
+            "a lost entry is no longer held"
+        );
     }
 
     #[test]
     fn resync_detects_markers_deleted_while_away_and_close_trips_everything() {
         let mut view = View::default();
-        view.reset(names(&["entry-100-0000000001", "entry-100-0000000002"]), vec![]);
+        view.reset(
+            names(&["entry-100-0000000001", "entry-100-0000000002"]),
+            vec![],
+        );
         let (a, b) = (LostSignal::new(), LostSignal::new());
         view.acquired("entry-100-0000000001", a.clone());
         view.acquired("entry-100-0000000002", b.clone());
-        view.reset(names(&["entry-100-0000000001", "entry-100-0000000002"]), names(&["entry-100-0000000002"]));
+        view.reset(
+            names(&["entry-100-0000000001", "entry-100-0000000002"]),
+            names(&["entry-100-0000000002"]),
+        );
         assert_eq!(a.reason(), Some(LostReason::NodeDeleted));
         assert!(!b.is_lost());
         view.close(LostReason::SessionExpired);

@@ -21,10 +21,16 @@ const RESYNC_EVERY: Duration = Duration::from_secs(30);
 
 /// Adds the watch, builds the first view and spawns the task that keeps it.
 pub(crate) async fn start(shared: Arc<Shared>, stop: CancellationToken) -> Result<()> {
-    let root = shared.entries.rsplit_once('/').map(|(root, _)| root.to_owned()).unwrap_or_default();
+    let root = shared
+        .entries
+        .rsplit_once('/')
+        .map(|(root, _)| root.to_owned())
+        .unwrap_or_default();
     let client = shared.session.client();
-    let watcher =
-        client.watch(&root, AddWatchMode::PersistentRecursive).await.map_err(|e| Error::zk("watch", &root, e))?;
+    let watcher = client
+        .watch(&root, AddWatchMode::PersistentRecursive)
+        .await
+        .map_err(|e| Error::zk("watch", &root, e))?;
     resync(&shared).await?;
     let shutdown = shared.session.shutdown();
     tokio::spawn(async move {
@@ -41,17 +47,34 @@ pub(crate) async fn start(shared: Arc<Shared>, stop: CancellationToken) -> Resul
 async fn resync(shared: &Shared) -> Result<()> {
     let client = shared.session.client();
     let mut reader = client.new_multi_reader();
-    reader.add_get_children(&shared.entries).map_err(|e| Error::zk("list", &shared.entries, e))?;
-    reader.add_get_children(&shared.taken).map_err(|e| Error::zk("list", &shared.taken, e))?;
-    let results = reader.commit().await.map_err(|e| Error::zk("list", &shared.entries, e))?;
+    reader
+        .add_get_children(&shared.entries)
+        .map_err(|e| Error::zk("list", &shared.entries, e))?;
+    reader
+        .add_get_children(&shared.taken)
+        .map_err(|e| Error::zk("list", &shared.taken, e))?;
+    let results = reader
+        .commit()
+        .await
+        .map_err(|e| Error::zk("list", &shared.entries, e))?;
     let mut lists = results.into_iter().map(|r| match r {
         MultiReadResult::Children { children } => Ok(children),
         MultiReadResult::Error { err } => Err(err),
         _ => Ok(Vec::new()),
     });
-    let entries = lists.next().unwrap_or(Ok(Vec::new())).map_err(|e| Error::zk("list", &shared.entries, e))?;
-    let taken = lists.next().unwrap_or(Ok(Vec::new())).map_err(|e| Error::zk("list", &shared.taken, e))?;
-    debug!(entries = entries.len(), taken = taken.len(), "queue view rebuilt");
+    let entries = lists
+        .next()
+        .unwrap_or(Ok(Vec::new()))
+        .map_err(|e| Error::zk("list", &shared.entries, e))?;
+    let taken = lists
+        .next()
+        .unwrap_or(Ok(Vec::new()))
+        .map_err(|e| Error::zk("list", &shared.taken, e))?;
+    debug!(
+        entries = entries.len(),
+        taken = taken.len(),
+        "queue view rebuilt"
+    );
     shared.view().reset(entries, taken);
     shared.changed.notify_waiters();
     Ok(())
@@ -76,7 +99,11 @@ async fn keep(shared: Arc<Shared>, mut watcher: PersistentWatcher) {
                 None => std::future::pending().await,
             }
         };
-        let resync_at = if needs_resync { Instant::now() + Duration::from_millis(200) } else { next_resync };
+        let resync_at = if needs_resync {
+            Instant::now() + Duration::from_millis(200)
+        } else {
+            next_resync
+        };
         let event = tokio::select! {
             event = watcher.changed() => event,
             () = give_up => {
@@ -100,20 +127,23 @@ async fn keep(shared: Arc<Shared>, mut watcher: PersistentWatcher) {
             EventType::Session => match event.session_state {
                 SessionState::Disconnected => {
                     suspended_until = Some(Instant::now() + timeout / 2);
-                },
+                }
                 SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
                     suspended_until = None;
                     needs_resync = resync(&shared).await.is_err();
                     release_orphans(&shared, std::mem::take(&mut orphans)).await;
-                },
+                }
                 state => {
-                    let reason =
-                        if state == SessionState::Expired { LostReason::SessionExpired } else { LostReason::SessionClosed };
+                    let reason = if state == SessionState::Expired {
+                        LostReason::SessionExpired
+                    } else {
+                        LostReason::SessionClosed
+                    };
                     info!(%reason, "queue watch ends with the session");
                     shared.view().close(reason);
                     shared.changed.notify_waiters();
                     return; // the watcher panics if polled after a terminal state
-                },
+                }
             },
             EventType::NodeCreated => {
                 if let Some(name) = event.path.strip_prefix(&entries_dir) {
@@ -122,7 +152,7 @@ async fn keep(shared: Arc<Shared>, mut watcher: PersistentWatcher) {
                 } else if let Some(name) = event.path.strip_prefix(&taken_dir) {
                     shared.view().taken_created(name);
                 }
-            },
+            }
             EventType::NodeDeleted => {
                 if let Some(name) = event.path.strip_prefix(&entries_dir) {
                     shared.view().entry_deleted(name);
@@ -130,8 +160,8 @@ async fn keep(shared: Arc<Shared>, mut watcher: PersistentWatcher) {
                     shared.view().taken_deleted(name);
                     shared.changed.notify_waiters();
                 }
-            },
-            _ => {},
+            }
+            _ => {}
         }
     }
 }
@@ -151,9 +181,11 @@ async fn release_orphans(shared: &Shared, orphans: Vec<String>) {
                 } else {
                     info!(entry = %name, "released an entry given up while disconnected");
                 }
-            },
-            Ok(_) => {},
-            Err(e) => warn!(entry = %name, error = %e, "cannot check an entry given up while disconnected"),
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(entry = %name, error = %e, "cannot check an entry given up while disconnected")
+            }
         }
     }
 }

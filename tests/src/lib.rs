@@ -11,6 +11,7 @@
 //!   with a message saying what was awaited.
 //! - [`Python`], [`run_python`] and [`spawn_python`]: scripts (inline or in `python/`)
 //!   under the kazoo venv of `scripts/setup`.
+//! - [`connect`]: a drover coordination session on a test server.
 //! - [`init_test_tracing`]: a `RUST_LOG` subscriber that writes through the test harness.
 
 mod ensemble;
@@ -24,10 +25,24 @@ pub use ensemble::{Ensemble, EnsembleBuilder};
 pub use four_letter::ZkMode;
 pub use proxy::TcpProxy;
 pub use python::{
-    python_script, run_python, spawn_python, venv_python, workspace_root, Python, PythonChild,
+    python_script, run_python, spawn_python, venv_python, workspace_root, LineChild, Python,
 };
 pub use wait::{wait_until, wait_until_sync, within, POLL_INTERVAL};
 pub use zookeeper::{digest_id, ZkServer, ZkServerBuilder};
+
+/// A drover session on `hosts` with the given session timeout (the server clamps it to
+/// its tick-time bounds).
+///
+/// # Errors
+/// Fails when no session can be established.
+pub async fn connect(
+    hosts: &str,
+    session_timeout: std::time::Duration,
+) -> anyhow::Result<drover_coordination::Session> {
+    let settings =
+        drover_coordination::ZkSettings::new(hosts).with_session_timeout(session_timeout);
+    Ok(drover_coordination::Session::connect(&settings).await?)
+}
 
 /// Installs a tracing subscriber filtered by `RUST_LOG` (default `warn`) that writes
 /// through libtest's capture; later calls, from other tests, do nothing.

@@ -138,26 +138,8 @@ impl Python {
     ///
     /// # Errors
     /// Fails when the interpreter cannot start.
-    pub fn spawn(mut self) -> anyhow::Result<PythonChild> {
-        let mut child = self
-            .command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("failed to start python")?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().context("python stdout not piped")?;
-        let stderr_pipe = child.stderr.take().context("python stderr not piped")?;
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let stderr_task = tokio::spawn(drain(stderr_pipe, Arc::clone(&stderr)));
-        Ok(PythonChild {
-            child,
-            stdin,
-            stdout: BufReader::new(stdout).lines(),
-            stderr,
-            stderr_task,
-        })
+    pub fn spawn(mut self) -> anyhow::Result<LineChild> {
+        LineChild::spawn(std::mem::replace(&mut self.command, Command::new("true")))
     }
 }
 
@@ -176,7 +158,7 @@ pub async fn run_python(script: &str, args: &[&str]) -> anyhow::Result<String> {
 ///
 /// # Errors
 /// Fails when the venv is missing or the interpreter cannot start.
-pub fn spawn_python(script: &str, args: &[&str]) -> anyhow::Result<PythonChild> {
+pub fn spawn_python(script: &str, args: &[&str]) -> anyhow::Result<LineChild> {
     Python::source(script)?.args(args).spawn()
 }
 
@@ -197,9 +179,9 @@ async fn drain(mut pipe: ChildStderr, sink: Arc<Mutex<String>>) {
     }
 }
 
-/// A running Python child; killed when dropped.
+/// A child process spoken to by lines (a kazoo script, a zk-actor); killed when dropped.
 #[derive(Debug)]
-pub struct PythonChild {
+pub struct LineChild {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: Lines<BufReader<ChildStdout>>,
@@ -207,7 +189,45 @@ pub struct PythonChild {
     stderr_task: JoinHandle<()>,
 }
 
-impl PythonChild {
+impl LineChild {
+    /// Starts `command` with stdin and stdout piped for line-oriented talk; stderr is
+    /// collected in the background. The child is killed when this is dropped.
+    ///
+    /// # Errors
+    /// Fails when the program cannot start.
+    pub fn spawn(mut command: Command) -> anyhow::Result<LineChild> {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("failed to start {:?}", command.as_std().get_program()))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("child stdout not piped")?;
+        let stderr_pipe = child.stderr.take().context("child stderr not piped")?;
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr_task = tokio::spawn(drain(stderr_pipe, Arc::clone(&stderr)));
+        Ok(LineChild {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout).lines(),
+            stderr,
+            stderr_task,
+        })
+    }
+
+    /// Sends `signal` (e.g. SIGSTOP, SIGCONT, SIGKILL) to the child.
+    ///
+    /// # Errors
+    /// Fails when the child has exited or the signal cannot be sent.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        let pid = self.id().context("the child has exited")?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid)?);
+        nix::sys::signal::kill(pid, signal)
+            .with_context(|| format!("failed to send {signal} to {pid}"))
+    }
+
     /// The process id, while it runs.
     pub fn id(&self) -> Option<u32> {
         self.child.id()
@@ -224,7 +244,7 @@ impl PythonChild {
         self.stdout
             .next_line()
             .await
-            .context("failed to read python stdout")
+            .context("failed to read child stdout")
     }
 
     /// The next line of stdout, which must come within `timeout`.
@@ -235,12 +255,12 @@ impl PythonChild {
         match tokio::time::timeout(timeout, self.next_line()).await {
             Ok(Ok(Some(line))) => Ok(line),
             Ok(Ok(None)) => bail!(
-                "python stdout ended while waiting for {what}; stderr:\n{}",
+                "child stdout ended while waiting for {what}; stderr:\n{}",
                 self.stderr()
             ),
             Ok(Err(err)) => Err(err),
             Err(_) => bail!(
-                "timed out after {timeout:?} waiting for {what} from python; stderr:\n{}",
+                "timed out after {timeout:?} waiting for {what} from the child; stderr:\n{}",
                 self.stderr()
             ),
         }
@@ -251,12 +271,12 @@ impl PythonChild {
     /// # Errors
     /// Fails when stdin was closed or the child has exited.
     pub async fn write_line(&mut self, line: &str) -> anyhow::Result<()> {
-        let stdin = self.stdin.as_mut().context("python stdin is closed")?;
+        let stdin = self.stdin.as_mut().context("child stdin is closed")?;
         stdin.write_all(format!("{line}\n").as_bytes()).await?;
         stdin
             .flush()
             .await
-            .context("failed to write to python stdin")
+            .context("failed to write to child stdin")
     }
 
     /// Closes stdin, which a script reading it sees as end of input.
@@ -278,7 +298,10 @@ impl PythonChild {
     /// Fails when the child cannot be waited for.
     pub async fn wait(&mut self) -> anyhow::Result<ExitStatus> {
         self.stdin = None;
-        self.child.wait().await.context("failed to wait for python")
+        self.child
+            .wait()
+            .await
+            .context("failed to wait for the child")
     }
 
     /// Kills the child with SIGKILL and waits for it.
@@ -286,11 +309,11 @@ impl PythonChild {
     /// # Errors
     /// Fails when the child cannot be killed.
     pub async fn kill(&mut self) -> anyhow::Result<()> {
-        self.child.kill().await.context("failed to kill python")
+        self.child.kill().await.context("failed to kill the child")
     }
 }
 
-impl Drop for PythonChild {
+impl Drop for LineChild {
     fn drop(&mut self) {
         self.stderr_task.abort();
     }
