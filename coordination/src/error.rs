@@ -94,7 +94,9 @@ impl std::fmt::Display for LostReason {
         f.write_str(match self {
             LostReason::SessionExpired => "session expired",
             LostReason::SessionClosed => "session closed",
-            LostReason::Suspended => "disconnected from zookeeper for too long",
+            LostReason::Suspended => {
+                "disconnected from zookeeper long enough that the session may expire"
+            }
             LostReason::NodeDeleted => "its node was deleted by someone else",
             LostReason::Finished => "already consumed or released",
         })

@@ -23,7 +23,7 @@ pub use election::{Election, Leadership};
 pub use error::{Error, LostReason, Result, ZkError};
 pub use lost::LostSignal;
 pub use membership::{ExecutorInfo, Membership, Registration};
-pub use queue::{Queue, Taken};
+pub use queue::{Queue, QueueStats, Taken};
 pub use session::{Health, Session};
 pub use settings::ZkSettings;
 

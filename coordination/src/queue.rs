@@ -9,6 +9,7 @@
 //! the process's takers read, so an idle taker costs nothing on the server and takers do
 //! not all race for the head entry.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -52,6 +53,26 @@ pub(crate) struct Shared {
     pub(crate) view: Mutex<View>,
     /// Woken whenever an entry may have become free (or the view closed).
     pub(crate) changed: Notify,
+    stats: Counters,
+}
+
+/// Counters of what takers did, for metrics and benchmarks.
+#[derive(Debug, Default)]
+struct Counters {
+    taken: AtomicU64,
+    collisions: AtomicU64,
+    vanished: AtomicU64,
+}
+
+/// What this queue handle's takers did since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Entries taken.
+    pub taken: u64,
+    /// Lock attempts lost to another taker (another process got there first).
+    pub collisions: u64,
+    /// Lock attempts on entries consumed before we could read them.
+    pub vanished: u64,
 }
 
 impl Shared {
@@ -96,6 +117,7 @@ impl Queue {
             root,
             view: Mutex::new(View::default()),
             changed: Notify::new(),
+            stats: Counters::default(),
         });
         session.ensure_path(&shared.entries).await?;
         session.ensure_path(&shared.taken).await?;
@@ -296,6 +318,16 @@ impl Queue {
         self.shared().view().len()
     }
 
+    /// What this handle's takers did so far.
+    pub fn stats(&self) -> QueueStats {
+        let c = &self.shared().stats;
+        QueueStats {
+            taken: c.taken.load(Ordering::Relaxed),
+            collisions: c.collisions.load(Ordering::Relaxed),
+            vanished: c.vanished.load(Ordering::Relaxed),
+        }
+    }
+
     /// Entries this handle holds right now.
     pub fn held(&self) -> usize {
         self.shared().view().held()
@@ -329,6 +361,7 @@ async fn lock_entry(inner: Arc<Inner>, name: String) -> Result<Option<Taken>> {
     {
         Ok((stat, _)) => stat,
         Err(ZkError::NodeExists) => {
+            shared.stats.collisions.fetch_add(1, Ordering::Relaxed);
             shared.view().collided(&name);
             return Ok(None);
         }
@@ -358,10 +391,12 @@ async fn lock_entry(inner: Arc<Inner>, name: String) -> Result<Option<Taken>> {
     match client.get_data(&entry_path).await {
         Ok((data, _)) => {
             taken.data = data;
+            shared.stats.taken.fetch_add(1, Ordering::Relaxed);
             Ok(Some(taken))
         }
         Err(ZkError::NoNode) => {
             // Consumed by someone between our listing and our lock: drop our marker.
+            shared.stats.vanished.fetch_add(1, Ordering::Relaxed);
             shared.view().abandoned(&taken.name, true);
             taken.release().await.ok();
             Ok(None)
@@ -448,54 +483,92 @@ impl Taken {
         if !shared.view().finishing(&self.name) {
             return Err(self.not_held(self.lost.reason().unwrap_or(LostReason::NodeDeleted)));
         }
-        let taken_path = format!("{}/{}", shared.taken, self.name);
-        let entry_path = format!("{}/{}", shared.entries, self.name);
-        let client = shared.session.client();
-        let mut multi = client.new_multi_writer();
-        let op = if consume { "consume" } else { "release" };
-        let built = multi.add_delete(&taken_path, None).and_then(|()| {
-            if consume {
-                multi.add_delete(&entry_path, None)
-            } else {
-                Ok(())
-            }
-        });
-        built.map_err(|e| Error::zk(op, &taken_path, e))?;
-        let result = multi.commit().await;
-        let outcome = match result {
-            Ok(_) => Ok(()),
-            Err(MultiWriteError::OperationFailed {
-                index: 0,
-                source: ZkError::NoNode,
-            }) => Err(self.not_held(LostReason::NodeDeleted)),
-            Err(MultiWriteError::OperationFailed {
-                index: 1,
-                source: ZkError::NoNode,
-            }) => {
-                // The entry was removed by hand or by the reconciler; drop our marker.
-                warn!(entry = %self.name, "consumed entry was already gone; removing its taken marker");
-                client
-                    .delete(&taken_path, None)
-                    .await
-                    .map_err(|e| Error::zk("delete", &taken_path, e))
-            }
-            Err(e) => {
-                let e: ZkError = e.into();
-                if e == ZkError::SessionExpired {
-                    Err(self.not_held(LostReason::SessionExpired))
-                } else {
-                    shared.view().unfinished(&self.name);
-                    self.done = false;
-                    return Err(Error::zk(op, &taken_path, e));
-                }
-            }
-        };
+        let outcome = self.commit_finish(consume).await;
+        if let Err(Error::Zk { .. } | Error::NotAuthorized { .. } | Error::InvalidArgument(_)) =
+            &outcome
+        {
+            // Nothing changed on the server: the entry is still ours.
+            shared.view().unfinished(&self.name);
+            self.done = false;
+            return outcome;
+        }
         shared
             .view()
             .finished(&self.name, consume && outcome.is_ok());
         shared.changed.notify_waiters();
         outcome
     }
+}
+
+impl Taken {
+    /// The transaction behind consume (delete marker and entry) or release (delete the
+    /// marker). A connection loss leaves it unknown whether the transaction happened, so
+    /// it is retried once the session is back, and a retry that finds the nodes already
+    /// gone counts as done.
+    async fn commit_finish(&self, consume: bool) -> Result<()> {
+        let shared = &self.queue.shared;
+        let client = shared.session.client();
+        let op = if consume { "consume" } else { "release" };
+        let taken_path = format!("{}/{}", shared.taken, self.name);
+        let entry_path = format!("{}/{}", shared.entries, self.name);
+        let mut uncertain = false;
+        loop {
+            let mut multi = client.new_multi_writer();
+            multi
+                .add_delete(&taken_path, None)
+                .map_err(|e| Error::zk(op, &taken_path, e))?;
+            if consume {
+                multi
+                    .add_delete(&entry_path, None)
+                    .map_err(|e| Error::zk(op, &entry_path, e))?;
+            }
+            let error = match multi.commit().await {
+                Ok(_) => return Ok(()),
+                Err(MultiWriteError::OperationFailed {
+                    index: 0,
+                    source: ZkError::NoNode,
+                }) => {
+                    if uncertain && (!consume || !exists(client, &entry_path).await?) {
+                        return Ok(()); // our earlier attempt went through
+                    }
+                    return Err(
+                        self.not_held(self.lost.reason().unwrap_or(LostReason::NodeDeleted))
+                    );
+                }
+                Err(MultiWriteError::OperationFailed {
+                    index: 1,
+                    source: ZkError::NoNode,
+                }) => {
+                    // The entry was removed by hand or by the reconciler; drop our marker.
+                    warn!(entry = %self.name, "consumed entry was already gone; removing its taken marker");
+                    return match client.delete(&taken_path, None).await {
+                        Ok(()) | Err(ZkError::NoNode) => Ok(()),
+                        Err(e) => Err(Error::zk("delete", &taken_path, e)),
+                    };
+                }
+                Err(e) => ZkError::from(e),
+            };
+            match Error::zk(op, &taken_path, error) {
+                Error::SessionLost(reason) => return Err(self.not_held(reason)),
+                e if e.is_transient() => {
+                    debug!(entry = %self.name, error = %e, "queue {op} interrupted; retrying once reconnected");
+                    uncertain = true;
+                    if let Err(Error::SessionLost(reason)) = shared.session.wait_connected().await {
+                        return Err(self.not_held(reason));
+                    }
+                }
+                e => return Err(e),
+            }
+        }
+    }
+}
+
+async fn exists(client: &zookeeper_client::Client, path: &str) -> Result<bool> {
+    client
+        .check_stat(path)
+        .await
+        .map(|s| s.is_some())
+        .map_err(|e| Error::zk("stat", path, e))
 }
 
 impl Drop for Taken {
