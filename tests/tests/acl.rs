@@ -9,7 +9,9 @@ use drover_core::{JobId, Priority};
 use drover_tests::{digest_id, init_test_tracing, python_script, within, Python, ZkServer};
 use zookeeper_client::{Acl, Acls, Client, CreateMode, Permission};
 
-const SESSION: Duration = Duration::from_millis(1500);
+/// 2 s: the client declares a connection lost after 2/5 of it, and the leader asserted on
+/// below steps down on any disconnection, so a loaded machine must not stall that long.
+const SESSION: Duration = Duration::from_secs(2);
 const AUTH: &str = "drover:secret";
 const KAZOO: Duration = Duration::from_secs(20);
 const ELECTION: &str = "acl-test";

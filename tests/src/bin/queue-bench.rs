@@ -45,6 +45,9 @@ struct Args {
     /// Skip the latency run.
     #[arg(long)]
     skip_latency: bool,
+    /// Start ZooKeeper with forceSync=no (no fsync per write: shows the CPU bound).
+    #[arg(long)]
+    no_fsync: bool,
     /// Use an existing ZooKeeper instead of starting one.
     #[arg(long)]
     zookeeper: Option<String>,
