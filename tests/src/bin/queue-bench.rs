@@ -39,6 +39,10 @@ struct Args {
     /// Takes measured in the latency run.
     #[arg(long, default_value_t = 30_000)]
     latency_takes: usize,
+    /// Items of the discarded warm-up (ZooKeeper's JIT compiler otherwise eats the first
+    /// runs' CPU).
+    #[arg(long, default_value_t = 30_000)]
+    warmup: usize,
     /// Skip the kazoo comparison (no Python venv needed).
     #[arg(long)]
     skip_kazoo: bool,
@@ -78,15 +82,77 @@ async fn main() -> anyhow::Result<()> {
         "queue benchmark on ZooKeeper {hosts} ({} cores)",
         std::thread::available_parallelism()?.get()
     );
+    if args.warmup > 0 {
+        let started = Instant::now();
+        raw_run(&hosts, 16, args.warmup, "warmup").await?;
+        drover_run(&hosts, 16, args.warmup, "warmup").await?;
+        println!(
+            "warm-up: {} raw cycles and {} drover items in {:.1?}",
+            args.warmup,
+            args.warmup,
+            started.elapsed()
+        );
+    }
     println!();
     println!(
         "{:>9} | {:>14} | {:>14} | {:>14} | {:>10} | {:>10}",
         "consumers", "drover items/s", "raw items/s", "kazoo items/s", "vs kazoo", "vs raw"
     );
     println!("{}", "-".repeat(88));
+    let server_pid = server.as_ref().and_then(|s| s.pid());
+    let cpu = |label: &str, n: usize, before: (f64, f64)| {
+        let after = (
+            cpu_seconds(server_pid),
+            cpu_seconds(Some(std::process::id())),
+        );
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            eprintln!(
+                "  {label} n={n}: CPU per 1,000 items: server {:.0} ms, client {:.0} ms",
+                (after.0 - before.0) * 1e6 / args.items as f64,
+                (after.1 - before.1) * 1e6 / args.items as f64
+            );
+        }
+        after
+    };
+    let packets = || async {
+        let mntr = match &server {
+            Some(s) => s.four_letter("mntr").await.unwrap_or_default(),
+            None => String::new(),
+        };
+        let get = |key: &str| {
+            mntr.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (get("zk_packets_received"), get("zk_packets_sent"))
+    };
+    let verbose = std::env::var_os("BENCH_VERBOSE").is_some();
     for &n in &args.consumers {
-        let drover = drover_run(&hosts, n, args.items).await?;
-        let raw = raw_run(&hosts, n, args.items).await?;
+        let start = (
+            cpu_seconds(server_pid),
+            cpu_seconds(Some(std::process::id())),
+        );
+        let p0 = packets().await;
+        let drover = drover_run(&hosts, n, args.items, "run").await?;
+        let p1 = packets().await;
+        let mid = cpu("drover", n, start);
+        let raw = raw_run(&hosts, n, args.items, "run").await?;
+        let p2 = packets().await;
+        cpu("raw", n, mid);
+        if verbose {
+            let per = |a: (f64, f64), b: (f64, f64)| {
+                (
+                    (b.0 - a.0) / args.items as f64,
+                    (b.1 - a.1) / args.items as f64,
+                )
+            };
+            let (d, r) = (per(p0, p1), per(p1, p2));
+            eprintln!(
+                "  packets per item (received/sent): drover {:.1}/{:.1}, raw {:.1}/{:.1}",
+                d.0, d.1, r.0, r.1
+            );
+        }
         let kazoo = if args.skip_kazoo {
             None
         } else {
@@ -106,6 +172,23 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// CPU seconds (user + system) a process used so far; 0 when unknown.
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let Some(stat) = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+    else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
+        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+    });
+    ticks / 100.0
+}
+
 /// Fills `path` with `items` job ids in transactions of 1,000.
 async fn fill(session: &Session, path: &str, items: usize) -> anyhow::Result<Queue> {
     let queue = Queue::open(session, path).await?;
@@ -121,8 +204,8 @@ async fn fill(session: &Session, path: &str, items: usize) -> anyhow::Result<Que
 }
 
 /// drover: `n` consumers, one session and queue handle each, take + consume until empty.
-async fn drover_run(hosts: &str, n: usize, items: usize) -> anyhow::Result<f64> {
-    let path = format!("/bench-drover-{n}");
+async fn drover_run(hosts: &str, n: usize, items: usize, tag: &str) -> anyhow::Result<f64> {
+    let path = format!("/bench-drover-{tag}-{n}");
     let producer = connect(hosts, SESSION).await?;
     let queue = fill(&producer, &path, items).await?;
     let barrier = Arc::new(Barrier::new(n + 1));
@@ -169,8 +252,8 @@ async fn drover_run(hosts: &str, n: usize, items: usize) -> anyhow::Result<f64> 
 }
 
 /// The raw claim-cycle bound: create entry, create ephemeral, multi-delete; no queue logic.
-async fn raw_run(hosts: &str, n: usize, items: usize) -> anyhow::Result<f64> {
-    let root = format!("/bench-raw-{n}");
+async fn raw_run(hosts: &str, n: usize, items: usize, tag: &str) -> anyhow::Result<f64> {
+    let root = format!("/bench-raw-{tag}-{n}");
     let setup = connect(hosts, SESSION).await?;
     setup.ensure_path(&format!("{root}/entries")).await?;
     setup.ensure_path(&format!("{root}/taken")).await?;
