@@ -3,6 +3,7 @@
 //! - [`Session`] — one ZooKeeper session with drover's identity, ACLs and a [`Health`] signal.
 //! - [`Queue`] / [`Taken`] — the locking queue at `/job`, byte-compatible with kazoo's
 //!   `LockingQueue`, with fencing tokens and a lost signal per taken entry.
+//! - [`QueueView`] — the one watched picture of a queue that a process's takers share.
 //! - [`Election`] / [`Leadership`] — per-name leader election in kazoo's `Election` layout.
 //! - [`Membership`] / [`Registration`] — executors' ephemeral `/executors/<id>` records.
 //! - [`ZkSettings`] — hosts, chroot, session timeout, digest auth and ACLs.
@@ -14,18 +15,21 @@ mod error;
 mod lost;
 mod membership;
 mod queue;
+mod queue_view;
 mod session;
 mod settings;
+mod taken;
 mod view;
-mod watcher;
 
 pub use election::{Election, Leadership};
 pub use error::{Error, LostReason, Result, ZkError};
 pub use lost::LostSignal;
 pub use membership::{ExecutorInfo, Membership, Registration};
-pub use queue::{Queue, QueueStats, Taken};
+pub use queue::{Queue, QueueStats};
+pub use queue_view::QueueView;
 pub use session::{Health, Session};
 pub use settings::ZkSettings;
+pub use taken::Taken;
 
 /// The default queue path, the one kazoo users pass to `LockingQueue(client, "/job")`.
 pub const DEFAULT_QUEUE_PATH: &str = "/job";

@@ -30,6 +30,8 @@ pub(crate) struct View {
 #[derive(Debug)]
 struct Held {
     lost: LostSignal,
+    /// The session that holds it.
+    owner: i64,
     /// Consume or release is under way: the node's deletion is ours, not a loss.
     finishing: bool,
 }
@@ -83,18 +85,27 @@ impl View {
         }
     }
 
-    /// Every holding is lost (session over, or suspended too long); returns their names.
-    pub(crate) fn lose_all(&mut self, reason: LostReason) -> Vec<String> {
-        let names: Vec<String> = self.held.keys().cloned().collect();
+    /// Everything `owner` holds is lost (its session ended, or was away too long);
+    /// returns their names.
+    pub(crate) fn lose_owner(&mut self, owner: i64, reason: LostReason) -> Vec<String> {
+        let names: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.owner == owner)
+            .map(|(n, _)| n.clone())
+            .collect();
         for name in &names {
             self.lose(name, reason);
         }
         names
     }
 
-    /// The session is over: nothing more can be taken.
+    /// The watch session is over: every holding is lost and nothing more can be taken.
     pub(crate) fn close(&mut self, reason: LostReason) {
-        self.lose_all(reason);
+        let names: Vec<String> = self.held.keys().cloned().collect();
+        for name in &names {
+            self.lose(name, reason);
+        }
         self.closed = Some(reason);
     }
 
@@ -138,7 +149,7 @@ impl View {
     }
 
     /// We created the taken marker: from now on the entry is held, and losing it trips `lost`.
-    pub(crate) fn acquired(&mut self, name: &str, lost: LostSignal) {
+    pub(crate) fn acquired(&mut self, name: &str, lost: LostSignal, owner: i64) {
         self.inflight.remove(name);
         self.taken.insert(name.to_owned());
         self.contention = self.contention.saturating_sub(1);
@@ -150,6 +161,7 @@ impl View {
             name.to_owned(),
             Held {
                 lost,
+                owner,
                 finishing: false,
             },
         );
@@ -187,9 +199,9 @@ impl View {
         self.entries.len()
     }
 
-    /// Entries this process holds.
-    pub(crate) fn held(&self) -> usize {
-        self.held.len()
+    /// Entries `owner` holds.
+    pub(crate) fn held_by(&self, owner: i64) -> usize {
+        self.held.values().filter(|h| h.owner == owner).count()
     }
 }
 
@@ -215,7 +227,7 @@ mod tests {
         let order: Vec<String> = (0..3)
             .map(|_| {
                 let n = view.pick(|len| len - 1).unwrap();
-                view.acquired(&n, LostSignal::new());
+                view.acquired(&n, LostSignal::new(), 1);
                 n
             })
             .collect();
@@ -268,7 +280,7 @@ mod tests {
             "only the seven free priority-100 entries are candidates"
         );
         assert_eq!(n.as_deref(), Some("entry-100-0000000009"));
-        view.acquired("entry-100-0000000009", LostSignal::new());
+        view.acquired("entry-100-0000000009", LostSignal::new(), 1);
         assert!(view.contention < 7, "success shrinks the window");
     }
 
@@ -280,8 +292,8 @@ mod tests {
             vec![],
         );
         let (a, b) = (LostSignal::new(), LostSignal::new());
-        view.acquired("entry-100-0000000001", a.clone());
-        view.acquired("entry-100-0000000002", b.clone());
+        view.acquired("entry-100-0000000001", a.clone(), 1);
+        view.acquired("entry-100-0000000002", b.clone(), 2);
         assert!(view.finishing("entry-100-0000000001"));
         view.taken_deleted("entry-100-0000000001");
         view.taken_deleted("entry-100-0000000002");
@@ -301,19 +313,23 @@ mod tests {
             vec![],
         );
         let (a, b) = (LostSignal::new(), LostSignal::new());
-        view.acquired("entry-100-0000000001", a.clone());
-        view.acquired("entry-100-0000000002", b.clone());
+        view.acquired("entry-100-0000000001", a.clone(), 1);
+        view.acquired("entry-100-0000000002", b.clone(), 2);
         view.reset(
             names(&["entry-100-0000000001", "entry-100-0000000002"]),
             names(&["entry-100-0000000002"]),
         );
         assert_eq!(a.reason(), Some(LostReason::NodeDeleted));
         assert!(!b.is_lost());
+        assert!(
+            view.lose_owner(1, LostReason::Suspended).is_empty(),
+            "owner 1 lost its only entry already"
+        );
         view.close(LostReason::SessionExpired);
         assert_eq!(b.reason(), Some(LostReason::SessionExpired));
         let late = LostSignal::new();
-        view.acquired("entry-100-0000000003", late.clone());
+        view.acquired("entry-100-0000000003", late.clone(), 1);
         assert!(late.is_lost(), "nothing can be held on a closed view");
-        assert_eq!(view.held(), 0);
+        assert_eq!(view.held_by(1), 0);
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use drover_coordination::{Error, LostReason, Queue};
+use drover_coordination::{Error, LostReason, Queue, QueueView};
 use drover_core::{JobId, Priority};
 use drover_tests::{connect, init_test_tracing, wait_until, within, LineChild, TcpProxy, ZkServer};
 
@@ -395,5 +395,42 @@ async fn idle_takers_share_one_watch() -> anyhow::Result<()> {
         }
     }
     assert!(got <= 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn sessions_sharing_a_view_lose_only_their_own_entries() -> anyhow::Result<()> {
+    init_test_tracing();
+    let zk = ZkServer::start().await?;
+    let proxy = TcpProxy::start(zk.connect_string()).await?;
+    let watch_session = connect(&zk.connect_string(), SESSION).await?;
+    let view = QueueView::open(&watch_session, "/job").await?;
+    let steady = Queue::with_view(&connect(&zk.connect_string(), SESSION).await?, &view);
+    let doomed = Queue::with_view(&connect(&proxy.connect_string(), SESSION).await?, &view);
+    steady.put_all([b"a", b"b"], Priority::default()).await?;
+    let kept = steady.take(Some(Duration::from_secs(5))).await?.expect("a");
+    let lost = doomed.take(Some(Duration::from_secs(5))).await?.expect("b");
+    assert_eq!((steady.held(), doomed.held()), (1, 1));
+
+    proxy.block().await;
+    within(
+        "the doomed session's loss",
+        SESSION * 2,
+        lost.lost().tripped(),
+    )
+    .await?;
+    // the entry comes back to the queue once the server expires the doomed session
+    let retaken = steady
+        .take(Some(SESSION + Duration::from_secs(2)))
+        .await?
+        .expect("the lost entry back");
+    assert_eq!(retaken.name(), lost.name());
+    assert!(
+        !kept.lost().is_lost(),
+        "the other session's entry is unaffected"
+    );
+    kept.consume().await?;
+    retaken.consume().await?;
+    assert_eq!(steady.counts().await?, (0, 0));
     Ok(())
 }

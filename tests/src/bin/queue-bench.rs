@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use clap::Parser;
-use drover_coordination::{Queue, QueueStats, Session};
+use drover_coordination::{Queue, QueueStats, QueueView, Session};
 use drover_core::{JobId, Priority};
 use drover_tests::{connect, python_script, Python, ZkServer};
 use tokio::sync::Barrier;
@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     if args.warmup > 0 {
         let started = Instant::now();
         raw_run(&hosts, 16, args.warmup, "warmup").await?;
-        drover_run(&hosts, 16, args.warmup, "warmup").await?;
+        drover_run(&hosts, 16, args.warmup, "warmup", true).await?;
         println!(
             "warm-up: {} raw cycles and {} drover items in {:.1?}",
             args.warmup,
@@ -95,10 +95,16 @@ async fn main() -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "{:>9} | {:>14} | {:>14} | {:>14} | {:>10} | {:>10}",
-        "consumers", "drover items/s", "raw items/s", "kazoo items/s", "vs kazoo", "vs raw"
+        "{:>9} | {:>14} | {:>14} | {:>14} | {:>10} | {:>10} | {:>18}",
+        "consumers",
+        "drover items/s",
+        "raw items/s",
+        "kazoo items/s",
+        "vs kazoo",
+        "vs raw",
+        "a watch each /s"
     );
-    println!("{}", "-".repeat(88));
+    println!("{}", "-".repeat(109));
     let server_pid = server.as_ref().and_then(|s| s.pid());
     let cpu = |label: &str, n: usize, before: (f64, f64)| {
         let after = (
@@ -134,12 +140,14 @@ async fn main() -> anyhow::Result<()> {
             cpu_seconds(Some(std::process::id())),
         );
         let p0 = packets().await;
-        let drover = drover_run(&hosts, n, args.items, "run").await?;
+        let drover = drover_run(&hosts, n, args.items, "run", true).await?;
         let p1 = packets().await;
         let mid = cpu("drover", n, start);
         let raw = raw_run(&hosts, n, args.items, "run").await?;
         let p2 = packets().await;
-        cpu("raw", n, mid);
+        let after_raw = cpu("raw", n, mid);
+        let own = drover_run(&hosts, n, args.items, "own", false).await?;
+        cpu("drover, a watch per session", n, after_raw);
         if verbose {
             let per = |a: (f64, f64), b: (f64, f64)| {
                 (
@@ -161,7 +169,7 @@ async fn main() -> anyhow::Result<()> {
         let kazoo_text = kazoo.map_or("skipped".to_owned(), |k| format!("{k:.0}"));
         let vs_kazoo = kazoo.map_or("-".to_owned(), |k| format!("{:.1}x", drover / k));
         println!(
-            "{n:>9} | {drover:>14.0} | {raw:>14.0} | {kazoo_text:>14} | {vs_kazoo:>10} | {:>9.0}%",
+            "{n:>9} | {drover:>14.0} | {raw:>14.0} | {kazoo_text:>14} | {vs_kazoo:>10} | {:>9.0}% | {own:>18.0}",
             100.0 * drover / raw
         );
     }
@@ -204,17 +212,32 @@ async fn fill(session: &Session, path: &str, items: usize) -> anyhow::Result<Que
 }
 
 /// drover: `n` consumers, one session and queue handle each, take + consume until empty.
-async fn drover_run(hosts: &str, n: usize, items: usize, tag: &str) -> anyhow::Result<f64> {
-    let path = format!("/bench-drover-{tag}-{n}");
+///
+/// With `shared_view`, the consumers read one watched [`QueueView`], as the slots of an
+/// executor process do; without, each session keeps its own watch, as separate processes
+/// do (every watch costs the server one notification per entry change).
+async fn drover_run(
+    hosts: &str,
+    n: usize,
+    items: usize,
+    tag: &str,
+    shared_view: bool,
+) -> anyhow::Result<f64> {
+    let path = format!("/bench-drover-{tag}-{n}-{shared_view}");
     let producer = connect(hosts, SESSION).await?;
     let queue = fill(&producer, &path, items).await?;
+    let view = QueueView::open(&producer, &path).await?;
     let barrier = Arc::new(Barrier::new(n + 1));
     let consumed = Arc::new(AtomicUsize::new(0));
     let last = Arc::new(Mutex::new(Instant::now()));
     let mut tasks = Vec::new();
     for _ in 0..n {
         let session = connect(hosts, SESSION).await?;
-        let queue = Queue::open(&session, &path).await?;
+        let queue = if shared_view {
+            Queue::with_view(&session, &view)
+        } else {
+            Queue::open(&session, &path).await?
+        };
         let (barrier, consumed, last) = (barrier.clone(), consumed.clone(), last.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;

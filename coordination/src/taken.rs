@@ -1,0 +1,230 @@
+//! An entry a taker holds, and how it leaves the queue (consume) or goes back (release).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_core::{FencingToken, JobId};
+use tracing::{debug, warn};
+use zookeeper_client::MultiWriteError;
+
+use crate::error::{Error, LostReason, Result, ZkError};
+use crate::lost::LostSignal;
+use crate::queue::Inner;
+
+/// An entry this process holds: its payload, its fencing token and a lost signal.
+///
+/// Finish it with [`Taken::consume`] or [`Taken::release`]; dropping it releases the entry
+/// in the background so it is never stuck.
+#[derive(Debug)]
+pub struct Taken {
+    pub(crate) queue: Arc<Inner>,
+    pub(crate) name: String,
+    pub(crate) data: Vec<u8>,
+    pub(crate) token: FencingToken,
+    pub(crate) lost: LostSignal,
+    pub(crate) done: bool,
+    /// The background copy a dropped handle leaves to release the entry; never copied
+    /// again (a runtime shutting down drops it without running it).
+    pub(crate) orphan: bool,
+}
+
+impl Taken {
+    /// The entry's node name, `entry-PPP-NNNNNNNNNN`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The payload put on the queue.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The payload read as a job id.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] if the payload is not a UUID.
+    pub fn job_id(&self) -> Result<JobId> {
+        let text =
+            std::str::from_utf8(&self.data).map_err(|_| self.malformed("payload is not UTF-8"))?;
+        text.trim()
+            .parse()
+            .map_err(|_| self.malformed(&format!("payload {text:?} is not a job UUID")))
+    }
+
+    fn malformed(&self, reason: &str) -> Error {
+        Error::Malformed {
+            path: format!("{}/{}", self.queue.view.entries, self.name),
+            reason: reason.into(),
+        }
+    }
+
+    /// The fencing token: the taken node's creation zxid. A later take of the same entry
+    /// always has a larger one.
+    pub fn token(&self) -> FencingToken {
+        self.token
+    }
+
+    /// The signal that trips if this entry stops being ours.
+    pub fn lost(&self) -> &LostSignal {
+        &self.lost
+    }
+
+    fn not_held(&self, reason: LostReason) -> Error {
+        Error::NotHeld {
+            entry: self.name.clone(),
+            reason,
+        }
+    }
+
+    /// Removes the entry from the queue for good (one transaction deleting the marker and
+    /// the entry).
+    ///
+    /// # Errors
+    /// [`Error::NotHeld`] if the entry was lost (session expired, marker deleted): the
+    /// queue is left as it is, and the caller must not report the work as its own.
+    pub async fn consume(mut self) -> Result<()> {
+        self.finish(true).await
+    }
+
+    /// Gives the entry back to the queue for someone else to take.
+    ///
+    /// # Errors
+    /// [`Error::NotHeld`] if it was lost already (then it is back on the queue anyway).
+    pub async fn release(mut self) -> Result<()> {
+        self.finish(false).await
+    }
+
+    async fn finish(&mut self, consume: bool) -> Result<()> {
+        self.done = true;
+        let shared = &self.queue.view;
+        if let Some(reason) = self.lost.reason() {
+            return Err(self.not_held(reason));
+        }
+        if !shared.view().finishing(&self.name) {
+            return Err(self.not_held(self.lost.reason().unwrap_or(LostReason::NodeDeleted)));
+        }
+        let outcome = self.commit_finish(consume).await;
+        if let Err(Error::Zk { .. } | Error::NotAuthorized { .. } | Error::InvalidArgument(_)) =
+            &outcome
+        {
+            // Nothing changed on the server: the entry is still ours.
+            shared.view().unfinished(&self.name);
+            self.done = false;
+            return outcome;
+        }
+        shared
+            .view()
+            .finished(&self.name, consume && outcome.is_ok());
+        shared.changed.notify_waiters();
+        outcome
+    }
+}
+
+impl Taken {
+    /// The transaction behind consume (delete marker and entry) or release (delete the
+    /// marker). A connection loss leaves it unknown whether the transaction happened, so
+    /// it is retried once the session is back, and a retry that finds the nodes already
+    /// gone counts as done.
+    async fn commit_finish(&self, consume: bool) -> Result<()> {
+        let shared = &self.queue.view;
+        let client = self.queue.session.client();
+        let op = if consume { "consume" } else { "release" };
+        let taken_path = format!("{}/{}", shared.taken, self.name);
+        let entry_path = format!("{}/{}", shared.entries, self.name);
+        let mut uncertain = false;
+        loop {
+            let mut multi = client.new_multi_writer();
+            multi
+                .add_delete(&taken_path, None)
+                .map_err(|e| Error::zk(op, &taken_path, e))?;
+            if consume {
+                multi
+                    .add_delete(&entry_path, None)
+                    .map_err(|e| Error::zk(op, &entry_path, e))?;
+            }
+            let error = match multi.commit().await {
+                Ok(_) => return Ok(()),
+                Err(MultiWriteError::OperationFailed {
+                    index: 0,
+                    source: ZkError::NoNode,
+                }) => {
+                    if uncertain && (!consume || !exists(client, &entry_path).await?) {
+                        return Ok(()); // our earlier attempt went through
+                    }
+                    return Err(
+                        self.not_held(self.lost.reason().unwrap_or(LostReason::NodeDeleted))
+                    );
+                }
+                Err(MultiWriteError::OperationFailed {
+                    index: 1,
+                    source: ZkError::NoNode,
+                }) => {
+                    // The entry was removed by hand or by the reconciler; drop our marker.
+                    warn!(entry = %self.name, "consumed entry was already gone; removing its taken marker");
+                    return match client.delete(&taken_path, None).await {
+                        Ok(()) | Err(ZkError::NoNode) => Ok(()),
+                        Err(e) => Err(Error::zk("delete", &taken_path, e)),
+                    };
+                }
+                Err(e) => ZkError::from(e),
+            };
+            match Error::zk(op, &taken_path, error) {
+                Error::SessionLost(reason) => return Err(self.not_held(reason)),
+                e if e.is_transient() => {
+                    debug!(entry = %self.name, error = %e, "queue {op} interrupted; retrying once reconnected");
+                    uncertain = true;
+                    if let Err(Error::SessionLost(reason)) =
+                        self.queue.session.wait_connected().await
+                    {
+                        return Err(self.not_held(reason));
+                    }
+                }
+                e => return Err(e),
+            }
+        }
+    }
+}
+
+async fn exists(client: &zookeeper_client::Client, path: &str) -> Result<bool> {
+    client
+        .check_stat(path)
+        .await
+        .map(|s| s.is_some())
+        .map_err(|e| Error::zk("stat", path, e))
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if self.done || self.orphan || self.lost.is_lost() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut orphan = Taken {
+            queue: self.queue.clone(),
+            name: std::mem::take(&mut self.name),
+            data: Vec::new(),
+            token: self.token,
+            lost: self.lost.clone(),
+            done: false,
+            orphan: true,
+        };
+        runtime.spawn(async move {
+            let mut backoff = Duration::from_millis(50);
+            loop {
+                match orphan.finish(false).await {
+                    Err(e) if e.is_transient() => {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    },
+                    Err(e) => {
+                        debug!(entry = %orphan.name, error = %e, "background release of a dropped entry failed");
+                        break;
+                    },
+                    Ok(()) => break,
+                }
+            }
+        });
+    }
+}
