@@ -356,6 +356,7 @@ async fn latency_run(hosts: &str, args: &Args) -> anyhow::Result<()> {
     let fill_start = Instant::now();
     fill(&producer, path, entries).await?;
     let filled = fill_start.elapsed();
+    let view = QueueView::open(&producer, path).await?;
     let barrier = Arc::new(Barrier::new(consumers + 1));
     let taken = Arc::new(AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(takes)));
@@ -363,7 +364,7 @@ async fn latency_run(hosts: &str, args: &Args) -> anyhow::Result<()> {
     let open_start = Instant::now();
     for _ in 0..consumers {
         let session = connect(hosts, SESSION).await?;
-        let queue = Queue::open(&session, path).await?;
+        let queue = Queue::with_view(&session, &view);
         let (barrier, taken, latencies) = (barrier.clone(), taken.clone(), latencies.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
