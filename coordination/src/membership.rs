@@ -71,25 +71,34 @@ impl Membership {
         let data = serde_json::to_vec(&info).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let options = self.session.create_options(CreateMode::Ephemeral);
         let client = self.session.client();
-        match client.create(&path, &data, &options).await {
-            Ok(_) => {}
-            Err(ZkError::NodeExists) => {
-                let stat = client
-                    .check_stat(&path)
-                    .await
-                    .map_err(|e| Error::zk("stat", &path, e))?;
-                if stat.is_some_and(|s| s.ephemeral_owner != client.session_id().0) {
-                    return Err(Error::InvalidArgument(format!(
-                        "executor id {:?} is registered by another live process; give each executor a unique id",
-                        info.id
-                    )));
+        loop {
+            match client.create(&path, &data, &options).await {
+                Ok(_) => break,
+                Err(ZkError::NodeExists) => {
+                    let stat = client
+                        .check_stat(&path)
+                        .await
+                        .map_err(|e| Error::zk("stat", &path, e))?;
+                    match stat {
+                        // gone between our create and our look: create again
+                        None => continue,
+                        Some(s) if s.ephemeral_owner != client.session_id().0 => {
+                            return Err(Error::InvalidArgument(format!(
+                                "executor id {:?} is registered by another live process; give each \
+                                 executor a unique id (a restarted executor's old session expires \
+                                 within the session timeout)",
+                                info.id
+                            )))
+                        }
+                        Some(s) => match client.set_data(&path, &data, Some(s.version)).await {
+                            Ok(_) => break,
+                            Err(ZkError::NoNode | ZkError::BadVersion) => continue,
+                            Err(e) => return Err(Error::zk("set", &path, e)),
+                        },
+                    }
                 }
-                client
-                    .set_data(&path, &data, None)
-                    .await
-                    .map_err(|e| Error::zk("set", &path, e))?;
+                Err(e) => return Err(Error::zk("create", &path, e)),
             }
-            Err(e) => return Err(Error::zk("create", &path, e)),
         }
         info!(executor = %info.id, slots = info.slots, "registered executor");
         Ok(Registration {
