@@ -1,0 +1,3 @@
+//! drover's job API (work in progress).
+
+pub mod model;

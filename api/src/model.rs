@@ -1,0 +1,260 @@
+//! The API's wire types: what clients send and what the API answers, as JSON.
+//!
+//! This module is the contract between the API server, its client
+//! ([`crate::client`]), the `drover` CLI, executors and distributors. Every request body
+//! rejects unknown fields.
+
+use std::collections::BTreeMap;
+
+use drover_core::{FencingToken, JobId, Priority, State, StatusCode};
+use serde::{Deserialize, Serialize};
+
+/// A job record as the API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Job {
+    /// The job's id.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub id: JobId,
+    /// The action to run (`noop`, `sleep`, a Docker action's name, ...).
+    pub action: String,
+    /// The action's parameters, a JSON object.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub params: serde_json::Value,
+    /// Queue priority, 0–999, lower runs first.
+    #[cfg_attr(feature = "openapi", schema(value_type = u16))]
+    pub priority: Priority,
+    /// Coarse state.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub state: State,
+    /// Precise status code.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub status_code: StatusCode,
+    /// A human-readable explanation of the status.
+    pub status_message: String,
+    /// 0–100, from heartbeats.
+    pub progress: u8,
+    /// The action's exit code, once it exited.
+    pub exit_code: Option<i64>,
+    /// Claims so far (each run or re-run counts one).
+    pub attempts: u32,
+    /// Claims allowed before a release fails the job with `ATTEMPTS_EXHAUSTED`.
+    pub max_attempts: u32,
+    /// Seconds the action may run before it is stopped (`TIMED_OUT`).
+    pub timeout_secs: u64,
+    /// The executor holding (or that last held) the job.
+    pub executor: Option<String>,
+    /// The fencing token of the current (or last) holder.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub fencing_token: Option<FencingToken>,
+    /// Last heartbeat, RFC 3339.
+    pub last_heartbeat: Option<String>,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+    /// First claim of the current run, RFC 3339.
+    pub started_at: Option<String>,
+    /// When it reached a terminal state, RFC 3339.
+    pub finished_at: Option<String>,
+    /// The submitter's idempotency key, if given.
+    pub idempotency_key: Option<String>,
+    /// Whether the id was put on the ZooKeeper queue (false: the reconciler will).
+    pub enqueued: bool,
+    /// The job this one retries.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub retry_of: Option<JobId>,
+    /// A user asked to cancel it while it runs.
+    pub cancel_requested: bool,
+    /// An admin asked to kill it while it runs.
+    pub kill_requested: bool,
+}
+
+/// `POST /v1/jobs`: submit a job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SubmitJob {
+    /// The action to run; non-empty, at most 128 characters of `[A-Za-z0-9_.-]`.
+    pub action: String,
+    /// Parameters (a JSON object, size-limited by `api.max_params_bytes`).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// 0–999, default 100.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u16>))]
+    pub priority: Option<Priority>,
+    /// Default from `api.default_max_attempts`.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Default from `api.default_timeout`.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Resubmitting with the same key returns the existing job (200, not 201).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// Every executor write names its token and itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Claim {
+    /// The fencing token of the queue entry the executor holds.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub token: FencingToken,
+    /// The executor's id.
+    pub executor: String,
+}
+
+/// `POST /v1/jobs/{id}/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Heartbeat {
+    /// The holder's fencing token.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub token: FencingToken,
+    /// 0–100.
+    #[serde(default)]
+    pub progress: Option<u8>,
+    /// A forward move within RUNNING (`PREPARING` → `EXECUTING` → `FINALIZING`).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub status_code: Option<StatusCode>,
+}
+
+/// The heartbeat's answer: what the executor must do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HeartbeatReply {
+    /// Stop the action gracefully and finish with `CANCELLED_BY_USER`.
+    pub cancel_requested: bool,
+    /// Stop the action and finish with `KILLED_BY_ADMIN`.
+    pub kill_requested: bool,
+}
+
+/// One log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogLine {
+    /// `stdout` or `stderr` (or `drover` for the API's own markers).
+    pub stream: String,
+    /// The line, without its newline.
+    pub line: String,
+}
+
+/// `POST /v1/jobs/{id}/logs`: a batch of lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AppendLogs {
+    /// The holder's fencing token.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub token: FencingToken,
+    /// Lines in order.
+    pub lines: Vec<LogLine>,
+}
+
+/// The answer to a log batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogsAppended {
+    /// Lines stored from this batch.
+    pub accepted: usize,
+    /// The job's log reached its cap: later lines are dropped (a marker line says so).
+    pub truncated: bool,
+}
+
+/// A stored log line with its position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoredLogLine {
+    /// Position in the job's log, from 1.
+    pub seq: i64,
+    /// `stdout`, `stderr` or `drover`.
+    pub stream: String,
+    /// The line.
+    pub line: String,
+}
+
+/// `GET /v1/jobs/{id}/logs?after=SEQ&limit=N`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogPage {
+    /// Lines after `after`, in order.
+    pub lines: Vec<StoredLogLine>,
+    /// Pass as `after` to continue.
+    pub next: i64,
+    /// The job is terminal: no more lines will come once `lines` is empty.
+    pub finished: bool,
+}
+
+/// `POST /v1/jobs/{id}/finish`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Finish {
+    /// The holder's fencing token.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub token: FencingToken,
+    /// A terminal code (`SUCCEEDED`, `NONZERO_EXIT`, `TIMED_OUT`, ...).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub status_code: StatusCode,
+    /// The action's exit code, if it exited.
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    /// What happened, for people.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// `POST /v1/jobs/{id}/release`: give the job back to the queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Release {
+    /// The holder's fencing token.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub token: FencingToken,
+    /// Why (drain deadline, lost session, ...).
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// `GET /v1/jobs`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobPage {
+    /// Up to `limit` jobs.
+    pub jobs: Vec<Job>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/resolve/{fragment}` when the fragment matches several jobs (status 409).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Candidates {
+    /// What was looked up.
+    pub fragment: String,
+    /// Up to 20 matching jobs, newest first.
+    pub candidates: Vec<Job>,
+}
+
+/// Every 4xx/5xx body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiError {
+    /// A stable machine-readable code (`not_found`, `conflict`, `stale_token`, ...).
+    pub error: String,
+    /// What was wrong and how to fix it.
+    pub message: String,
+    /// The job's current state, on conflicts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub state: Option<State>,
+    /// The job's current status code, on conflicts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub status_code: Option<StatusCode>,
+}
