@@ -1,0 +1,49 @@
+//! drover's action catalogue, loaded once when an executor starts.
+//!
+//! - [`Catalogue`] — every action by name: built-in ones and Docker actions from
+//!   `*.toml` files in the actions directory; malformed files stop start-up with the file,
+//!   the line and what is wrong.
+//! - [`Builtin`] — actions compiled in: `noop`, `sleep`.
+//! - [`DockerAction`] — what an action file declares (image, command, limits, network,
+//!   pull policy, user, read-only root, secrets).
+//! - [`params_env`] / [`PARAMS_PATH`] — how parameters reach a container, never through a
+//!   shell command line.
+//! - [`Secret`] / [`redact`] — secrets from the executor's environment or files, kept out
+//!   of logs and status messages.
+
+mod builtin;
+mod catalogue;
+mod docker;
+mod error;
+mod memory;
+mod params;
+mod secret;
+
+pub use builtin::Builtin;
+pub use catalogue::{Action, Catalogue, DockerSpec};
+pub use docker::{DockerAction, PullPolicy};
+pub use error::Error;
+pub use memory::parse_memory;
+pub use params::{params_env, PARAMS_PATH};
+pub use secret::{redact, Secret, SecretSource};
+
+/// Checks an action name: 1–128 characters of `[A-Za-z0-9_.-]`.
+///
+/// # Errors
+/// A message saying what is wrong with it.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 128 {
+        return Err(format!(
+            "action name {name:?} must be 1 to 128 characters long"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "action name {name:?} contains {c:?}: use letters, digits, '_', '.' and '-'"
+        ));
+    }
+    Ok(())
+}
