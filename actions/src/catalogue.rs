@@ -16,7 +16,7 @@ pub enum Action {
     /// Compiled into the executor.
     Builtin(Builtin),
     /// A container, with its secrets resolved.
-    Docker(DockerSpec),
+    Docker(Box<DockerSpec>),
 }
 
 /// A Docker action with everything needed to run it.
@@ -80,7 +80,7 @@ impl Catalogue {
                 });
             }
             origin.insert(name.clone(), file);
-            catalogue.actions.insert(name, Action::Docker(spec));
+            catalogue.actions.insert(name, Action::Docker(Box::new(spec)));
         }
         info!(actions = ?catalogue.names(), dir = %dir.display(), "action catalogue loaded");
         Ok(catalogue)
