@@ -80,7 +80,9 @@ impl Catalogue {
                 });
             }
             origin.insert(name.clone(), file);
-            catalogue.actions.insert(name, Action::Docker(Box::new(spec)));
+            catalogue
+                .actions
+                .insert(name, Action::Docker(Box::new(spec)));
         }
         info!(actions = ?catalogue.names(), dir = %dir.display(), "action catalogue loaded");
         Ok(catalogue)

@@ -1,5 +1,184 @@
-//! drover's executor (work in progress).
+//! drover's executor: takes queue entries, runs each job's action, reports to the API.
 //!
-//! - [`container`] — one action run as a Docker container through bollard.
+//! - [`run`] — start-up, the slots, the session supervisor and the two-phase drain.
+//! - [`ExecutorConfig`] — the `[executor]` settings.
+//! - [`container`] — one action as a Docker container through bollard.
+//! - slots (`slot.rs`) take → fetch → claim → run → finish → consume; `runner.rs` runs an
+//!   action to an outcome; `reporter.rs` heartbeats and ships logs; `backoff.rs` keeps an
+//!   API outage from turning into a hot loop; `stop.rs` says why a job stops early.
 
+mod backoff;
+mod config;
 pub mod container;
+mod error;
+mod reporter;
+mod runner;
+mod slot;
+mod stop;
+mod supervisor;
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_actions::{Action, Catalogue};
+use drover_api::client::ApiClient;
+use drover_coordination::ZkSettings;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub use config::ExecutorConfig;
+pub use error::Error;
+
+use crate::backoff::Backoff;
+use crate::container::{DockerRuntime, LABEL_EXECUTOR};
+use crate::runner::RunEnv;
+use crate::slot::Shared;
+
+/// The two phases of shutdown, as tokens the caller cancels (e.g. on signals).
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    /// First SIGTERM: stop taking entries, let running jobs finish up to the drain
+    /// deadline.
+    pub drain: CancellationToken,
+    /// Second SIGTERM or SIGINT: skip the wait, stop and release running jobs now.
+    pub force: CancellationToken,
+}
+
+/// Runs an executor until `shutdown` drains it.
+///
+/// # Errors
+/// Start-up failures: invalid configuration, a malformed action file, no Docker engine
+/// for Docker actions. Once running, trouble with ZooKeeper, the API or Docker is
+/// retried, never fatal.
+pub async fn run(
+    config: ExecutorConfig,
+    zk: ZkSettings,
+    api: ApiClient,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    config.validate().map_err(Error::Config)?;
+    let id = config.executor_id();
+    let slots = config.slot_count();
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let catalogue = Catalogue::load(config.actions_dir.as_deref(), &env)?;
+    let needs_docker = catalogue
+        .names()
+        .iter()
+        .any(|n| matches!(catalogue.get(n), Some(Action::Docker(_))));
+    let docker = match DockerRuntime::connect().await {
+        Ok(docker) => Some(docker),
+        Err(e) if needs_docker => return Err(Error::Docker(e)),
+        Err(e) => {
+            warn!(error = %e, "no Docker engine; only built-in actions can run");
+            None
+        }
+    };
+    if let Some(docker) = &docker {
+        remove_leftovers(docker, &id).await;
+    }
+    if config.metrics {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(config.metrics_listen)
+            .install()
+            .map_err(|e| {
+                Error::Metrics(format!(
+                    "cannot serve metrics on {}: {e}",
+                    config.metrics_listen
+                ))
+            })?;
+    }
+    let (queue_tx, queue_rx) = watch::channel(None);
+    let (busy_tx, busy_rx) = watch::channel(0);
+    let shared = Arc::new(Shared {
+        api,
+        catalogue,
+        env: RunEnv {
+            executor_id: id.clone(),
+            docker,
+            stop_grace: config.stop_grace,
+        },
+        backoff: Backoff::new(Duration::from_millis(200), config.backoff_max),
+        queue: queue_rx,
+        busy: AtomicUsize::new(0),
+        busy_changed: busy_tx,
+        drain: shutdown.drain.clone(),
+        deadline: CancellationToken::new(),
+        config,
+    });
+    let supervisor_stop = CancellationToken::new();
+    let supervisor = tokio::spawn(supervisor::supervise(
+        zk,
+        shared.config.queue_path.clone(),
+        supervisor::Identity {
+            id: id.clone(),
+            slots,
+        },
+        queue_tx,
+        busy_rx,
+        supervisor_stop.clone(),
+    ));
+    let tracker = TaskTracker::new();
+    for index in 0..slots {
+        tracker.spawn(slot::run_slot(shared.clone(), index));
+    }
+    tracker.close();
+    info!(executor = %id, slots, actions = ?shared.catalogue.names(), "executor running");
+
+    shutdown.drain.cancelled().await;
+    drain(&shared, &tracker, &shutdown).await;
+    supervisor_stop.cancel();
+    match tokio::time::timeout(Duration::from_secs(15), supervisor).await {
+        Ok(Ok(())) => info!("drain: deregistered from /executors"),
+        _ => warn!("drain: could not deregister in time; the registration goes with the session"),
+    }
+    info!(executor = %id, "executor stopped");
+    Ok(())
+}
+
+/// The drain: no new entries; running jobs get until the deadline; then they are stopped
+/// and given back.
+async fn drain(shared: &Shared, tracker: &TaskTracker, shutdown: &Shutdown) {
+    let running = shared.busy.load(std::sync::atomic::Ordering::Relaxed);
+    let timeout = shared.config.drain_timeout;
+    info!(
+        running,
+        ?timeout,
+        "drain: stopped taking entries; waiting for running jobs"
+    );
+    tokio::select! {
+        () = tracker.wait() => info!("drain: every running job finished"),
+        () = tokio::time::sleep(timeout) => {
+            let left = shared.busy.load(std::sync::atomic::Ordering::Relaxed);
+            info!(left, "drain: deadline reached; stopping the remaining jobs and giving them back to the queue");
+        },
+        () = shutdown.force.cancelled() => {
+            let left = shared.busy.load(std::sync::atomic::Ordering::Relaxed);
+            info!(left, "drain: second signal; stopping the remaining jobs and giving them back to the queue");
+        },
+    }
+    shared.deadline.cancel();
+    let grace = shared.config.stop_grace + Duration::from_secs(30);
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        warn!("drain: some jobs did not stop in time");
+    } else {
+        info!("drain: all slots stopped");
+    }
+}
+
+/// Removes containers a previous run of this executor left behind (only its own: other
+/// executors may share the Docker daemon).
+async fn remove_leftovers(docker: &DockerRuntime, id: &str) {
+    match docker.list_labelled(LABEL_EXECUTOR, id).await {
+        Ok(ids) if ids.is_empty() => {}
+        Ok(ids) => {
+            info!(count = ids.len(), executor = %id, "removing containers left by a previous run");
+            for container in ids {
+                docker.remove(&container).await;
+            }
+        }
+        Err(e) => warn!(error = %e, "cannot list leftover containers"),
+    }
+}

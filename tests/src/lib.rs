@@ -5,6 +5,8 @@
 //!   temporary data directory; stop, kill, restart and four-letter words.
 //! - [`Ensemble`]: an N-node ZooKeeper quorum on loopback; kill a node, find the leader,
 //!   wait for a quorum.
+//! - [`PgServer`]: a PostgreSQL 15 child process with a throwaway `initdb` cluster on a
+//!   free loopback port; a database per test, stop, kill (crash), restart.
 //! - [`TcpProxy`]: a TCP forwarder that cuts ([`TcpProxy::block`]) or silences
 //!   ([`TcpProxy::blackhole`]) a client's link to a server, to expire sessions.
 //! - [`wait_until`] and [`within`]: poll a predicate, or bound a future that could hang,
@@ -16,6 +18,7 @@
 
 mod ensemble;
 mod four_letter;
+mod postgres;
 mod proxy;
 mod python;
 mod wait;
@@ -23,6 +26,7 @@ mod zookeeper;
 
 pub use ensemble::{Ensemble, EnsembleBuilder};
 pub use four_letter::ZkMode;
+pub use postgres::{PgServer, PgServerBuilder};
 pub use proxy::TcpProxy;
 pub use python::{
     python_script, run_python, spawn_python, venv_python, workspace_root, LineChild, Python,

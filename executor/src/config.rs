@@ -1,0 +1,118 @@
+//! The executor's configuration: the `[executor]` table, or `DROVER_EXECUTOR__*`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How an executor runs. Every field has a default that suits one executor per node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutorConfig {
+    /// A stable id, unique among executors sharing a Docker daemon (default: the host
+    /// name). After a crash, the executor removes containers labelled with its own id.
+    pub id: Option<String>,
+    /// Jobs run at once (default: the number of CPUs).
+    pub slots: Option<usize>,
+    /// Directory of Docker action files (`*.toml`); built-in actions only when unset.
+    pub actions_dir: Option<PathBuf>,
+    /// The ZooKeeper queue (default `/job`).
+    pub queue_path: String,
+    /// How often a running job reports it is alive (default `3s`).
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// How long SIGTERM lets running jobs finish before they are stopped and released
+    /// (default `2m`). Kubernetes' `terminationGracePeriodSeconds` and Compose's
+    /// `stop_grace_period` must be longer.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// Between SIGTERM and SIGKILL when a container is stopped (default `10s`).
+    #[serde(with = "humantime_serde")]
+    pub stop_grace: Duration,
+    /// The longest wait between tries while the API is unreachable (default `30s`).
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Log lines sent to the API in one batch at most (default 500).
+    pub log_batch_lines: usize,
+    /// How long a log line may wait for its batch (default `500ms`).
+    #[serde(with = "humantime_serde")]
+    pub log_flush_interval: Duration,
+    /// Where Prometheus metrics are served (default `0.0.0.0:9101`).
+    pub metrics_listen: SocketAddr,
+    /// Serve metrics at all (default true; tests running several executors turn it off).
+    pub metrics: bool,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig {
+            id: None,
+            slots: None,
+            actions_dir: None,
+            queue_path: "/job".to_owned(),
+            heartbeat_interval: Duration::from_secs(3),
+            drain_timeout: Duration::from_secs(120),
+            stop_grace: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(30),
+            log_batch_lines: 500,
+            log_flush_interval: Duration::from_millis(500),
+            metrics_listen: SocketAddr::from(([0, 0, 0, 0], 9101)),
+            metrics: true,
+        }
+    }
+}
+
+impl ExecutorConfig {
+    /// The executor's id: configured, else the host name.
+    pub fn executor_id(&self) -> String {
+        self.id.clone().unwrap_or_else(|| {
+            hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "executor".to_owned())
+        })
+    }
+
+    /// Slots: configured, else the CPU count.
+    pub fn slot_count(&self) -> usize {
+        self.slots
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// Checks values serde cannot; the message names the field and how to fix it.
+    ///
+    /// # Errors
+    /// A message for the first invalid field.
+    pub fn validate(&self) -> Result<(), String> {
+        let id = self.executor_id();
+        if id.is_empty() || id.contains('/') || id.len() > 128 {
+            return Err(format!(
+                "executor.id {id:?} must be 1 to 128 characters without '/'"
+            ));
+        }
+        if self.slots == Some(0) || self.slots.is_some_and(|s| s > 1024) {
+            return Err("executor.slots must be between 1 and 1024".into());
+        }
+        if !self.queue_path.starts_with('/') {
+            return Err(format!(
+                "executor.queue_path {:?} must be absolute, like /job",
+                self.queue_path
+            ));
+        }
+        let positive = [
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("stop_grace", self.stop_grace),
+            ("backoff_max", self.backoff_max),
+            ("log_flush_interval", self.log_flush_interval),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
+            return Err(format!(
+                "executor.{name} must be more than zero, e.g. \"3s\""
+            ));
+        }
+        if self.log_batch_lines == 0 {
+            return Err("executor.log_batch_lines must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,332 @@
+//! Running one claimed job's action to an outcome: built-in actions in-process, Docker
+//! actions as containers; cancel, kill, timeout, loss and drain stop it.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use drover_actions::{params_env, redact, Action, Builtin, DockerSpec, Secret};
+use drover_api::model::{Job, LogLine};
+use drover_core::StatusCode;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::container::{
+    ContainerSpec, DockerRuntime, Exit, LABEL_ATTEMPT, LABEL_EXECUTOR, LABEL_JOB,
+};
+use crate::reporter::Reporter;
+use crate::stop::{Stop, StopReason};
+
+/// How a job's run ended, as far as the executor is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Record this terminal status.
+    Finished {
+        /// The terminal code.
+        code: StatusCode,
+        /// The action's exit code, if it exited.
+        exit_code: Option<i64>,
+        /// For people.
+        message: String,
+    },
+    /// The job is no longer ours: write nothing, keep nothing.
+    Abandoned(StopReason),
+    /// Draining: give the job back to the queue.
+    Released(String),
+}
+
+/// What a run needs besides the job.
+#[derive(Debug, Clone)]
+pub(crate) struct RunEnv {
+    pub(crate) executor_id: String,
+    pub(crate) docker: Option<DockerRuntime>,
+    pub(crate) stop_grace: Duration,
+}
+
+/// Runs `action` for `job` until it ends or `stop` trips.
+pub(crate) async fn run(
+    env: &RunEnv,
+    job: &Job,
+    action: &Action,
+    reporter: &Reporter,
+    stop: &Stop,
+) -> Outcome {
+    let timeout = job_timeout(job, action);
+    let started = Instant::now();
+    let outcome = match action {
+        Action::Builtin(builtin) => run_builtin(*builtin, job, reporter, stop, timeout).await,
+        Action::Docker(spec) => run_docker(env, job, spec, reporter, stop, timeout).await,
+    };
+    info!(job = %job.id, action = %job.action, elapsed = ?started.elapsed(), ?outcome, "job ran");
+    outcome
+}
+
+fn job_timeout(job: &Job, action: &Action) -> Duration {
+    let job_timeout = Duration::from_secs(job.timeout_secs.max(1));
+    match action {
+        Action::Docker(spec) => spec
+            .action
+            .timeout
+            .map_or(job_timeout, |t| t.min(job_timeout)),
+        Action::Builtin(_) => job_timeout,
+    }
+}
+
+/// The outcome of a run that `reason` stopped.
+fn stopped(reason: StopReason, exit_code: Option<i64>) -> Outcome {
+    let finished = |code, message: String| Outcome::Finished {
+        code,
+        exit_code,
+        message,
+    };
+    match reason {
+        StopReason::Cancel => finished(StatusCode::CancelledByUser, "cancelled by a user".into()),
+        StopReason::Kill => finished(
+            StatusCode::KilledByAdmin,
+            "killed by an administrator".into(),
+        ),
+        StopReason::Timeout(t) => finished(
+            StatusCode::TimedOut,
+            format!(
+                "ran longer than its timeout of {} and was stopped",
+                humantime_duration(t)
+            ),
+        ),
+        StopReason::Drain => {
+            Outcome::Released("the executor was shut down before the job finished".into())
+        }
+        StopReason::Lost | StopReason::Fenced => Outcome::Abandoned(reason),
+    }
+}
+
+fn humantime_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 60 && secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+async fn run_builtin(
+    builtin: Builtin,
+    job: &Job,
+    reporter: &Reporter,
+    stop: &Stop,
+    timeout: Duration,
+) -> Outcome {
+    reporter.set_status(StatusCode::Executing);
+    let params = job.params.as_object().cloned().unwrap_or_default();
+    let work = match builtin {
+        Builtin::Noop => Duration::ZERO,
+        Builtin::Sleep => match Builtin::sleep_duration(&params) {
+            Ok(d) => d,
+            Err(message) => {
+                return Outcome::Finished {
+                    code: StatusCode::NonzeroExit,
+                    exit_code: Some(2),
+                    message,
+                }
+            }
+        },
+    };
+    if work.is_zero() {
+        return success(Some(0));
+    }
+    tokio::select! {
+        () = tokio::time::sleep(work) => success(Some(0)),
+        () = tokio::time::sleep(timeout) => stopped(StopReason::Timeout(timeout), None),
+        reason = stop.tripped() => stopped(reason, None),
+    }
+}
+
+fn success(exit_code: Option<i64>) -> Outcome {
+    Outcome::Finished {
+        code: StatusCode::Succeeded,
+        exit_code,
+        message: "exited with code 0".into(),
+    }
+}
+
+async fn run_docker(
+    env: &RunEnv,
+    job: &Job,
+    spec: &DockerSpec,
+    reporter: &Reporter,
+    stop: &Stop,
+    timeout: Duration,
+) -> Outcome {
+    let internal = |message: String| Outcome::Finished {
+        code: StatusCode::InternalError,
+        exit_code: None,
+        message,
+    };
+    let Some(docker) = &env.docker else {
+        return internal(format!(
+            "executor {} has no Docker engine to run {}",
+            env.executor_id, job.action
+        ));
+    };
+    let action = &spec.action;
+    if let Err(e) = docker.ensure_image(&action.image, action.pull).await {
+        return internal(redact(&e.to_string(), &spec.secrets));
+    }
+    let container = match container_spec(env, job, spec) {
+        Ok(c) => c,
+        Err(message) => {
+            return Outcome::Finished {
+                code: StatusCode::NonzeroExit,
+                exit_code: None,
+                message,
+            }
+        }
+    };
+    if let Some(reason) = stop.reason() {
+        return stopped(reason, None);
+    }
+    let id = match docker.create(&container).await {
+        Ok(id) => id,
+        Err(e) => {
+            return internal(redact(
+                &format!("cannot create the container: {e}"),
+                &spec.secrets,
+            ))
+        }
+    };
+    let outcome = supervise(docker, &id, env, spec, reporter, stop, timeout).await;
+    docker.remove(&id).await;
+    outcome
+}
+
+/// Starts the container, forwards its output and waits for it or for a stop.
+async fn supervise(
+    docker: &DockerRuntime,
+    id: &str,
+    env: &RunEnv,
+    spec: &DockerSpec,
+    reporter: &Reporter,
+    stop: &Stop,
+    timeout: Duration,
+) -> Outcome {
+    if let Err(e) = docker.start(id).await {
+        let message = redact(&format!("cannot start the container: {e}"), &spec.secrets);
+        return Outcome::Finished {
+            code: StatusCode::InternalError,
+            exit_code: None,
+            message,
+        };
+    }
+    reporter.set_status(StatusCode::Executing);
+    let forward = tokio::spawn(forward_output(
+        docker.output(id),
+        reporter.lines(),
+        spec.secrets.clone(),
+    ));
+    let mut reason = None;
+    let exit = tokio::select! {
+        exit = docker.wait(id) => exit,
+        () = tokio::time::sleep(timeout) => {
+            reason = Some(StopReason::Timeout(timeout));
+            docker.stop(id, env.stop_grace).await;
+            docker.wait(id).await
+        },
+        why = stop.tripped() => {
+            reason = Some(why);
+            docker.stop(id, env.stop_grace).await;
+            docker.wait(id).await
+        },
+    };
+    reporter.set_status(StatusCode::Finalizing);
+    if tokio::time::timeout(Duration::from_secs(10), forward)
+        .await
+        .is_err()
+    {
+        warn!(container = %id, "container output did not end within 10 s of its exit");
+    }
+    match (reason, exit) {
+        (Some(reason), exit) => stopped(reason, exit.ok().map(|e| e.code)),
+        (None, Ok(exit)) => exited(exit, spec),
+        (None, Err(e)) => Outcome::Finished {
+            code: StatusCode::InternalError,
+            exit_code: None,
+            message: redact(&format!("lost track of the container: {e}"), &spec.secrets),
+        },
+    }
+}
+
+fn exited(exit: Exit, spec: &DockerSpec) -> Outcome {
+    if exit.code == 0 {
+        return success(Some(0));
+    }
+    let message = if exit.oom_killed {
+        match spec.action.memory {
+            Some(limit) => format!(
+                "killed for running out of memory: the action's memory limit is {} MiB (raise `memory` in {})",
+                limit >> 20,
+                spec.file.display()
+            ),
+            None => "killed for running out of memory (the host ran out; set a `memory` limit)".to_owned(),
+        }
+    } else {
+        format!("exited with code {}", exit.code)
+    };
+    Outcome::Finished {
+        code: StatusCode::NonzeroExit,
+        exit_code: Some(exit.code),
+        message,
+    }
+}
+
+fn container_spec(env: &RunEnv, job: &Job, spec: &DockerSpec) -> Result<ContainerSpec, String> {
+    let action = &spec.action;
+    let params = job.params.as_object().cloned().unwrap_or_default();
+    let mut vars: Vec<String> = action.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    vars.extend(
+        spec.secrets
+            .iter()
+            .map(|s| format!("{}={}", s.variable, s.value())),
+    );
+    vars.extend(
+        params_env(&params)?
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}")),
+    );
+    vars.push(format!("DROVER_JOB_ID={}", job.id));
+    let labels = HashMap::from([
+        (LABEL_JOB.to_owned(), job.id.to_string()),
+        (LABEL_EXECUTOR.to_owned(), env.executor_id.clone()),
+        (LABEL_ATTEMPT.to_owned(), job.attempts.to_string()),
+    ]);
+    Ok(ContainerSpec {
+        name: format!("drover-{}-{}", job.id, job.attempts),
+        labels,
+        image: action.image.clone(),
+        entrypoint: action.entrypoint.clone(),
+        command: action.command.clone(),
+        env: vars,
+        workdir: action.workdir.clone(),
+        user: action.user.clone(),
+        memory: action.memory,
+        cpus: action.cpus,
+        network: action.network.clone(),
+        read_only: action.read_only,
+        params_json: serde_json::to_vec(&job.params).unwrap_or_else(|_| b"{}".to_vec()),
+    })
+}
+
+async fn forward_output(
+    output: impl futures::Stream<Item = crate::container::OutputLine>,
+    lines: mpsc::Sender<LogLine>,
+    secrets: Vec<Secret>,
+) {
+    tokio::pin!(output);
+    while let Some(line) = output.next().await {
+        let line = LogLine {
+            stream: line.stream.to_owned(),
+            line: redact(&line.line, &secrets),
+        };
+        if lines.send(line).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! One slot: take an entry, fetch and claim its job, run it, report, consume.
+//!
+//! Taking is the interruptible wait (a drain stops it at once); running a job is the
+//! uninterruptible unit of work: it is never dropped mid-flight, only asked to stop.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drover_actions::Catalogue;
+use drover_api::client::ApiClient;
+use drover_api::model::{Claim, Finish, Job, Release};
+use drover_coordination::{Error as ZkError, Queue, Taken};
+use drover_core::StatusCode;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::backoff::Backoff;
+use crate::config::ExecutorConfig;
+use crate::reporter::{ReportTo, Reporter};
+use crate::runner::{self, Outcome, RunEnv};
+use crate::stop::{Stop, StopReason};
+
+/// What every slot of an executor shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) api: ApiClient,
+    pub(crate) catalogue: Catalogue,
+    pub(crate) env: RunEnv,
+    pub(crate) config: ExecutorConfig,
+    pub(crate) backoff: Backoff,
+    /// The queue of the current ZooKeeper session (replaced after a session expires).
+    pub(crate) queue: watch::Receiver<Option<Queue>>,
+    /// Jobs running now.
+    pub(crate) busy: AtomicUsize,
+    pub(crate) busy_changed: watch::Sender<usize>,
+    /// Stop taking entries (first SIGTERM).
+    pub(crate) drain: CancellationToken,
+    /// Stop running jobs and give them back (drain deadline or second signal).
+    pub(crate) deadline: CancellationToken,
+}
+
+/// Takes and runs jobs until the executor drains.
+pub(crate) async fn run_slot(shared: Arc<Shared>, index: usize) {
+    let mut queues = shared.queue.clone();
+    loop {
+        tokio::select! {
+            biased;
+            () = shared.drain.cancelled() => break,
+            () = shared.backoff.ready() => {},
+        }
+        let Some(queue) = queues.borrow_and_update().clone() else {
+            tokio::select! {
+                () = shared.drain.cancelled() => break,
+                changed = queues.changed() => if changed.is_err() { break } else { continue },
+            }
+        };
+        let taken = tokio::select! {
+            biased;
+            () = shared.drain.cancelled() => break,
+            taken = queue.take(None) => taken,
+        };
+        match taken {
+            Ok(Some(taken)) => {
+                metrics::counter!("drover_executor_takes_total").increment(1);
+                let span = info_span!("job", slot = index, entry = %taken.name());
+                handle(&shared, taken).instrument(span).await;
+            }
+            Ok(None) => {}
+            Err(ZkError::SessionLost(reason)) => {
+                debug!(slot = index, %reason, "waiting for a new zookeeper session");
+                tokio::select! {
+                    () = shared.drain.cancelled() => break,
+                    changed = queues.changed() => if changed.is_err() { break },
+                }
+            }
+            Err(e) => {
+                warn!(slot = index, error = %e, "cannot take from the queue");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    debug!(slot = index, "slot stopped taking entries");
+}
+
+/// Everything that happens to one taken entry.
+async fn handle(shared: &Shared, taken: Taken) {
+    let job_id = match taken.job_id() {
+        Ok(id) => id,
+        Err(e) => {
+            warn!(error = %e, "queue entry holds no job id; consuming it");
+            consume(taken).await;
+            return;
+        }
+    };
+    let job = match shared.api.get(job_id).await {
+        Ok(job) => job,
+        Err(e) if e.is_not_found() => {
+            info!(job = %job_id, "job no longer exists; consuming its entry");
+            consume(taken).await;
+            return;
+        }
+        Err(e) => return give_back(shared, taken, "fetch the job", &e, e.is_unavailable()).await,
+    };
+    shared.backoff.succeeded();
+    if job.state.is_terminal() {
+        debug!(job = %job_id, state = %job.state, "job already finished; consuming its stale entry");
+        consume(taken).await;
+        return;
+    }
+    let claim = Claim {
+        token: taken.token(),
+        executor: shared.env.executor_id.clone(),
+    };
+    let claiming = Instant::now();
+    let job = match shared.api.claim(job_id, &claim).await {
+        Ok(job) => job,
+        Err(e) if e.is_conflict() => {
+            info!(job = %job_id, reason = %e, "claim refused; the entry is stale, consuming it");
+            consume(taken).await;
+            return;
+        }
+        Err(e) => return give_back(shared, taken, "claim the job", &e, e.is_unavailable()).await,
+    };
+    metrics::histogram!("drover_executor_claim_seconds").record(claiming.elapsed().as_secs_f64());
+    let busy = shared.busy.fetch_add(1, Ordering::Relaxed) + 1;
+    shared.busy_changed.send_replace(busy);
+    metrics::gauge!("drover_executor_busy_slots").set(busy as f64);
+    let started = Instant::now();
+    let outcome = run_claimed(shared, &job, &taken).await;
+    metrics::histogram!("drover_executor_run_seconds").record(started.elapsed().as_secs_f64());
+    report(shared, &job, taken, outcome).await;
+    let busy = shared.busy.fetch_sub(1, Ordering::Relaxed) - 1;
+    shared.busy_changed.send_replace(busy);
+    metrics::gauge!("drover_executor_busy_slots").set(busy as f64);
+}
+
+/// Runs a claimed job with its stop triggers wired: loss of the entry, the drain
+/// deadline, and (through the reporter) cancel, kill and a refused token.
+async fn run_claimed(shared: &Shared, job: &Job, taken: &Taken) -> Outcome {
+    let stop = Stop::default();
+    let lost = taken.lost().clone();
+    let watchers = [
+        tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                lost.tripped().await;
+                stop.trip(StopReason::Lost);
+            }
+        }),
+        tokio::spawn({
+            let (stop, deadline) = (stop.clone(), shared.deadline.clone());
+            async move {
+                deadline.cancelled().await;
+                stop.trip(StopReason::Drain);
+            }
+        }),
+    ];
+    let to = ReportTo {
+        api: shared.api.clone(),
+        job: job.id,
+        token: taken.token(),
+        heartbeat_interval: shared.config.heartbeat_interval,
+        batch_lines: shared.config.log_batch_lines,
+        flush_interval: shared.config.log_flush_interval,
+    };
+    let reporter = Reporter::start(to, stop.clone());
+    info!(job = %job.id, action = %job.action, attempt = job.attempts, token = %taken.token(), "running job");
+    let outcome = match shared.catalogue.get(&job.action) {
+        Some(action) => runner::run(&shared.env, job, action, &reporter, &stop).await,
+        None => Outcome::Finished {
+            code: StatusCode::UnknownAction,
+            exit_code: None,
+            message: format!(
+                "action {:?} is not known to executor {} (it knows: {}); add an action file or fix the name",
+                job.action,
+                shared.env.executor_id,
+                shared.catalogue.names().join(", ")
+            ),
+        },
+    };
+    reporter.close(Duration::from_secs(10)).await;
+    for watcher in watchers {
+        watcher.abort();
+    }
+    // a loss noticed while finishing still means the job is not ours to report
+    match (stop.reason(), &outcome) {
+        (Some(reason), _) if reason.abandons() => Outcome::Abandoned(reason),
+        _ => outcome,
+    }
+}
+
+/// Records the outcome and settles the queue entry.
+async fn report(shared: &Shared, job: &Job, taken: Taken, outcome: Outcome) {
+    let token = taken.token();
+    let label = match &outcome {
+        Outcome::Finished { code, .. } => code.as_str(),
+        Outcome::Abandoned(_) => "ABANDONED",
+        Outcome::Released(_) => "RELEASED",
+    };
+    metrics::counter!("drover_executor_jobs_total", "outcome" => label).increment(1);
+    match outcome {
+        Outcome::Finished {
+            code,
+            exit_code,
+            message,
+        } => {
+            let finish = Finish {
+                token,
+                status_code: code,
+                exit_code,
+                message: Some(message),
+            };
+            loop {
+                match shared.api.finish(job.id, &finish).await {
+                    Ok(_) => {
+                        shared.backoff.succeeded();
+                        info!(job = %job.id, status = %code, "job finished");
+                        consume(taken).await;
+                        return;
+                    }
+                    Err(e)
+                        if e.is_unavailable()
+                            && !taken.lost().is_lost()
+                            && !shared.deadline.is_cancelled() =>
+                    {
+                        shared.backoff.failed("record the job's result", &e);
+                        shared.backoff.ready().await;
+                    }
+                    Err(e) => {
+                        warn!(job = %job.id, error = %e, "cannot record the job's result; leaving it to the queue");
+                        return;
+                    }
+                }
+            }
+        }
+        Outcome::Abandoned(reason) => {
+            warn!(job = %job.id, ?reason, "job is no longer ours; stopped it and wrote nothing more");
+        }
+        Outcome::Released(message) => {
+            let release = Release {
+                token,
+                message: Some(message),
+            };
+            match shared.api.release(job.id, &release).await {
+                Ok(job) => {
+                    info!(job = %job.id, state = %job.state, "gave the job back to the queue")
+                }
+                Err(e) => {
+                    warn!(job = %job.id, error = %e, "cannot release the job on the API; the reconciler will")
+                }
+            }
+            if let Err(e) = taken.release().await {
+                warn!(job = %job.id, error = %e, "cannot release the queue entry");
+            }
+        }
+    }
+}
+
+async fn give_back(
+    shared: &Shared,
+    taken: Taken,
+    what: &str,
+    error: &(dyn std::fmt::Display + Sync),
+    unavailable: bool,
+) {
+    if unavailable {
+        shared.backoff.failed(what, error);
+    } else {
+        warn!(%error, "cannot {what}; releasing the entry");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if let Err(e) = taken.release().await {
+        debug!(error = %e, "release failed");
+    }
+}
+
+async fn consume(taken: Taken) {
+    if let Err(e) = taken.consume().await {
+        warn!(error = %e, "cannot consume the queue entry");
+    }
+}
