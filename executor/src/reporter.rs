@@ -74,7 +74,11 @@ impl Reporter {
 }
 
 async fn beat(to: ReportTo, status: tokio::sync::watch::Receiver<StatusCode>, stop: Stop) {
-    let mut ticks = tokio::time::interval(to.heartbeat_interval);
+    // the claim itself was the first sign of life
+    let mut ticks = tokio::time::interval_at(
+        tokio::time::Instant::now() + to.heartbeat_interval,
+        to.heartbeat_interval,
+    );
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sent = StatusCode::Preparing;
     loop {

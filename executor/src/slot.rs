@@ -94,21 +94,8 @@ async fn handle(shared: &Shared, taken: Taken) {
             return;
         }
     };
-    let job = match shared.api.get(job_id).await {
-        Ok(job) => job,
-        Err(e) if e.is_not_found() => {
-            info!(job = %job_id, "job no longer exists; consuming its entry");
-            consume(taken).await;
-            return;
-        }
-        Err(e) => return give_back(shared, taken, "fetch the job", &e, e.is_unavailable()).await,
-    };
-    shared.backoff.succeeded();
-    if job.state.is_terminal() {
-        debug!(job = %job_id, state = %job.state, "job already finished; consuming its stale entry");
-        consume(taken).await;
-        return;
-    }
+    // Claim straight away: the claim refuses finished, canceled and re-taken jobs (409)
+    // and unknown ones (404), so no read is needed first.
     let claim = Claim {
         token: taken.token(),
         executor: shared.env.executor_id.clone(),
@@ -116,6 +103,11 @@ async fn handle(shared: &Shared, taken: Taken) {
     let claiming = Instant::now();
     let job = match shared.api.claim(job_id, &claim).await {
         Ok(job) => job,
+        Err(e) if e.is_not_found() => {
+            info!(job = %job_id, "job no longer exists; consuming its entry");
+            consume(taken).await;
+            return;
+        }
         Err(e) if e.is_conflict() => {
             info!(job = %job_id, reason = %e, "claim refused; the entry is stale, consuming it");
             consume(taken).await;
@@ -123,6 +115,7 @@ async fn handle(shared: &Shared, taken: Taken) {
         }
         Err(e) => return give_back(shared, taken, "claim the job", &e, e.is_unavailable()).await,
     };
+    shared.backoff.succeeded();
     metrics::histogram!("drover_executor_claim_seconds").record(claiming.elapsed().as_secs_f64());
     let busy = shared.busy.fetch_add(1, Ordering::Relaxed) + 1;
     shared.busy_changed.send_replace(busy);
