@@ -1,7 +1,34 @@
-//! drover's job API (work in progress).
+//! drover's job API: durable job records behind a fenced state machine, on SQLite or
+//! PostgreSQL, served over HTTP (see `api/API.md`).
 //!
+//! - [`run`] / [`serve`] — the `api` role: bind (or take a listener), serve until the
+//!   shutdown token is cancelled, then close in order.
+//! - [`ApiConfig`] — the `[api]` settings, with defaults and [`ApiConfig::validate`].
 //! - [`model`] — the wire types shared by the server, the client, the CLI and executors.
 //! - [`client`] — the HTTP client (reqwest) every other role uses.
+//! - [`Error`] — every failure, and the one mapping to HTTP statuses.
+//!
+//! Inside: `store` (records, fenced compare-and-set updates, logs, migrations),
+//! `coordinator` (the optional ZooKeeper session), `auth` (bearer tokens and roles),
+//! `extract` (extractors whose rejections are JSON), `handlers`, `metrics`, `openapi`.
+
+mod auth;
+mod config;
+mod coordinator;
+mod error;
+mod extract;
+mod handlers;
+mod metrics;
+#[cfg(feature = "openapi")]
+mod openapi;
+mod server;
+mod store;
 
 pub mod client;
 pub mod model;
+
+pub use config::{ApiConfig, ApiToken, Role};
+pub use error::{Error, Result};
+#[cfg(feature = "openapi")]
+pub use openapi::document as openapi_document;
+pub use server::{run, serve};

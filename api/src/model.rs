@@ -232,6 +232,9 @@ pub struct JobPage {
 }
 
 /// `GET /v1/resolve/{fragment}` when the fragment matches several jobs (status 409).
+///
+/// The body also carries [`ApiError`]'s `error` (`ambiguous_id`) and `message`, so it
+/// parses as either type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Candidates {
@@ -257,4 +260,22 @@ pub struct ApiError {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub status_code: Option<StatusCode>,
+}
+
+/// `GET /v1/executors`: one registered executor, from ZooKeeper membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExecutorInfo {
+    /// The executor's id.
+    pub id: String,
+    /// The host it runs on.
+    pub host: String,
+    /// How many jobs it runs at once.
+    pub slots: u32,
+    /// How many it runs now.
+    pub busy: u32,
+    /// drover's version on it.
+    pub version: String,
+    /// When it started, RFC 3339.
+    pub started_at: String,
 }

@@ -13,9 +13,11 @@
 //!   with a message saying what was awaited.
 //! - [`Python`], [`run_python`] and [`spawn_python`]: scripts (inline or in `python/`)
 //!   under the kazoo venv of `scripts/setup`.
+//! - [`drover_command`]: the built `drover` binary as a child process.
 //! - [`connect`]: a drover coordination session on a test server.
 //! - [`init_test_tracing`]: a `RUST_LOG` subscriber that writes through the test harness.
 
+mod drover;
 mod ensemble;
 mod four_letter;
 mod postgres;
@@ -24,6 +26,7 @@ mod python;
 mod wait;
 mod zookeeper;
 
+pub use drover::{drover_binary, drover_command, free_port};
 pub use ensemble::{Ensemble, EnsembleBuilder};
 pub use four_letter::ZkMode;
 pub use postgres::{PgServer, PgServerBuilder};

@@ -1,0 +1,189 @@
+//! Bearer tokens and roles: who calls, and whether they may.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::config::{ApiToken, Role};
+use crate::error::Error;
+use crate::server::AppState;
+
+/// Who is calling.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub(crate) name: Arc<str>,
+    pub(crate) role: Role,
+}
+
+/// The configured tokens.
+#[derive(Debug)]
+pub(crate) struct Tokens {
+    by_secret: HashMap<String, Caller>,
+}
+
+impl Tokens {
+    pub(crate) fn new(tokens: &[ApiToken]) -> Tokens {
+        let by_secret = tokens
+            .iter()
+            .map(|t| {
+                let caller = Caller {
+                    name: Arc::from(t.name.as_str()),
+                    role: t.role,
+                };
+                (t.token.clone(), caller)
+            })
+            .collect();
+        Tokens { by_secret }
+    }
+
+    /// The caller presenting the `Authorization` header value `header`.
+    fn authenticate(&self, header: Option<&str>) -> Result<Caller, Error> {
+        if self.by_secret.is_empty() {
+            // No tokens configured (loopback only, see ApiConfig::validate): open.
+            return Ok(Caller {
+                name: Arc::from("anonymous"),
+                role: Role::Admin,
+            });
+        }
+        let Some(header) = header else {
+            return Err(Error::Unauthenticated(
+                "missing Authorization header: send `Authorization: Bearer <token>` with a token from the API's [[api.tokens]]".into(),
+            ));
+        };
+        let secret = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                Error::Unauthenticated(
+                    "the Authorization header is not a bearer token: send `Authorization: Bearer <token>`".into(),
+                )
+            })?;
+        self.by_secret.get(secret).cloned().ok_or_else(|| {
+            Error::Unauthenticated(
+                "unknown token: check the token against the API's [[api.tokens]] configuration"
+                    .into(),
+            )
+        })
+    }
+}
+
+/// What an endpoint needs, as a type: `Authorized<Submit>` in a handler's arguments.
+pub(crate) trait Access {
+    /// The roles allowed, for messages.
+    const NEEDED: &'static str;
+    fn allows(role: Role) -> bool;
+}
+
+/// Reads: every role.
+#[derive(Debug)]
+pub(crate) struct Read;
+/// User actions: submitters and admins.
+#[derive(Debug)]
+pub(crate) struct Submit;
+/// Executor writes: executors and admins.
+#[derive(Debug)]
+pub(crate) struct Execute;
+/// Admin only.
+#[derive(Debug)]
+pub(crate) struct Admin;
+
+impl Access for Read {
+    const NEEDED: &'static str = "any role";
+    fn allows(_: Role) -> bool {
+        true
+    }
+}
+
+impl Access for Submit {
+    const NEEDED: &'static str = "role submitter or admin";
+    fn allows(role: Role) -> bool {
+        matches!(role, Role::Submitter | Role::Admin)
+    }
+}
+
+impl Access for Execute {
+    const NEEDED: &'static str = "role executor or admin";
+    fn allows(role: Role) -> bool {
+        matches!(role, Role::Executor | Role::Admin)
+    }
+}
+
+impl Access for Admin {
+    const NEEDED: &'static str = "role admin";
+    fn allows(role: Role) -> bool {
+        role == Role::Admin
+    }
+}
+
+/// An authenticated caller allowed by `A`; rejects with 401 or 403 before the body is read.
+#[derive(Debug)]
+pub(crate) struct Authorized<A> {
+    pub(crate) caller: Caller,
+    _access: PhantomData<A>,
+}
+
+impl<A: Access> FromRequestParts<AppState> for Authorized<A> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .map(|value| value.to_str().unwrap_or(""));
+        let caller = state.tokens.authenticate(header)?;
+        if !A::allows(caller.role) {
+            return Err(Error::Forbidden {
+                caller: caller.name.to_string(),
+                role: caller.role.as_str(),
+                needed: A::NEEDED,
+            });
+        }
+        Ok(Authorized {
+            caller,
+            _access: PhantomData,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Tokens {
+        Tokens::new(&[ApiToken {
+            name: "ci".into(),
+            token: "secret-123".into(),
+            role: Role::Submitter,
+        }])
+    }
+
+    #[test]
+    fn bearer_tokens_authenticate() {
+        let caller = tokens().authenticate(Some("Bearer secret-123")).unwrap();
+        assert_eq!(&*caller.name, "ci");
+        for bad in [None, Some("secret-123"), Some("Bearer nope")] {
+            let err = tokens().authenticate(bad).unwrap_err();
+            assert!(matches!(err, Error::Unauthenticated(_)), "{err}");
+        }
+    }
+
+    #[test]
+    fn roles_grant_what_the_contract_says() {
+        assert!(Submit::allows(Role::Admin) && Submit::allows(Role::Submitter));
+        assert!(!Submit::allows(Role::Executor));
+        assert!(Execute::allows(Role::Executor) && !Execute::allows(Role::Submitter));
+        assert!(Admin::allows(Role::Admin) && !Admin::allows(Role::Submitter));
+        assert!(Read::allows(Role::Executor));
+    }
+
+    #[test]
+    fn no_tokens_means_open() {
+        let open = Tokens::new(&[]);
+        assert_eq!(open.authenticate(None).unwrap().role, Role::Admin);
+    }
+}

@@ -1,0 +1,184 @@
+//! The API's optional ZooKeeper session: the queue it enqueues on and the executor list.
+//!
+//! The API serves without ZooKeeper: a background task connects, publishes the
+//! session while it lives, and reconnects after it is lost. A submit that finds no
+//! healthy session commits the record with `enqueued = false` for the reconciler.
+
+use std::time::Duration;
+
+use drover_coordination::{Health, Membership, Queue, Session, ZkSettings};
+use drover_core::{JobId, Priority};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::error::{Error, Result};
+use crate::model::ExecutorInfo;
+use crate::store::system_rfc3339;
+
+/// Backoff between connection attempts: from the first to the largest.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(5));
+
+/// A live session and what the API uses on it.
+#[derive(Clone, Debug)]
+struct Connected {
+    session: Session,
+    queue: Queue,
+}
+
+/// Handle on the current ZooKeeper session, if any. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Coordinator {
+    current: watch::Receiver<Option<Connected>>,
+    enqueue_timeout: Duration,
+}
+
+/// Why a job was not put on the queue.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotEnqueued {
+    #[error("no zookeeper session")]
+    Disconnected,
+    #[error("no answer from zookeeper within {0:?}")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Zk(#[from] drover_coordination::Error),
+}
+
+impl Coordinator {
+    /// Starts the connection task on `tracker`; it stops on `shutdown`.
+    pub(crate) fn start(
+        settings: ZkSettings,
+        queue_path: String,
+        enqueue_timeout: Duration,
+        tracker: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Coordinator {
+        let (tx, rx) = watch::channel(None);
+        tracker.spawn(maintain(settings, queue_path, tx, shutdown));
+        Coordinator {
+            current: rx,
+            enqueue_timeout,
+        }
+    }
+
+    fn healthy(&self) -> Option<Connected> {
+        let current = self.current.borrow().clone()?;
+        (current.session.health() == Health::Connected).then_some(current)
+    }
+
+    /// `connected`, `suspended` (disconnected, the session may come back) or `disconnected`.
+    pub(crate) fn status(&self) -> &'static str {
+        match self.current.borrow().as_ref().map(|c| c.session.health()) {
+            Some(Health::Connected) => "connected",
+            Some(Health::Suspended { .. }) => "suspended",
+            Some(Health::Lost(_)) | None => "disconnected",
+        }
+    }
+
+    /// Puts the job's id on the queue, waiting at most the enqueue timeout.
+    ///
+    /// # Errors
+    /// [`NotEnqueued`]: no healthy session, no answer in time, or ZooKeeper refused.
+    /// After a timeout the entry may still be written later (the reconciler's repair
+    /// then makes a duplicate entry, which executors treat as stale).
+    pub(crate) async fn enqueue(&self, id: JobId, priority: Priority) -> Result<(), NotEnqueued> {
+        let connected = self.healthy().ok_or(NotEnqueued::Disconnected)?;
+        match tokio::time::timeout(self.enqueue_timeout, connected.queue.put_job(id, priority))
+            .await
+        {
+            Ok(Ok(_entry)) => Ok(()),
+            Ok(Err(err)) => Err(err.into()),
+            Err(_) => Err(NotEnqueued::Timeout(self.enqueue_timeout)),
+        }
+    }
+
+    /// The registered executors.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] without a healthy session or when the listing fails.
+    pub(crate) async fn executors(&self) -> Result<Vec<ExecutorInfo>> {
+        let unavailable = |detail: String| Error::Unavailable {
+            dependency: "zookeeper",
+            detail,
+        };
+        let connected = self
+            .healthy()
+            .ok_or_else(|| unavailable("the API has no ZooKeeper session right now".into()))?;
+        let listing = tokio::time::timeout(
+            self.enqueue_timeout,
+            Membership::new(&connected.session).list(),
+        )
+        .await
+        .map_err(|_| unavailable(format!("no answer within {:?}", self.enqueue_timeout)))?
+        .map_err(|err| unavailable(err.to_string()))?;
+        Ok(listing
+            .into_iter()
+            .map(|info| ExecutorInfo {
+                id: info.id,
+                host: info.host,
+                slots: info.slots,
+                busy: info.busy,
+                version: info.version,
+                started_at: system_rfc3339(info.started),
+            })
+            .collect())
+    }
+}
+
+/// Connects, publishes the session until it is lost, and again, until `shutdown`.
+async fn maintain(
+    settings: ZkSettings,
+    queue_path: String,
+    tx: watch::Sender<Option<Connected>>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = BACKOFF.0;
+    let mut failures = 0u32;
+    loop {
+        let attempt = async {
+            let session = Session::connect(&settings).await?;
+            let queue = Queue::open(&session, &queue_path).await?;
+            Ok::<_, drover_coordination::Error>(Connected { session, queue })
+        };
+        let outcome = tokio::select! {
+            () = shutdown.cancelled() => break,
+            outcome = attempt => outcome,
+        };
+        match outcome {
+            Ok(connected) => {
+                info!(hosts = %settings.hosts, queue = %queue_path, "zookeeper session ready; submits are enqueued");
+                backoff = BACKOFF.0;
+                failures = 0;
+                let mut health = connected.session.health_watch();
+                tx.send_replace(Some(connected));
+                loop {
+                    if matches!(*health.borrow_and_update(), Health::Lost(_)) {
+                        break;
+                    }
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        changed = health.changed() => if changed.is_err() { break },
+                    }
+                }
+                tx.send_replace(None);
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                warn!("zookeeper session lost; submits are committed with enqueued = false until a new one is ready");
+            }
+            Err(err) => {
+                failures += 1;
+                if failures == 1 || failures % 20 == 0 {
+                    warn!(error = %err, failures, "cannot reach zookeeper; submits are committed with enqueued = false, retrying");
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(BACKOFF.1);
+            }
+        }
+    }
+    tx.send_replace(None);
+}

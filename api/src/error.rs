@@ -1,0 +1,355 @@
+//! The one error type of `drover-api`, and the one place it becomes an HTTP answer.
+
+use axum::http::{header, HeaderValue, StatusCode as HttpStatus};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use drover_core::{State, StatusCode};
+use serde::Serialize;
+
+use crate::model::{ApiError, Job};
+
+/// Everything that can go wrong in the API: at start-up, and answering a request.
+///
+/// Each message says what was wrong and how to fix it; [`IntoResponse`] turns it into
+/// the status and [`ApiError`] body of the HTTP contract (`api/API.md`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is unusable.
+    #[error("invalid configuration `{key}`: {reason}")]
+    InvalidConfig {
+        /// Dotted key, such as `api.tokens[0].token`.
+        key: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source} (is another process using it? change api.listen)")]
+    Bind {
+        /// The address from `api.listen`.
+        addr: std::net::SocketAddr,
+        /// The IO failure.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The database could not be opened or migrated at start-up.
+    #[error("cannot open the database {url}: {source} (check api.database_url and that the database is running)")]
+    DatabaseOpen {
+        /// The URL, password removed.
+        url: String,
+        /// What sqlx reported.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// The embedded migrations could not be applied.
+    #[error("cannot migrate the database {url}: {source}")]
+    Migrate {
+        /// The URL, password removed.
+        url: String,
+        /// What the migrator reported.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+
+    /// The HTTP server failed.
+    #[error("the http server failed: {0}")]
+    Serve(#[source] std::io::Error),
+
+    /// A request value is invalid (400).
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The field or part of the request (`action`, `query`, `path`, ...).
+        field: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
+    /// The request body is not valid JSON (400).
+    #[error("malformed JSON body: {detail}; send a JSON object, e.g. {example}")]
+    MalformedJson {
+        /// The parser's message with line and column.
+        detail: String,
+        /// An example of a valid body.
+        example: &'static str,
+    },
+
+    /// Something is larger than allowed (413).
+    #[error("{what} is larger than the limit of {limit} bytes: {hint}")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+        /// How to get under it.
+        hint: &'static str,
+    },
+
+    /// No usable bearer token (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+
+    /// The token's role may not do this (403).
+    #[error("token {caller:?} has role {role}; this endpoint needs {needed}: use a token with that role")]
+    Forbidden {
+        /// The token's name.
+        caller: String,
+        /// The token's role.
+        role: &'static str,
+        /// The roles that may.
+        needed: &'static str,
+    },
+
+    /// No such job (404).
+    #[error("no job {id}: check the id (partial ids go through GET /v1/resolve/{{fragment}})")]
+    JobNotFound {
+        /// The id or fragment looked up.
+        id: String,
+    },
+
+    /// No such route (404).
+    #[error("no endpoint {method} {path}: see GET /openapi.json for the endpoints")]
+    RouteNotFound {
+        /// The request method.
+        method: String,
+        /// The request path.
+        path: String,
+    },
+
+    /// The route exists but not with this method (405).
+    #[error("method {method} is not allowed on {path}: see GET /openapi.json")]
+    MethodNotAllowed {
+        /// The request method.
+        method: String,
+        /// The request path.
+        path: String,
+    },
+
+    /// The transition table refuses the move (409).
+    #[error("{source}")]
+    IllegalTransition {
+        /// The job's current state.
+        state: State,
+        /// The job's current code.
+        status_code: StatusCode,
+        /// The table's refusal, naming both codes and what is allowed.
+        #[source]
+        source: drover_core::Error,
+    },
+
+    /// The job is held by another fencing token (409); nothing changed.
+    #[error("{message}")]
+    Fenced {
+        /// `stale_token` (ours is older) or `not_holder`.
+        code: &'static str,
+        /// What happened and what to do.
+        message: String,
+        /// The job's current state.
+        state: State,
+        /// The job's current code.
+        status_code: StatusCode,
+    },
+
+    /// The request conflicts with the job's state in another way (409).
+    #[error("{message}")]
+    Conflict {
+        /// A stable code (`job_finished`, `job_not_finished`, ...).
+        code: &'static str,
+        /// What happened and what to do.
+        message: String,
+        /// The job's current state.
+        state: State,
+        /// The job's current code.
+        status_code: StatusCode,
+    },
+
+    /// A partial id matches several jobs (409, with the candidates).
+    #[error("{} jobs match {fragment:?}: give more characters of the id", candidates.len())]
+    Ambiguous {
+        /// What was looked up.
+        fragment: String,
+        /// Up to 20 matches, newest first.
+        candidates: Vec<Job>,
+    },
+
+    /// A dependency is unavailable (503).
+    #[error("{dependency} is unavailable: {detail}; retry later")]
+    Unavailable {
+        /// `database` or `zookeeper`.
+        dependency: &'static str,
+        /// What failed.
+        detail: String,
+    },
+
+    /// A database call failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    /// A stored record cannot be read back (a bug or a hand-edited row).
+    #[error("job {id} is stored in a form this API cannot read: {detail}")]
+    Corrupt {
+        /// The row's id.
+        id: String,
+        /// What could not be read.
+        detail: String,
+    },
+
+    /// A handler panicked (caught; the process goes on).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The body of a 409 for an ambiguous partial id: an [`ApiError`] and a
+/// [`Candidates`](crate::model::Candidates) in one object, so either type parses it.
+#[derive(Serialize)]
+struct AmbiguousBody<'a> {
+    error: &'static str,
+    message: String,
+    fragment: &'a str,
+    candidates: &'a [Job],
+}
+
+impl Error {
+    /// The HTTP status of this error: the one mapping of the API.
+    pub fn status(&self) -> HttpStatus {
+        match self {
+            Error::InvalidInput { .. } | Error::MalformedJson { .. } => HttpStatus::BAD_REQUEST,
+            Error::TooLarge { .. } => HttpStatus::PAYLOAD_TOO_LARGE,
+            Error::Unauthenticated(_) => HttpStatus::UNAUTHORIZED,
+            Error::Forbidden { .. } => HttpStatus::FORBIDDEN,
+            Error::JobNotFound { .. } | Error::RouteNotFound { .. } => HttpStatus::NOT_FOUND,
+            Error::MethodNotAllowed { .. } => HttpStatus::METHOD_NOT_ALLOWED,
+            Error::IllegalTransition { .. }
+            | Error::Fenced { .. }
+            | Error::Conflict { .. }
+            | Error::Ambiguous { .. } => HttpStatus::CONFLICT,
+            Error::Unavailable { .. } => HttpStatus::SERVICE_UNAVAILABLE,
+            Error::Database(err) if is_unavailable(err) => HttpStatus::SERVICE_UNAVAILABLE,
+            Error::InvalidConfig { .. }
+            | Error::Bind { .. }
+            | Error::DatabaseOpen { .. }
+            | Error::Migrate { .. }
+            | Error::Serve(_)
+            | Error::Database(_)
+            | Error::Corrupt { .. }
+            | Error::Internal(_) => HttpStatus::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code of the [`ApiError`] body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::MalformedJson { .. } => "malformed_json",
+            Error::TooLarge { .. } => "too_large",
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::Forbidden { .. } => "forbidden",
+            Error::JobNotFound { .. } | Error::RouteNotFound { .. } => "not_found",
+            Error::MethodNotAllowed { .. } => "method_not_allowed",
+            Error::IllegalTransition { .. } => "illegal_transition",
+            Error::Fenced { code, .. } | Error::Conflict { code, .. } => code,
+            Error::Ambiguous { .. } => "ambiguous_id",
+            Error::Unavailable { .. } => "unavailable",
+            Error::Database(err) if is_unavailable(err) => "unavailable",
+            _ => "internal",
+        }
+    }
+
+    /// The job's state and code, on conflicts.
+    fn job_status(&self) -> (Option<State>, Option<StatusCode>) {
+        match self {
+            Error::IllegalTransition {
+                state, status_code, ..
+            }
+            | Error::Fenced {
+                state, status_code, ..
+            }
+            | Error::Conflict {
+                state, status_code, ..
+            } => (Some(*state), Some(*status_code)),
+            _ => (None, None),
+        }
+    }
+
+    /// The message a client sees; internals are not leaked on 5xx.
+    fn public_message(&self) -> String {
+        match self {
+            Error::Database(err) if is_unavailable(err) => {
+                "the database is unavailable; retry later".to_owned()
+            }
+            Error::Database(_) | Error::Corrupt { .. } | Error::Internal(_) => {
+                "internal error; the API log has the details".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Whether a database error means "cannot reach it" rather than "it refused this".
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+    )
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, code = self.code(), "request failed");
+        }
+        if let Error::Ambiguous {
+            fragment,
+            candidates,
+        } = &self
+        {
+            let body = AmbiguousBody {
+                error: "ambiguous_id",
+                message: self.to_string(),
+                fragment,
+                candidates,
+            };
+            return (status, Json(body)).into_response();
+        }
+        let (state, status_code) = self.job_status();
+        let body = ApiError {
+            error: self.code().to_owned(),
+            message: self.public_message(),
+            state,
+            status_code,
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == HttpStatus::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// The API's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_errors_map_to_4xx_and_startup_errors_never_reach_clients() {
+        let bad = Error::InvalidInput {
+            field: "action".into(),
+            reason: "empty".into(),
+        };
+        assert_eq!(bad.status(), HttpStatus::BAD_REQUEST);
+        assert_eq!(bad.code(), "invalid_input");
+        let db = Error::Database(sqlx::Error::PoolTimedOut);
+        assert_eq!(db.status(), HttpStatus::SERVICE_UNAVAILABLE);
+        let internal = Error::Database(sqlx::Error::RowNotFound);
+        assert_eq!(internal.status(), HttpStatus::INTERNAL_SERVER_ERROR);
+        assert!(!internal.public_message().contains("RowNotFound"));
+    }
+}

@@ -1,0 +1,170 @@
+//! Executor endpoints: every write carries the fencing token of the queue entry.
+
+use axum::extract::State;
+use axum::Json;
+
+use crate::auth::{Authorized, Execute};
+use crate::error::{Error, Result};
+use crate::extract::{JobIdPath, JsonBody};
+#[cfg(feature = "openapi")]
+use crate::model::ApiError;
+use crate::model::{
+    AppendLogs, Claim, Finish, Heartbeat, HeartbeatReply, Job, LogsAppended, Release,
+};
+use crate::server::AppState;
+
+/// Longest executor id, status message or log stream name accepted.
+const MAX_NAME_LEN: usize = 255;
+const MAX_MESSAGE_LEN: usize = 4096;
+
+fn check_executor(executor: &str) -> Result<()> {
+    if executor.trim().is_empty()
+        || executor.len() > MAX_NAME_LEN
+        || executor.chars().any(char::is_control)
+    {
+        return Err(Error::InvalidInput {
+            field: "executor".into(),
+            reason: format!(
+                "{executor:?} is not an executor id: use 1 to {MAX_NAME_LEN} printable characters"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn check_message(message: Option<&str>) -> Result<Option<String>> {
+    match message {
+        Some(text) if text.len() > MAX_MESSAGE_LEN => Err(Error::InvalidInput {
+            field: "message".into(),
+            reason: format!(
+                "is {} bytes: keep it under {MAX_MESSAGE_LEN}; ship details as log lines",
+                text.len()
+            ),
+        }),
+        Some(text) => Ok(Some(text.replace('\0', "\u{fffd}"))),
+        None => Ok(None),
+    }
+}
+
+/// `POST /v1/jobs/{id}/claim`
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/jobs/{id}/claim", tag = "executor",
+    params(("id" = String, Path)), request_body = Claim,
+    responses((status = 200, description = "RUNNING/PREPARING under this token", body = Job),
+        (status = 409, description = "terminal, held by a token not older, or not claimable", body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn claim(
+    _auth: Authorized<Execute>,
+    State(state): State<AppState>,
+    JobIdPath(id): JobIdPath,
+    JsonBody(body): JsonBody<Claim>,
+) -> Result<Json<Job>> {
+    check_executor(&body.executor)?;
+    Ok(Json(
+        state.store.claim(id, body.token, &body.executor).await?,
+    ))
+}
+
+/// `POST /v1/jobs/{id}/heartbeat`
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/jobs/{id}/heartbeat", tag = "executor",
+    params(("id" = String, Path)), request_body = Heartbeat,
+    responses((status = 200, description = "whether to stop", body = HeartbeatReply),
+        (status = 409, description = "not the holder, finished, or a backwards move", body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn heartbeat(
+    _auth: Authorized<Execute>,
+    State(state): State<AppState>,
+    JobIdPath(id): JobIdPath,
+    JsonBody(body): JsonBody<Heartbeat>,
+) -> Result<Json<HeartbeatReply>> {
+    if let Some(progress) = body.progress.filter(|p| *p > 100) {
+        return Err(Error::InvalidInput {
+            field: "progress".into(),
+            reason: format!("{progress} is out of range: use 0 to 100"),
+        });
+    }
+    let reply = state
+        .store
+        .heartbeat(id, body.token, body.progress, body.status_code)
+        .await?;
+    Ok(Json(reply))
+}
+
+/// `POST /v1/jobs/{id}/logs`
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/jobs/{id}/logs", tag = "executor",
+    params(("id" = String, Path)), request_body = AppendLogs,
+    responses((status = 200, description = "stored (up to the cap)", body = LogsAppended),
+        (status = 409, description = "not the holder, or not running", body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn append_logs(
+    _auth: Authorized<Execute>,
+    State(state): State<AppState>,
+    JobIdPath(id): JobIdPath,
+    JsonBody(body): JsonBody<AppendLogs>,
+) -> Result<Json<LogsAppended>> {
+    if let Some((i, line)) = body
+        .lines
+        .iter()
+        .enumerate()
+        .find(|(_, line)| !matches!(line.stream.as_str(), "stdout" | "stderr" | "drover"))
+    {
+        return Err(Error::InvalidInput {
+            field: format!("lines[{i}].stream"),
+            reason: format!(
+                "{:?} is not a stream: use stdout, stderr or drover",
+                line.stream
+            ),
+        });
+    }
+    let appended = state
+        .store
+        .append_logs(id, body.token, body.lines, state.config.log_cap_bytes)
+        .await?;
+    Ok(Json(appended))
+}
+
+/// `POST /v1/jobs/{id}/finish`
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/jobs/{id}/finish", tag = "executor",
+    params(("id" = String, Path)), request_body = Finish,
+    responses((status = 200, description = "the recorded result", body = Job),
+        (status = 400, description = "not a terminal code", body = ApiError),
+        (status = 409, description = "not the holder, or already finished", body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn finish(
+    _auth: Authorized<Execute>,
+    State(state): State<AppState>,
+    JobIdPath(id): JobIdPath,
+    JsonBody(body): JsonBody<Finish>,
+) -> Result<Json<Job>> {
+    let message = check_message(body.message.as_deref())?;
+    let job = state
+        .store
+        .finish(
+            id,
+            body.token,
+            body.status_code,
+            body.exit_code,
+            message.as_deref(),
+        )
+        .await?;
+    Ok(Json(job))
+}
+
+/// `POST /v1/jobs/{id}/release`
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/jobs/{id}/release", tag = "executor",
+    params(("id" = String, Path)), request_body = Release,
+    responses((status = 200, description = "QUEUED again, or FAILED/ATTEMPTS_EXHAUSTED, or CANCELED if requested", body = Job),
+        (status = 409, description = "not the holder", body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn release(
+    _auth: Authorized<Execute>,
+    State(state): State<AppState>,
+    JobIdPath(id): JobIdPath,
+    JsonBody(body): JsonBody<Release>,
+) -> Result<Json<Job>> {
+    let message = check_message(body.message.as_deref())?;
+    let job = state
+        .store
+        .release(id, body.token, message.as_deref())
+        .await?;
+    Ok(Json(job))
+}

@@ -1,0 +1,370 @@
+//! User endpoints: submit, read, list, resolve, cancel, kill, retry.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode as HttpStatus;
+use axum::Json;
+use drover_core::{JobId, Priority, State as JobState};
+use serde::Deserialize;
+use tracing::warn;
+
+use crate::auth::{Admin, Authorized, Read, Submit};
+use crate::config::{ApiConfig, MAX_TIMEOUT};
+use crate::error::{Error, Result};
+use crate::extract::{JobIdPath, JsonBody, QueryParams};
+#[cfg(feature = "openapi")]
+use crate::model::{ApiError, Candidates};
+use crate::model::{Job, JobPage, SubmitJob};
+use crate::server::AppState;
+use crate::store::{CancelKind, Created, ListFilter, NewJob, MAX_CANDIDATES};
+
+/// Longest action name.
+const MAX_ACTION_LEN: usize = 128;
+/// Longest idempotency key.
+const MAX_KEY_LEN: usize = 255;
+/// Largest page of jobs.
+const MAX_LIMIT: u32 = 500;
+const DEFAULT_LIMIT: u32 = 50;
+
+/// Checks a submission and turns it into a record to create.
+fn new_job(body: SubmitJob, config: &ApiConfig) -> Result<NewJob> {
+    let invalid = |field: &str, reason: String| Error::InvalidInput {
+        field: field.into(),
+        reason,
+    };
+    let action = body.action;
+    if action.is_empty() {
+        return Err(invalid(
+            "action",
+            "is empty: name the action to run, e.g. \"noop\"".into(),
+        ));
+    }
+    if action.len() > MAX_ACTION_LEN
+        || !action
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Err(invalid(
+            "action",
+            format!("{action:?} is not an action name: use at most {MAX_ACTION_LEN} characters of A-Z, a-z, 0-9, '_', '.', '-'"),
+        ));
+    }
+    let params = serde_json::to_string(&body.params)
+        .map_err(|err| invalid("params", format!("cannot be stored as JSON: {err}")))?;
+    if params.len() > config.max_params_bytes {
+        return Err(Error::TooLarge {
+            what: "params",
+            limit: config.max_params_bytes,
+            hint: "keep parameters small and pass large inputs by reference (a URL or a path)",
+        });
+    }
+    let max_attempts = body.max_attempts.unwrap_or(config.default_max_attempts);
+    if !(1..=1000).contains(&max_attempts) {
+        return Err(invalid(
+            "max_attempts",
+            format!("{max_attempts} is out of range: use 1 to 1000"),
+        ));
+    }
+    let timeout_secs = body
+        .timeout_secs
+        .unwrap_or(config.default_timeout.as_secs());
+    if timeout_secs == 0 || timeout_secs > MAX_TIMEOUT.as_secs() {
+        return Err(invalid(
+            "timeout_secs",
+            format!(
+                "{timeout_secs} is out of range: use 1 to {} (30 days)",
+                MAX_TIMEOUT.as_secs()
+            ),
+        ));
+    }
+    if let Some(key) = &body.idempotency_key {
+        if key.is_empty() || key.len() > MAX_KEY_LEN || key.chars().any(char::is_control) {
+            return Err(invalid(
+                "idempotency_key",
+                format!("must be 1 to {MAX_KEY_LEN} characters without control characters: use e.g. a UUID"),
+            ));
+        }
+    }
+    Ok(NewJob {
+        action,
+        params,
+        priority: body.priority.unwrap_or(Priority::DEFAULT),
+        max_attempts,
+        timeout_secs,
+        idempotency_key: body.idempotency_key,
+        retry_of: None,
+    })
+}
+
+/// Commits `new`, then puts it on the queue, then records that it is there.
+async fn create_and_enqueue(state: &AppState, new: &NewJob) -> Result<(HttpStatus, Job)> {
+    let job = match state.store.create(new).await? {
+        Created::Existing(job) => return Ok((HttpStatus::OK, job)),
+        Created::New(job) => job,
+    };
+    if let Err(reason) = state.zk.enqueue(job.id, job.priority).await {
+        warn!(job_id = %job.id, %reason, "job committed but not enqueued; the reconciler will enqueue it");
+        return Ok((HttpStatus::CREATED, job));
+    }
+    match state.store.mark_enqueued(job.id).await {
+        Ok(enqueued) => Ok((HttpStatus::CREATED, enqueued)),
+        Err(err) => {
+            // The entry is on the queue and the record is whole; only the flag is stale,
+            // which costs at most a duplicate entry from the reconciler.
+            warn!(job_id = %job.id, error = %err, "job enqueued but not marked so");
+            Ok((HttpStatus::CREATED, job))
+        }
+    }
+}
+
+/// `POST /v1/jobs`
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/jobs", tag = "jobs",
+    request_body = SubmitJob,
+    responses(
+        (status = 201, description = "committed (and enqueued unless `enqueued` is false)", body = Job),
+        (status = 200, description = "the idempotency key matched an existing job", body = Job),
+        (status = 400, description = "invalid body", body = ApiError),
+        (status = 413, description = "body or params too large", body = ApiError),
+    ), security(("bearer" = []))))]
+pub(crate) async fn submit(
+    _auth: Authorized<Submit>,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<SubmitJob>,
+) -> Result<(HttpStatus, Json<Job>)> {
+    let new = new_job(body, &state.config)?;
+    let (status, job) = create_and_enqueue(&state, &new).await?;
+    Ok((status, Json(job)))
+}
+
+/// `GET /v1/jobs/{id}`
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "the full job id")),
+    responses((status = 200, body = Job), (status = 404, body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn get(
+    _auth: Authorized<Read>,
+    State(state): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<Json<Job>> {
+    Ok(Json(state.store.get(id).await?))
+}
+
+/// `GET /v1/jobs` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    state: Option<String>,
+    action: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// The opaque cursor: the last job's position.
+fn encode_cursor((created_us, id): &(i64, String)) -> String {
+    format!("{created_us}.{id}")
+}
+
+fn decode_cursor(text: &str) -> Result<(i64, String)> {
+    let bad = || Error::InvalidInput {
+        field: "cursor".into(),
+        reason: format!(
+            "{text:?} is not a cursor: pass the next_cursor of the previous page unchanged"
+        ),
+    };
+    let (us, id) = text.split_once('.').ok_or_else(bad)?;
+    let us = us.parse().map_err(|_| bad())?;
+    let id: JobId = id.parse().map_err(|_| bad())?;
+    Ok((us, id.to_string()))
+}
+
+/// `GET /v1/jobs?state=&action=&limit=&cursor=`
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/jobs", tag = "jobs",
+    params(
+        ("state" = Option<String>, Query, description = "QUEUED, RUNNING, SUCCESS, FAILED or CANCELED"),
+        ("action" = Option<String>, Query, description = "only this action"),
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = JobPage), (status = 400, body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn list(
+    _auth: Authorized<Read>,
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<JobPage>> {
+    let job_state = match query.state.as_deref() {
+        Some(text) => Some(
+            text.parse::<JobState>()
+                .map_err(|err| Error::InvalidInput {
+                    field: "state".into(),
+                    reason: err.to_string(),
+                })?,
+        ),
+        None => None,
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Error::InvalidInput {
+            field: "limit".into(),
+            reason: format!(
+                "{limit} is out of range: use 1 to {MAX_LIMIT} and follow next_cursor for more"
+            ),
+        });
+    }
+    let filter = ListFilter {
+        state: job_state,
+        action: query.action.filter(|a| !a.is_empty()),
+        after: query.cursor.as_deref().map(decode_cursor).transpose()?,
+        limit,
+    };
+    let (jobs, last) = state.store.list(&filter).await?;
+    Ok(Json(JobPage {
+        jobs,
+        next_cursor: last.as_ref().map(encode_cursor),
+    }))
+}
+
+/// `GET /v1/resolve/{fragment}`
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/resolve/{fragment}", tag = "jobs",
+    params(("fragment" = String, Path, description = "a prefix (else a substring) of a job id")),
+    responses(
+        (status = 200, description = "exactly one job matches", body = Job),
+        (status = 409, description = "several match (the body is also an ApiError)", body = Candidates),
+        (status = 404, body = ApiError),
+    ), security(("bearer" = []))))]
+pub(crate) async fn resolve(
+    _auth: Authorized<Read>,
+    State(state): State<AppState>,
+    Path(fragment): Path<String>,
+) -> Result<Json<Job>> {
+    let fragment = fragment.trim().to_ascii_lowercase();
+    if fragment.is_empty()
+        || fragment.len() > 36
+        || !fragment.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+    {
+        return Err(Error::InvalidInput {
+            field: "fragment".into(),
+            reason: format!("{fragment:?} cannot be part of a job id: use 1 to 36 characters of 0-9, a-f and '-'"),
+        });
+    }
+    let mut matches = state.store.resolve(&fragment).await?;
+    match matches.len() {
+        0 => Err(Error::JobNotFound { id: fragment }),
+        1 => Ok(Json(matches.remove(0))),
+        _ => {
+            matches.truncate(MAX_CANDIDATES);
+            Err(Error::Ambiguous {
+                fragment,
+                candidates: matches,
+            })
+        }
+    }
+}
+
+/// `POST /v1/jobs/{id}/cancel`
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "canceled, or flagged for its executor", body = Job),
+        (status = 409, description = "already finished", body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn cancel(
+    auth: Authorized<Submit>,
+    State(state): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<Json<Job>> {
+    let job = state
+        .store
+        .cancel(id, CancelKind::Cancel, &auth.caller.name)
+        .await?;
+    Ok(Json(job))
+}
+
+/// `POST /v1/jobs/{id}/kill`
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/jobs/{id}/kill", tag = "jobs",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "killed, or flagged for its executor", body = Job),
+        (status = 403, description = "not an admin", body = ApiError),
+        (status = 409, description = "already finished", body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn kill(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<Json<Job>> {
+    let job = state
+        .store
+        .cancel(id, CancelKind::Kill, &auth.caller.name)
+        .await?;
+    Ok(Json(job))
+}
+
+/// `POST /v1/jobs/{id}/retry`
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs",
+    params(("id" = String, Path)),
+    responses((status = 201, description = "a new job with retry_of = id", body = Job),
+        (status = 409, description = "the job has not finished", body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn retry(
+    _auth: Authorized<Submit>,
+    State(state): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<(HttpStatus, Json<Job>)> {
+    let old = state.store.get(id).await?;
+    if !old.state.is_terminal() {
+        return Err(Error::Conflict {
+            code: "job_not_finished",
+            message: format!(
+                "job {id} is {} ({}): only a finished job can be retried; wait for it or cancel it first",
+                old.state, old.status_code
+            ),
+            state: old.state,
+            status_code: old.status_code,
+        });
+    }
+    let new = NewJob {
+        action: old.action,
+        params: old.params.to_string(),
+        priority: old.priority,
+        max_attempts: old.max_attempts,
+        timeout_secs: old.timeout_secs,
+        idempotency_key: None,
+        retry_of: Some(id),
+    };
+    let (status, job) = create_and_enqueue(&state, &new).await?;
+    Ok((status, Json(job)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submit(action: &str) -> SubmitJob {
+        SubmitJob {
+            action: action.into(),
+            ..SubmitJob::default()
+        }
+    }
+
+    #[test]
+    fn submissions_are_checked_with_reasons() {
+        let config = ApiConfig::default();
+        let job = new_job(submit("noop"), &config).unwrap();
+        assert_eq!(job.priority, Priority::DEFAULT);
+        assert_eq!(job.max_attempts, 3);
+        assert_eq!(job.timeout_secs, 3600);
+        assert_eq!(job.params, "{}");
+        let err = new_job(submit(""), &config).unwrap_err().to_string();
+        assert!(err.contains("action") && err.contains("empty"), "{err}");
+        assert!(new_job(submit("rm -rf /"), &config).is_err());
+        let mut big = submit("noop");
+        big.params.insert("blob".into(), "x".repeat(70_000).into());
+        assert!(matches!(new_job(big, &config), Err(Error::TooLarge { .. })));
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_a_400() {
+        let id = JobId::new().to_string();
+        let cursor = encode_cursor(&(42, id.clone()));
+        assert_eq!(decode_cursor(&cursor).unwrap(), (42, id));
+        assert!(decode_cursor("nope").is_err());
+    }
+}

@@ -1,0 +1,51 @@
+//! The OpenAPI document served at `/openapi.json`.
+
+use axum::Json;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::handlers::{executor, jobs, logs, ops};
+use crate::model::{
+    ApiError, AppendLogs, Candidates, Claim, ExecutorInfo, Finish, Heartbeat, HeartbeatReply, Job,
+    JobPage, LogLine, LogPage, LogsAppended, Release, StoredLogLine, SubmitJob,
+};
+
+/// Declares the bearer scheme the endpoints name.
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "drover API", description = "drover's job API: durable job records and the fenced state machine. See api/API.md."),
+    paths(
+        jobs::submit, jobs::list, jobs::get, jobs::resolve, jobs::cancel, jobs::kill, jobs::retry,
+        logs::read,
+        executor::claim, executor::heartbeat, executor::append_logs, executor::finish, executor::release,
+        ops::executors, ops::healthz, ops::readyz, ops::metrics,
+    ),
+    components(schemas(
+        ApiError, AppendLogs, Candidates, Claim, ExecutorInfo, Finish, Heartbeat, HeartbeatReply,
+        Job, JobPage, LogLine, LogPage, LogsAppended, Release, StoredLogLine, SubmitJob,
+    )),
+    modifiers(&Bearer),
+)]
+struct ApiDoc;
+
+/// The document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// `GET /openapi.json`
+pub(crate) async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}

@@ -1,0 +1,175 @@
+//! Serving the API: start-up, the router, graceful shutdown.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::Router;
+use drover_coordination::ZkSettings;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use tracing::{info, warn};
+
+use crate::auth::Tokens;
+use crate::config::{redact_url, ApiConfig};
+use crate::coordinator::Coordinator;
+use crate::error::{Error, Result};
+use crate::handlers::{executor, jobs, logs, ops};
+use crate::metrics::{self, Metrics};
+use crate::store::Store;
+
+/// How often histogram buffers are drained between scrapes.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct AppState {
+    pub(crate) store: Store,
+    pub(crate) config: Arc<ApiConfig>,
+    pub(crate) tokens: Arc<Tokens>,
+    pub(crate) zk: Coordinator,
+    pub(crate) metrics: Metrics,
+    /// Cancelled when the API stops: log followers end their streams.
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// Binds `config.listen` and serves until `shutdown` is cancelled.
+///
+/// # Errors
+/// [`Error::InvalidConfig`], [`Error::Bind`], and as [`serve`].
+///
+/// # Cancellation safety
+/// Cancel `shutdown` rather than dropping the future: requests in flight then finish,
+/// and the database and ZooKeeper session close in order.
+pub async fn run(config: ApiConfig, zk: ZkSettings, shutdown: CancellationToken) -> Result<()> {
+    config.validate()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    serve(listener, config, zk, shutdown).await
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled.
+///
+/// Opens and migrates the database first; ZooKeeper is connected in the background
+/// (submits made while it is unreachable are committed with `enqueued = false`).
+/// Tests bind `127.0.0.1:0` themselves and read the port from the listener.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for bad settings, [`Error::DatabaseOpen`] and
+/// [`Error::Migrate`] at start-up, [`Error::Serve`] if the server fails.
+pub async fn serve(
+    listener: TcpListener,
+    config: ApiConfig,
+    zk: ZkSettings,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    config.validate()?;
+    zk.validate().map_err(|err| Error::InvalidConfig {
+        key: "zookeeper".into(),
+        reason: err.to_string(),
+    })?;
+    if config.auth_disabled() {
+        warn!(listen = %config.listen, "no api.tokens configured: every caller acts as admin (loopback only)");
+    }
+    let store = Store::open(&config).await?;
+    let background = shutdown.child_token();
+    let tracker = TaskTracker::new();
+    let coordinator = Coordinator::start(
+        zk,
+        config.queue_path.clone(),
+        config.enqueue_timeout,
+        &tracker,
+        background.clone(),
+    );
+    let metrics = Metrics::new()?;
+    tracker.spawn(upkeep(metrics.clone(), background.clone()));
+    let state = AppState {
+        store: store.clone(),
+        tokens: Arc::new(Tokens::new(&config.tokens)),
+        config: Arc::new(config),
+        zk: coordinator,
+        metrics,
+        shutdown: shutdown.clone(),
+    };
+    let local = listener.local_addr().map_err(Error::Serve)?;
+    info!(addr = %local, database = %redact_url(&state.config.database_url), "api listening");
+    let listener = listener.tap_io(|stream| {
+        // Small request/response pairs on kept-alive connections: never wait for Nagle.
+        let _ = stream.set_nodelay(true);
+    });
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .map_err(Error::Serve);
+    info!("api stopped accepting requests; closing zookeeper session and database");
+    background.cancel();
+    tracker.close();
+    tracker.wait().await;
+    store.close().await;
+    info!("api stopped");
+    served
+}
+
+/// Every route, wrapped in body limit, metrics, panic catching and tracing.
+fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/v1/jobs", post(jobs::submit).get(jobs::list))
+        .route("/v1/jobs/{id}", get(jobs::get))
+        .route("/v1/resolve/{fragment}", get(jobs::resolve))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/jobs/{id}/kill", post(jobs::kill))
+        .route("/v1/jobs/{id}/retry", post(jobs::retry))
+        .route(
+            "/v1/jobs/{id}/logs",
+            get(logs::read).post(executor::append_logs),
+        )
+        .route("/v1/jobs/{id}/claim", post(executor::claim))
+        .route("/v1/jobs/{id}/heartbeat", post(executor::heartbeat))
+        .route("/v1/jobs/{id}/finish", post(executor::finish))
+        .route("/v1/jobs/{id}/release", post(executor::release))
+        .route("/v1/executors", get(ops::executors))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics));
+    #[cfg(feature = "openapi")]
+    let routes = routes.route("/openapi.json", get(crate::openapi::serve));
+    routes
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A handler panicked: a 500 with an `ApiError` body; the process goes on.
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a handler panicked");
+    Error::Internal(detail.to_owned()).into_response()
+}
+
+async fn upkeep(metrics: Metrics, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(METRICS_UPKEEP) => metrics.upkeep(),
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The command line: every subcommand and flag, as clap parses them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use drover_api::client::DEFAULT_URL;
+use drover_core::{LogFormat, Priority, State};
+
+/// The exit codes, as `--help` shows them.
+const EXIT_CODES: &str = "\
+Exit codes:
+    0  success
+    1  the job did not succeed (submit --wait), or a role stopped with an error
+    2  bad usage or input: arguments, -p syntax, a malformed job id, the configuration
+    3  the API cannot be reached (connection refused, timeout): check --url / DROVER_URL
+    4  the API refused the request: unknown or ambiguous job id, illegal transition,
+       missing or unknown token (401), token without the role (403), invalid input
+    5  the API failed (5xx) or gave an answer this client does not understand
+  130  interrupted (Ctrl-C) while waiting for a job; the job goes on";
+
+/// drover: a horizontally scaled job engine.
+///
+/// One binary for every role (`drover api`) and the client commands that talk to the
+/// API. Job ids may be abbreviated to any unique part.
+#[derive(Debug, Parser)]
+#[command(name = "drover", version, after_help = EXIT_CODES, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+
+    /// How log lines are written to stderr: `text` or `json` (overrides `log_format`).
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub(crate) log_format: Option<LogFormat>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Runs the API role: job records in SQL, served over HTTP.
+    #[command(after_help = EXIT_CODES)]
+    Api(RoleArgs),
+    /// Runs the executor role: takes queue entries and runs their jobs (SIGTERM drains).
+    #[command(after_help = EXIT_CODES)]
+    Executor(RoleArgs),
+    /// Submits a job and prints its id.
+    #[command(after_help = EXIT_CODES)]
+    Submit(SubmitArgs),
+    /// Lists jobs, newest first.
+    #[command(after_help = EXIT_CODES)]
+    Ls(LsArgs),
+    /// Shows one job.
+    #[command(after_help = EXIT_CODES)]
+    Show(JobArgs),
+    /// Prints a job's log.
+    #[command(after_help = EXIT_CODES)]
+    Logs(LogsArgs),
+    /// Cancels a job: at once when queued, by its executor when running.
+    #[command(after_help = EXIT_CODES)]
+    Cancel(JobArgs),
+    /// Submits a finished job again, as a new job; prints the new id.
+    #[command(after_help = EXIT_CODES)]
+    Retry(JobArgs),
+    /// Kills a job (needs an admin token): like cancel, recorded as KILLED_BY_ADMIN.
+    #[command(after_help = EXIT_CODES)]
+    Kill(JobArgs),
+    /// Lists the executors registered in ZooKeeper.
+    #[command(after_help = EXIT_CODES)]
+    Executors(ClientArgs),
+}
+
+/// A role's options.
+#[derive(Debug, Args)]
+pub(crate) struct RoleArgs {
+    /// The configuration file (TOML, YAML or JSON); `DROVER_*` variables override it,
+    /// e.g. DROVER_ZOOKEEPER__HOSTS for `zookeeper.hosts`.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+/// How to reach the API, and how to print the answer.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ClientArgs {
+    /// The API's base URL.
+    #[arg(long, env = "DROVER_URL", default_value = DEFAULT_URL, value_name = "URL")]
+    pub(crate) url: String,
+
+    /// The bearer token (role submitter or admin).
+    #[arg(
+        long,
+        env = "DROVER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(crate) token: Option<String>,
+
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub(crate) output: Output,
+}
+
+/// How answers are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// For people: tables and short lines.
+    Table,
+    /// For programs: the API's JSON (one object per line for logs).
+    Json,
+}
+
+/// `drover submit`.
+#[derive(Debug, Args)]
+pub(crate) struct SubmitArgs {
+    /// The action to run (`noop`, `sleep`, a Docker action's name).
+    pub(crate) action: String,
+
+    /// A parameter, `key=value`; the value is read as JSON when it parses (`n=3`,
+    /// `on=true`, `list=[1,2]`), else taken as a string. Repeat for more.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub(crate) params: Vec<(String, serde_json::Value)>,
+
+    /// Queue priority, 0 (runs first) to 999; the API's default is 100.
+    #[arg(long, value_name = "N")]
+    pub(crate) priority: Option<Priority>,
+
+    /// Runs allowed before the job fails with ATTEMPTS_EXHAUSTED.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_attempts: Option<u32>,
+
+    /// How long the action may run before it is stopped (TIMED_OUT), e.g. `90s`, `10m`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub(crate) timeout: Option<Duration>,
+
+    /// Submitting again with the same key returns the existing job instead of a new one.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) idempotency_key: Option<String>,
+
+    /// Waits for the job to finish, with a progress bar; exits 0 only if it succeeded.
+    #[arg(long)]
+    pub(crate) wait: bool,
+
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// `drover ls`.
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// Only jobs in this state (QUEUED, RUNNING, SUCCESS, FAILED, CANCELED).
+    #[arg(long, value_name = "STATE")]
+    pub(crate) state: Option<State>,
+
+    /// Only jobs of this action.
+    #[arg(long, value_name = "ACTION")]
+    pub(crate) action: Option<String>,
+
+    /// At most this many jobs (1 to 500).
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=500), conflicts_with = "all")]
+    pub(crate) limit: u32,
+
+    /// Every matching job, page after page.
+    #[arg(long)]
+    pub(crate) all: bool,
+
+    /// Shows whole job ids instead of their first 8 characters.
+    #[arg(long)]
+    pub(crate) no_trunc: bool,
+
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// Commands about one job.
+#[derive(Debug, Args)]
+pub(crate) struct JobArgs {
+    /// The job's id, or any unique part of it.
+    pub(crate) id: String,
+
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// `drover logs`.
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// Keeps printing lines as they arrive, until the job finishes.
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+
+    #[command(flatten)]
+    pub(crate) job: JobArgs,
+}
+
+/// Parses `key=value`; the value as JSON when it is JSON, else as a string.
+fn parse_param(input: &str) -> Result<(String, serde_json::Value), String> {
+    let Some((key, value)) = input.split_once('=') else {
+        return Err(format!(
+            "{input:?} is not key=value: write -p {input}=VALUE, e.g. -p seconds=5"
+        ));
+    };
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(format!("{input:?} has no key: write -p KEY=VALUE"));
+    }
+    let value =
+        serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+    Ok((key.to_owned(), value))
+}
+
+/// Parses a duration such as `90s`, `10m` or `1h 30m`, at least one second.
+fn parse_timeout(input: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(input)
+        .map_err(|err| format!("{input:?} is not a duration ({err}): write e.g. 90s, 10m, 1h"))?;
+    if duration < Duration::from_secs(1) {
+        return Err(format!("{input:?} is too short: give at least 1s"));
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn params_are_json_when_they_parse_else_strings() {
+        let cases = [
+            ("n=3", ("n", json!(3))),
+            ("on=true", ("on", json!(true))),
+            ("list=[1,2]", ("list", json!([1, 2]))),
+            ("name=hello world", ("name", json!("hello world"))),
+            ("zip=007", ("zip", json!("007"))),
+            ("empty=", ("empty", json!(""))),
+            ("eq=a=b", ("eq", json!("a=b"))),
+            ("quoted=\"3\"", ("quoted", json!("3"))),
+        ];
+        for (input, (key, value)) in cases {
+            assert_eq!(
+                parse_param(input).unwrap(),
+                (key.to_owned(), value),
+                "{input}"
+            );
+        }
+        for bad in ["novalue", "=3", " =3"] {
+            assert!(parse_param(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timeouts_are_human_durations() {
+        assert_eq!(parse_timeout("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_timeout("1h 30m").unwrap(), Duration::from_secs(5400));
+        assert!(parse_timeout("10").is_err());
+        assert!(parse_timeout("500ms").is_err());
+    }
+
+    #[test]
+    fn submit_parses_every_flag() {
+        let cli = Cli::try_parse_from([
+            "drover",
+            "submit",
+            "sleep",
+            "-p",
+            "seconds=5",
+            "--param",
+            "x=y",
+            "--priority",
+            "7",
+            "--max-attempts",
+            "2",
+            "--timeout",
+            "10m",
+            "--idempotency-key",
+            "k",
+            "--wait",
+            "--url",
+            "http://h:1",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        let Command::Submit(submit) = cli.command else {
+            panic!("not submit: {cli:?}");
+        };
+        assert_eq!(submit.params.len(), 2);
+        assert_eq!(submit.priority.map(Priority::get), Some(7));
+        assert_eq!(submit.timeout, Some(Duration::from_secs(600)));
+        assert!(submit.wait);
+        assert_eq!(submit.client.output, Output::Json);
+        assert_eq!(submit.client.url, "http://h:1");
+    }
+
+    #[test]
+    fn bad_input_is_a_usage_error() {
+        for args in [
+            &["drover", "submit", "noop", "-p", "novalue"][..],
+            &["drover", "submit", "noop", "--priority", "1000"],
+            &["drover", "submit", "noop", "--max-attempts", "0"],
+            &["drover", "ls", "--state", "DONE"],
+            &["drover", "ls", "--limit", "0"],
+            &["drover", "ls", "--all", "--limit", "5"],
+            &["drover", "show"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! `drover ls` and `drover show`.
+
+use std::process::ExitCode;
+
+use drover_api::client::ListJobs;
+use drover_api::model::Job;
+use futures::TryStreamExt;
+
+use crate::args::{JobArgs, LsArgs, Output};
+use crate::output;
+
+/// The page size of `ls --all`: the API's maximum.
+const ALL_PAGE: u32 = 500;
+
+/// `drover ls`: the newest jobs, or every job with `--all`.
+pub(crate) async fn list(args: LsArgs) -> anyhow::Result<ExitCode> {
+    let client = super::client(&args.client)?;
+    let mut query = ListJobs {
+        state: args.state,
+        action: args.action,
+        limit: Some(args.limit),
+        cursor: None,
+    };
+    let (jobs, more): (Vec<Job>, bool) = if args.all {
+        query.limit = Some(ALL_PAGE);
+        (client.list_all(query).try_collect().await?, false)
+    } else {
+        let page = client.list(&query).await?;
+        (page.jobs, page.next_cursor.is_some())
+    };
+    match args.client.output {
+        Output::Json => output::emit(&output::json(&jobs)?)?,
+        Output::Table if jobs.is_empty() => eprintln!("no jobs"),
+        Output::Table => output::emit(&output::jobs_table(&jobs, args.no_trunc))?,
+    }
+    if more && args.client.output == Output::Table {
+        eprintln!(
+            "the newest {} are shown and more match: use --all, or --limit up to 500",
+            jobs.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `drover show ID`.
+pub(crate) async fn show(args: JobArgs) -> anyhow::Result<ExitCode> {
+    let client = super::client(&args.client)?;
+    let job = super::resolve(&client, &args.id).await?;
+    match args.client.output {
+        Output::Json => output::emit(&output::json(&job)?)?,
+        Output::Table => output::emit(&output::job_details(&job))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

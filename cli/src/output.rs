@@ -1,0 +1,240 @@
+//! How answers look: aligned tables, job details, ages, JSON.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use drover_api::model::{ExecutorInfo, Job};
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// How many characters of an id tables show (like `git log --oneline`).
+pub(crate) const SHORT_ID: usize = 8;
+
+/// Columns of text, left-aligned, two spaces apart, headers first.
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header_row: Vec<String> = headers.iter().map(|&h| h.to_owned()).collect();
+    for row in std::iter::once(&header_row).chain(rows) {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(&widths) {
+            let _ = write!(line, "{cell:<width$}  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The job list of `drover ls`.
+pub(crate) fn jobs_table(jobs: &[Job], full_ids: bool) -> String {
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|job| {
+            vec![
+                id_cell(job, full_ids),
+                job.action.clone(),
+                job.state.to_string(),
+                job.status_code.to_string(),
+                format!("{}%", job.progress),
+                format!("{}/{}", job.attempts, job.max_attempts),
+                age(&job.created_at),
+            ]
+        })
+        .collect();
+    let headers = [
+        "ID", "ACTION", "STATE", "STATUS", "PROGRESS", "ATTEMPTS", "CREATED",
+    ];
+    table(&headers, &rows)
+}
+
+/// The jobs an ambiguous id matches: whole ids, so that any of them can be pasted.
+pub(crate) fn candidates_table(jobs: &[Job]) -> String {
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|job| {
+            vec![
+                job.id.to_string(),
+                job.action.clone(),
+                job.state.to_string(),
+                format!("{} ({})", job.created_at, age(&job.created_at)),
+            ]
+        })
+        .collect();
+    table(&["ID", "ACTION", "STATE", "CREATED"], &rows)
+}
+
+/// The executor list of `drover executors`.
+pub(crate) fn executors_table(executors: &[ExecutorInfo]) -> String {
+    let rows: Vec<Vec<String>> = executors
+        .iter()
+        .map(|executor| {
+            vec![
+                executor.id.clone(),
+                executor.host.clone(),
+                executor.slots.to_string(),
+                executor.busy.to_string(),
+                executor.version.clone(),
+                format!("{} ({})", executor.started_at, age(&executor.started_at)),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "HOST", "SLOTS", "BUSY", "VERSION", "STARTED"],
+        &rows,
+    )
+}
+
+/// Every field of a job, one per line, for `drover show`.
+pub(crate) fn job_details(job: &Job) -> String {
+    let or_dash = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
+    let time = |value: &Option<String>| {
+        or_dash(value.as_ref().map(|text| format!("{text} ({})", age(text))))
+    };
+    let mut state = format!("{} ({})", job.state, job.status_code);
+    if job.cancel_requested {
+        state.push_str(", cancel requested");
+    }
+    if job.kill_requested {
+        state.push_str(", kill requested");
+    }
+    let fields = [
+        ("id", job.id.to_string()),
+        ("action", job.action.clone()),
+        ("state", state),
+        (
+            "message",
+            or_dash(Some(job.status_message.clone()).filter(|m| !m.is_empty())),
+        ),
+        ("progress", format!("{}%", job.progress)),
+        (
+            "exit code",
+            or_dash(job.exit_code.map(|code| code.to_string())),
+        ),
+        (
+            "attempts",
+            format!("{} of {}", job.attempts, job.max_attempts),
+        ),
+        ("priority", job.priority.to_string()),
+        (
+            "timeout",
+            humantime::format_duration(std::time::Duration::from_secs(job.timeout_secs))
+                .to_string(),
+        ),
+        ("executor", or_dash(job.executor.clone())),
+        ("created", time(&Some(job.created_at.clone()))),
+        ("started", time(&job.started_at)),
+        ("finished", time(&job.finished_at)),
+        ("last heartbeat", time(&job.last_heartbeat)),
+        (
+            "enqueued",
+            if job.enqueued { "yes" } else { "not yet" }.to_owned(),
+        ),
+        ("retry of", or_dash(job.retry_of.map(|id| id.to_string()))),
+        ("idempotency key", or_dash(job.idempotency_key.clone())),
+    ];
+    let mut out = String::new();
+    for (name, value) in fields {
+        let _ = writeln!(out, "{:<16} {value}", format!("{name}:"));
+    }
+    let params = serde_json::to_string_pretty(&job.params).unwrap_or_default();
+    let _ = writeln!(out, "params:");
+    for line in params.lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    out
+}
+
+/// One line saying how a job ended, or where it is.
+pub(crate) fn job_summary(job: &Job) -> String {
+    let mut line = format!("job {} {} ({})", job.id, job.state, job.status_code);
+    if let Some(code) = job.exit_code {
+        let _ = write!(line, ", exit code {code}");
+    }
+    if !job.status_message.is_empty() {
+        let _ = write!(line, ": {}", job.status_message);
+    }
+    line
+}
+
+/// `value` as pretty JSON, with a final newline.
+pub(crate) fn json<T: Serialize>(value: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(value)? + "\n")
+}
+
+/// Writes `text` on stdout and flushes it.
+///
+/// # Errors
+///
+/// The io error; a reader that went away (`drover ls | head`) is
+/// [`ErrorKind::BrokenPipe`](std::io::ErrorKind::BrokenPipe), which `main` takes as a
+/// quiet end rather than a failure.
+pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+fn id_cell(job: &Job, full: bool) -> String {
+    let id = job.id.to_string();
+    if full {
+        id
+    } else {
+        id.chars().take(SHORT_ID).collect()
+    }
+}
+
+/// How long ago an RFC 3339 time was (`5s ago`); the text itself if it does not parse.
+pub(crate) fn age(rfc3339: &str) -> String {
+    match OffsetDateTime::parse(rfc3339, &Rfc3339) {
+        Ok(then) => ago((OffsetDateTime::now_utc() - then).whole_seconds()),
+        Err(_) => rfc3339.to_owned(),
+    }
+}
+
+/// `seconds` as the largest whole unit: `42s ago`, `5m ago`, `3h ago`, `2d ago`.
+fn ago(seconds: i64) -> String {
+    match seconds {
+        ..=0 => "just now".to_owned(),
+        1..=59 => format!("{seconds}s ago"),
+        60..=3599 => format!("{}m ago", seconds / 60),
+        3600..=86_399 => format!("{}h ago", seconds / 3600),
+        _ => format!("{}d ago", seconds / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns_and_trim_lines() {
+        let rows = vec![
+            vec!["a".to_owned(), "long value".to_owned(), String::new()],
+            vec!["longer".to_owned(), "x".to_owned(), "end".to_owned()],
+        ];
+        let text = table(&["ONE", "TWO", "THREE"], &rows);
+        assert_eq!(
+            text,
+            "ONE     TWO         THREE\na       long value\nlonger  x           end\n"
+        );
+    }
+
+    #[test]
+    fn ages_use_the_largest_unit() {
+        assert_eq!(ago(-3), "just now");
+        assert_eq!(ago(42), "42s ago");
+        assert_eq!(ago(300), "5m ago");
+        assert_eq!(ago(3 * 3600 + 5), "3h ago");
+        assert_eq!(ago(2 * 86_400), "2d ago");
+        assert_eq!(age("not a time"), "not a time");
+        assert!(age("2020-01-01T00:00:00Z").ends_with("d ago"));
+    }
+}

@@ -1,0 +1,421 @@
+//! The job API's fenced lifecycle against a real ZooKeeper, on SQLite and PostgreSQL:
+//! submit → claim → heartbeat → logs → finish, fencing, concurrent claims,
+//! cancellation, kill, release and attempts.
+
+mod api_support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use api_support::{assert_api_error, Backend, TestApi, ADMIN, DEADLINE, SUBMITTER};
+use drover_coordination::Queue;
+use drover_tests::{connect, within};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+on_both_databases!(
+    full_lifecycle_through_the_real_queue,
+    an_old_token_changes_nothing_after_a_reclaim,
+    eight_concurrent_claims_one_winner,
+    a_job_cancelled_while_queued_never_runs,
+    cancel_racing_claim_never_loses_the_cancel,
+    cancel_and_kill_of_a_running_job_reach_the_executor,
+    release_beyond_max_attempts_fails_the_job,
+);
+
+fn is_rfc3339(value: &Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|s| s.len() >= 20 && s.ends_with('Z') && s.as_bytes()[10] == b'T')
+}
+
+async fn full_lifecycle_through_the_real_queue(backend: Backend) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let job = api
+        .submit(json!({ "action": "noop", "params": { "n": 1 }, "priority": 5 }))
+        .await?;
+    assert_eq!(job["state"], "QUEUED");
+    assert_eq!(job["status_code"], "ENQUEUED");
+    assert_eq!(job["enqueued"], true);
+    assert_eq!(job["attempts"], 0);
+    assert_eq!(job["max_attempts"], 3);
+    assert_eq!(job["timeout_secs"], 3600);
+    assert_eq!(job["params"], json!({ "n": 1 }));
+    assert!(is_rfc3339(&job["created_at"]), "{job}");
+    let id = job["id"].as_str().unwrap_or_default().to_owned();
+
+    // An executor takes the entry from the real queue; the taken node's zxid is the token.
+    let zk = api
+        .zk
+        .as_ref()
+        .map(|zk| zk.connect_string())
+        .unwrap_or_default();
+    let session = connect(&zk, Duration::from_secs(4)).await?;
+    let queue = Queue::open(&session, "/job").await?;
+    let taken = within("take", DEADLINE, queue.take(Some(DEADLINE)))
+        .await??
+        .expect("the entry");
+    assert_eq!(taken.job_id()?.to_string(), id);
+    assert!(taken.name().starts_with("entry-005-"), "{}", taken.name());
+    let token = taken.token().get();
+
+    let (status, claimed) = api.claim(&id, token, "executor-1").await?;
+    assert_eq!(status, StatusCode::OK, "{claimed}");
+    assert_eq!(claimed["state"], "RUNNING");
+    assert_eq!(claimed["status_code"], "PREPARING");
+    assert_eq!(claimed["attempts"], 1);
+    assert_eq!(claimed["executor"], "executor-1");
+    assert_eq!(claimed["fencing_token"], token);
+    assert!(is_rfc3339(&claimed["started_at"]), "{claimed}");
+
+    let (status, reply) = api
+        .heartbeat(
+            &id,
+            json!({ "token": token, "progress": 50, "status_code": "EXECUTING" }),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(
+        reply,
+        json!({ "cancel_requested": false, "kill_requested": false })
+    );
+    let running = api.job(&id).await?;
+    assert_eq!(
+        (running["status_code"].clone(), running["progress"].clone()),
+        (json!("EXECUTING"), json!(50))
+    );
+    assert!(is_rfc3339(&running["last_heartbeat"]), "{running}");
+
+    let lines = json!({ "token": token, "lines": [
+        { "stream": "stdout", "line": "hello" }, { "stream": "stderr", "line": "world" } ] });
+    let (status, appended) = api
+        .post(&format!("/v1/jobs/{id}/logs"), api_support::EXECUTOR, lines)
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{appended}");
+    assert_eq!(appended, json!({ "accepted": 2, "truncated": false }));
+    let (_, page) = api.get(&format!("/v1/jobs/{id}/logs"), SUBMITTER).await?;
+    assert_eq!(
+        page["lines"][0],
+        json!({ "seq": 1, "stream": "stdout", "line": "hello" })
+    );
+    assert_eq!(page["next"], 2);
+    assert_eq!(page["finished"], false);
+
+    let result = json!({ "token": token, "status_code": "SUCCEEDED", "exit_code": 0 });
+    let (status, done) = api.finish(&id, result.clone()).await?;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(
+        (done["state"].clone(), done["status_code"].clone()),
+        (json!("SUCCESS"), json!("SUCCEEDED"))
+    );
+    assert_eq!(done["exit_code"], 0);
+    assert_eq!(done["progress"], 100);
+    assert!(is_rfc3339(&done["finished_at"]), "{done}");
+    // The same result again (a retried request) answers the job; another result is a 409.
+    let (status, again) = api.finish(&id, result).await?;
+    assert_eq!((status, &again), (StatusCode::OK, &done));
+    let (status, body) = api
+        .finish(
+            &id,
+            json!({ "token": token, "status_code": "NONZERO_EXIT", "exit_code": 1 }),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_api_error(&body, "job_finished", &["SUCCESS"]);
+    assert_eq!(body["state"], "SUCCESS");
+    let (status, body) = api.heartbeat(&id, json!({ "token": token })).await?;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["status_code"], "SUCCEEDED");
+    let (_, page) = api
+        .get(&format!("/v1/jobs/{id}/logs?after=1"), SUBMITTER)
+        .await?;
+    assert_eq!(page["lines"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["finished"], true);
+    taken.consume().await?;
+
+    let record = api.db_record(&id).await?.expect("the row");
+    assert_eq!(record["state"], "SUCCESS");
+    assert_eq!(record["fencing_token"], token);
+    api.stop().await
+}
+
+async fn an_old_token_changes_nothing_after_a_reclaim(backend: Backend) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let id = api.submit_noop().await?;
+    let (status, _) = api.claim(&id, 100, "zombie").await?;
+    assert_eq!(status, StatusCode::OK);
+    // The first holder's session died; a newer token re-claims it.
+    let (status, reclaimed) = api.claim(&id, 200, "successor").await?;
+    assert_eq!(status, StatusCode::OK, "{reclaimed}");
+    assert_eq!(reclaimed["attempts"], 2);
+    assert_eq!(reclaimed["executor"], "successor");
+    assert_eq!(reclaimed["fencing_token"], 200);
+
+    // Every write of the zombie is refused, and nothing changes.
+    let stale_writes = [
+        (
+            "heartbeat",
+            json!({ "token": 100, "progress": 99, "status_code": "FINALIZING" }),
+        ),
+        (
+            "finish",
+            json!({ "token": 100, "status_code": "SUCCEEDED", "exit_code": 0 }),
+        ),
+        ("release", json!({ "token": 100, "message": "zombie" })),
+        (
+            "logs",
+            json!({ "token": 100, "lines": [{ "stream": "stdout", "line": "zombie" }] }),
+        ),
+        ("claim", json!({ "token": 100, "executor": "zombie" })),
+        ("claim", json!({ "token": 200, "executor": "zombie" })),
+    ];
+    for (endpoint, body) in stale_writes {
+        let (status, answer) = api
+            .post(
+                &format!("/v1/jobs/{id}/{endpoint}"),
+                api_support::EXECUTOR,
+                body,
+            )
+            .await?;
+        assert_eq!(status, StatusCode::CONFLICT, "{endpoint}: {answer}");
+        assert_api_error(&answer, "stale_token", &["200"]);
+        assert_eq!(answer["state"], "RUNNING");
+    }
+    assert_eq!(api.job(&id).await?, reclaimed, "the record is unchanged");
+    let record = api.db_record(&id).await?.expect("the row");
+    assert_eq!(
+        (record["fencing_token"].clone(), record["executor"].clone()),
+        (json!(200), json!("successor"))
+    );
+    let (_, logs) = api.get(&format!("/v1/jobs/{id}/logs"), SUBMITTER).await?;
+    assert_eq!(logs["lines"], json!([]));
+
+    // A token that never claimed is not the holder either.
+    let (status, answer) = api.heartbeat(&id, json!({ "token": 300 })).await?;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_api_error(&answer, "not_holder", &["claim"]);
+    // The holder moves forward, never back.
+    let (status, _) = api
+        .heartbeat(&id, json!({ "token": 200, "status_code": "FINALIZING" }))
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    let (status, answer) = api
+        .heartbeat(&id, json!({ "token": 200, "status_code": "EXECUTING" }))
+        .await?;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_api_error(&answer, "illegal_transition", &["FINALIZING", "EXECUTING"]);
+    assert_eq!(answer["status_code"], "FINALIZING");
+    api.stop().await
+}
+
+async fn eight_concurrent_claims_one_winner(backend: Backend) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    for round in 0..5 {
+        let id = api.submit_noop().await?;
+        let claims = (0..8).map(|i| {
+            let api = &api;
+            let id = id.clone();
+            async move { api.claim(&id, 1000 + round, &format!("executor-{i}")).await }
+        });
+        let answers = within("8 claims", DEADLINE, futures::future::join_all(claims)).await?;
+        let mut winners = Vec::new();
+        for answer in answers {
+            let (status, body) = answer?;
+            match status {
+                StatusCode::OK => winners.push(body),
+                StatusCode::CONFLICT => assert_api_error(&body, "stale_token", &[]),
+                other => panic!("claim answered {other}: {body}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one claim wins");
+        let job = api.job(&id).await?;
+        assert_eq!(job["attempts"], 1);
+        assert_eq!(job["executor"], winners[0]["executor"]);
+    }
+    api.stop().await
+}
+
+async fn a_job_cancelled_while_queued_never_runs(backend: Backend) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let id = api.submit_noop().await?;
+    let (status, canceled) = api
+        .post(&format!("/v1/jobs/{id}/cancel"), SUBMITTER, json!({}))
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{canceled}");
+    assert_eq!(
+        (canceled["state"].clone(), canceled["status_code"].clone()),
+        (json!("CANCELED"), json!("CANCELLED_BY_USER"))
+    );
+    assert!(
+        canceled["status_message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("alice"),
+        "{canceled}"
+    );
+    // Its queue entry is still there; an executor that takes it is refused.
+    let (status, answer) = api.claim(&id, 77, "executor-1").await?;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_api_error(&answer, "job_finished", &["CANCELED", "consume"]);
+    assert_eq!(answer["state"], "CANCELED");
+    let (status, answer) = api.heartbeat(&id, json!({ "token": 77 })).await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    let (status, answer) = api
+        .post(&format!("/v1/jobs/{id}/cancel"), SUBMITTER, json!({}))
+        .await?;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_api_error(&answer, "illegal_transition", &["terminal", "retry"]);
+    let job = api.job(&id).await?;
+    assert_eq!(
+        (job["attempts"].clone(), job["executor"].clone()),
+        (json!(0), Value::Null)
+    );
+    api.stop().await
+}
+
+async fn cancel_racing_claim_never_loses_the_cancel(backend: Backend) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    for round in 0..10 {
+        let id = api.submit_noop().await?;
+        let cancel_path = format!("/v1/jobs/{id}/cancel");
+        let cancel = api.post(&cancel_path, SUBMITTER, json!({}));
+        let claim = api.claim(&id, 10 + round, "racer");
+        let ((cancel_status, _), (claim_status, claimed)) = tokio::try_join!(cancel, claim)?;
+        assert_eq!(cancel_status, StatusCode::OK);
+        let job = api.job(&id).await?;
+        if claim_status == StatusCode::OK {
+            // The claim won: the executor must learn of the cancel.
+            assert_eq!(job["state"], "RUNNING", "{claimed}");
+            assert_eq!(job["cancel_requested"], true);
+            let (_, reply) = api.heartbeat(&id, json!({ "token": 10 + round })).await?;
+            assert_eq!(reply["cancel_requested"], true);
+        } else {
+            assert_eq!(claim_status, StatusCode::CONFLICT);
+            assert_eq!(job["state"], "CANCELED");
+            assert_eq!(job["attempts"], 0);
+        }
+    }
+    api.stop().await
+}
+
+async fn cancel_and_kill_of_a_running_job_reach_the_executor(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let id = api.submit_noop().await?;
+    api.claim(&id, 5, "executor-1").await?;
+    let (status, job) = api
+        .post(&format!("/v1/jobs/{id}/cancel"), SUBMITTER, json!({}))
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (job["state"].clone(), job["cancel_requested"].clone()),
+        (json!("RUNNING"), json!(true))
+    );
+    let (_, reply) = api.heartbeat(&id, json!({ "token": 5 })).await?;
+    assert_eq!(
+        reply,
+        json!({ "cancel_requested": true, "kill_requested": false })
+    );
+    let (status, body) = api
+        .post(&format!("/v1/jobs/{id}/kill"), SUBMITTER, json!({}))
+        .await?;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_api_error(&body, "forbidden", &["admin"]);
+    let (status, job) = api
+        .post(&format!("/v1/jobs/{id}/kill"), ADMIN, json!({}))
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(job["kill_requested"], true);
+    let (_, reply) = api.heartbeat(&id, json!({ "token": 5 })).await?;
+    assert_eq!(
+        reply,
+        json!({ "cancel_requested": true, "kill_requested": true })
+    );
+    let (status, done) = api
+        .finish(&id, json!({ "token": 5, "status_code": "KILLED_BY_ADMIN", "message": "stopped the container" }))
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (done["state"].clone(), done["status_message"].clone()),
+        (json!("CANCELED"), json!("stopped the container"))
+    );
+
+    // A running job released after a cancel request ends CANCELED instead of requeueing.
+    let id = api.submit_noop().await?;
+    api.claim(&id, 6, "executor-1").await?;
+    api.post(&format!("/v1/jobs/{id}/cancel"), SUBMITTER, json!({}))
+        .await?;
+    let (status, released) = api.release(&id, 6, "draining").await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(released["status_code"], "CANCELLED_BY_USER");
+
+    // Retry: a terminal job gives a new one linked to it; a live one is a 409.
+    let (status, retried) = api
+        .post(&format!("/v1/jobs/{id}/retry"), SUBMITTER, json!({}))
+        .await?;
+    assert_eq!(status, StatusCode::CREATED, "{retried}");
+    assert_eq!(retried["retry_of"], json!(id));
+    assert_eq!(
+        (retried["action"].clone(), retried["status_code"].clone()),
+        (json!("noop"), json!("ENQUEUED"))
+    );
+    let new_id = retried["id"].as_str().unwrap_or_default();
+    let (status, body) = api
+        .post(&format!("/v1/jobs/{new_id}/retry"), SUBMITTER, json!({}))
+        .await?;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_api_error(&body, "job_not_finished", &["QUEUED"]);
+    api.stop().await
+}
+
+async fn release_beyond_max_attempts_fails_the_job(backend: Backend) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let job = api
+        .submit(json!({ "action": "noop", "max_attempts": 2 }))
+        .await?;
+    let id = job["id"].as_str().unwrap_or_default().to_owned();
+    let mut tokens = HashSet::new();
+    for (attempt, token) in [(1, 10), (2, 20)] {
+        tokens.insert(token);
+        let (status, claimed) = api.claim(&id, token, "drainer").await?;
+        assert_eq!(status, StatusCode::OK, "{claimed}");
+        assert_eq!(claimed["attempts"], attempt);
+        let (status, released) = api.release(&id, token, "drain deadline").await?;
+        assert_eq!(status, StatusCode::OK, "{released}");
+        let message = released["status_message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("attempt {attempt} of 2")),
+            "{message}"
+        );
+        if attempt == 1 {
+            assert_eq!(
+                (released["state"].clone(), released["status_code"].clone()),
+                (json!("QUEUED"), json!("ENQUEUED"))
+            );
+        } else {
+            assert_eq!(
+                (released["state"].clone(), released["status_code"].clone()),
+                (json!("FAILED"), json!("ATTEMPTS_EXHAUSTED"))
+            );
+            for why in ["max_attempts", "no attempts are left", "drain deadline"] {
+                assert!(message.contains(why), "{message:?} should say {why:?}");
+            }
+        }
+    }
+    let (status, body) = api.claim(&id, 30, "drainer").await?;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_api_error(&body, "job_finished", &["ATTEMPTS_EXHAUSTED"]);
+
+    // A holder that dies on its last attempt: the re-claim ends the job instead.
+    let job = api
+        .submit(json!({ "action": "noop", "max_attempts": 1 }))
+        .await?;
+    let id = job["id"].as_str().unwrap_or_default().to_owned();
+    api.claim(&id, 40, "doomed").await?;
+    let (status, body) = api.claim(&id, 50, "successor").await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["status_code"], "ATTEMPTS_EXHAUSTED");
+    assert_eq!(api.job(&id).await?["status_code"], "ATTEMPTS_EXHAUSTED");
+    api.stop().await
+}

@@ -1,0 +1,434 @@
+//! The executor against a real cluster: ZooKeeper, `drover api`, `drover executor`
+//! processes and the Docker engine.
+
+mod executor_support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use drover_core::{State, StatusCode};
+use executor_support::{containers_of, drover, Cluster, ExecutorOptions};
+use futures::future::try_join_all;
+use serde_json::json;
+
+#[tokio::test]
+async fn two_hundred_docker_jobs_over_two_executors() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let _a = cluster.executor(&ExecutorOptions::new("exec-a", 4)).await?;
+    let _b = cluster.executor(&ExecutorOptions::new("exec-b", 4)).await?;
+    let started = Instant::now();
+    let ids = try_join_all((0..200).map(|n| cluster.submit("echo", json!({ "n": n })))).await?;
+    let jobs = try_join_all(
+        ids.iter()
+            .map(|id| cluster.finished(*id, Duration::from_secs(300))),
+    )
+    .await?;
+    eprintln!("200 docker jobs in {:?}", started.elapsed());
+    let failed: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.status_code != StatusCode::Succeeded)
+        .collect();
+    assert!(failed.is_empty(), "not all succeeded: {failed:#?}");
+    let by: HashSet<_> = jobs.iter().filter_map(|j| j.executor.clone()).collect();
+    assert_eq!(
+        by,
+        HashSet::from(["exec-a".to_owned(), "exec-b".to_owned()]),
+        "both executors ran jobs"
+    );
+    assert!(jobs.iter().all(|j| j.attempts == 1), "each ran once");
+    for executor in ["exec-a", "exec-b"] {
+        assert!(
+            containers_of(executor).await?.is_empty(),
+            "{executor} left containers behind"
+        );
+    }
+    // logs through the API and through `drover logs`
+    let admin = cluster.admin()?;
+    let page = admin.logs(ids[7], 0, Some(100)).await?;
+    let of = |stream: &str| {
+        page.lines
+            .iter()
+            .filter(|l| l.stream == stream)
+            .map(|l| l.line.clone())
+            .collect::<Vec<_>>()
+    };
+    // order holds within a stream; Docker interleaves the two streams as it likes
+    assert_eq!(of("stdout"), ["hello 7", r#"{"n":7}"#]);
+    assert_eq!(of("stderr"), ["to-stderr"]);
+    let (code, stdout, stderr) = drover(&cluster, &["logs", &ids[42].to_string()[..8]]).await?;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("hello 42") && stdout.contains("to-stderr"),
+        "{stdout}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_failure_ends_with_its_status_code_and_a_clear_message() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let _a = cluster.executor(&ExecutorOptions::new("exec-f", 4)).await?;
+    let cases = [
+        ("fail", StatusCode::NonzeroExit, "exited with code 3"),
+        ("hog", StatusCode::NonzeroExit, "memory limit is 8 MiB"),
+        ("slow", StatusCode::TimedOut, "timeout of 1.0s"),
+        (
+            "no-such-action",
+            StatusCode::UnknownAction,
+            "not known to executor exec-f",
+        ),
+        (
+            "ghost",
+            StatusCode::InternalError,
+            "drover/not-here:1 is not available",
+        ),
+    ];
+    let ids = try_join_all(
+        cases
+            .iter()
+            .map(|(action, _, _)| cluster.submit(action, json!({}))),
+    )
+    .await?;
+    for ((action, code, message), id) in cases.iter().zip(ids) {
+        let job = cluster.finished(id, Duration::from_secs(60)).await?;
+        assert_eq!(job.status_code, *code, "{action}: {job:#?}");
+        assert!(
+            job.status_message.contains(message),
+            "{action}: {:?} should say {message:?}",
+            job.status_message
+        );
+        eprintln!("{action}: {} — {}", job.status_code, job.status_message);
+    }
+    let failing = cluster.admin()?.get(ids_first(&cluster).await?).await?;
+    assert_eq!(failing.exit_code, Some(3));
+    assert!(containers_of("exec-f").await?.is_empty());
+    Ok(())
+}
+
+async fn ids_first(cluster: &Cluster) -> anyhow::Result<drover_core::JobId> {
+    let page = cluster
+        .admin()?
+        .list(&drover_api::client::ListJobs {
+            action: Some("fail".into()),
+            ..Default::default()
+        })
+        .await?;
+    Ok(page.jobs[0].id)
+}
+
+#[tokio::test]
+async fn cancel_and_kill_stop_a_running_container_within_five_seconds() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let _a = cluster.executor(&ExecutorOptions::new("exec-c", 2)).await?;
+    let admin = cluster.admin()?;
+    let canceled = cluster.submit("linger", json!({"seconds": 60})).await?;
+    let killed = cluster.submit("linger", json!({"seconds": 60})).await?;
+    for id in [canceled, killed] {
+        cluster
+            .reaches(id, State::Running, Duration::from_secs(30))
+            .await?;
+    }
+    drover_tests::wait_until(
+        "both containers running",
+        Duration::from_secs(30),
+        || async { containers_of("exec-c").await.is_ok_and(|c| c.len() == 2) },
+    )
+    .await?;
+    let start = Instant::now();
+    admin.cancel(canceled).await?;
+    admin.kill(killed).await?;
+    let a = cluster.finished(canceled, Duration::from_secs(5)).await?;
+    let b = cluster.finished(killed, Duration::from_secs(5)).await?;
+    eprintln!("cancel and kill final after {:?}", start.elapsed());
+    assert_eq!(a.status_code, StatusCode::CancelledByUser);
+    assert_eq!(b.status_code, StatusCode::KilledByAdmin);
+    drover_tests::wait_until(
+        "containers gone",
+        Duration::from_secs(5) - start.elapsed().min(Duration::from_secs(5))
+            + Duration::from_millis(500),
+        || async { containers_of("exec-c").await.is_ok_and(|c| c.is_empty()) },
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_killed_executors_job_reruns_elsewhere_and_its_container_is_cleaned_up_on_restart(
+) -> anyhow::Result<()> {
+    use nix::sys::signal::Signal;
+    let cluster = Cluster::start().await?;
+    let victim = cluster
+        .executor(&ExecutorOptions::new("exec-victim", 1))
+        .await?;
+    let id = cluster.submit("linger", json!({"seconds": 3})).await?;
+    let job = cluster
+        .reaches(id, State::Running, Duration::from_secs(30))
+        .await?;
+    assert_eq!(job.executor.as_deref(), Some("exec-victim"));
+    drover_tests::wait_until(
+        "the victim's container",
+        Duration::from_secs(30),
+        || async {
+            containers_of("exec-victim")
+                .await
+                .is_ok_and(|c| c.len() == 1)
+        },
+    )
+    .await?;
+    victim.signal(Signal::SIGKILL)?;
+    let killed = Instant::now();
+    let _heir = cluster
+        .executor(&ExecutorOptions::new("exec-heir", 1))
+        .await?;
+    let admin = cluster.admin()?;
+    drover_tests::wait_until(
+        "the heir to rerun the job",
+        executor_support::SESSION + Duration::from_secs(2),
+        || async {
+            admin.get(id).await.is_ok_and(|j| {
+                j.executor.as_deref() == Some("exec-heir") && j.state == State::Running
+            })
+        },
+    )
+    .await?;
+    eprintln!("rerun by the heir {:?} after SIGKILL", killed.elapsed());
+    let job = cluster.finished(id, Duration::from_secs(60)).await?;
+    assert_eq!(job.status_code, StatusCode::Succeeded);
+    assert_eq!(job.attempts, 2, "one rerun");
+    let lines = admin.logs(id, 0, Some(100)).await?.lines;
+    assert_eq!(
+        lines.iter().filter(|l| l.line == "finished").count(),
+        1,
+        "succeeded once: {lines:?}"
+    );
+    assert_eq!(
+        containers_of("exec-victim").await?.len(),
+        1,
+        "the dead executor's container is still there"
+    );
+    let _victim_again = cluster
+        .executor(&ExecutorOptions::new("exec-victim", 1))
+        .await?;
+    assert!(
+        containers_of("exec-victim").await?.is_empty(),
+        "removed when the victim restarted"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_executor_whose_session_expires_stops_its_containers_and_writes_nothing(
+) -> anyhow::Result<()> {
+    use nix::sys::signal::Signal;
+    let cluster = Cluster::start().await?;
+    let frozen = cluster
+        .executor(&ExecutorOptions::new("exec-frozen", 2))
+        .await?;
+    let ids = try_join_all((0..2).map(|_| cluster.submit("linger", json!({"seconds": 8})))).await?;
+    for id in &ids {
+        cluster
+            .reaches(*id, State::Running, Duration::from_secs(30))
+            .await?;
+    }
+    drover_tests::wait_until("two containers", Duration::from_secs(30), || async {
+        containers_of("exec-frozen")
+            .await
+            .is_ok_and(|c| c.len() == 2)
+    })
+    .await?;
+    frozen.signal(Signal::SIGSTOP)?;
+    let _other = cluster
+        .executor(&ExecutorOptions::new("exec-other", 2))
+        .await?;
+    let admin = cluster.admin()?;
+    drover_tests::wait_until(
+        "the other executor to take both jobs",
+        Duration::from_secs(20),
+        || async {
+            let mut all = true;
+            for id in &ids {
+                all &= admin
+                    .get(*id)
+                    .await
+                    .is_ok_and(|j| j.executor.as_deref() == Some("exec-other"));
+            }
+            all
+        },
+    )
+    .await?;
+    let before: Vec<_> = try_join_all(ids.iter().map(|id| admin.get(*id))).await?;
+    frozen.signal(Signal::SIGCONT)?;
+    drover_tests::wait_until(
+        "the frozen executor to stop its containers",
+        Duration::from_secs(20),
+        || async {
+            containers_of("exec-frozen")
+                .await
+                .is_ok_and(|c| c.is_empty())
+        },
+    )
+    .await?;
+    // it wrote nothing for those jobs: the records are the other executor's
+    let after: Vec<_> = try_join_all(ids.iter().map(|id| admin.get(*id))).await?;
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(a.executor.as_deref(), Some("exec-other"));
+        assert_eq!(
+            a.fencing_token, b.fencing_token,
+            "no write under the old token"
+        );
+    }
+    for id in &ids {
+        let job = cluster.finished(*id, Duration::from_secs(60)).await?;
+        assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
+        assert_eq!(job.executor.as_deref(), Some("exec-other"));
+    }
+    assert!(
+        frozen.log().contains("no longer ours"),
+        "the frozen executor said it gave up:\n{}",
+        frozen.log()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_api_outage_loses_nothing_and_causes_no_hot_loop() -> anyhow::Result<()> {
+    let mut cluster = Cluster::start().await?;
+    let ids =
+        try_join_all((0..24).map(|_| cluster.submit("sleep", json!({"seconds": 0.5})))).await?;
+    cluster.kill_api().await?;
+    // the executor starts into the outage: every entry it takes fails to claim
+    let metrics = drover_tests::free_port()?;
+    let executor = cluster
+        .spawn_executor(&ExecutorOptions {
+            metrics_port: Some(metrics),
+            ..ExecutorOptions::new("exec-o", 4)
+        })
+        .await?;
+    drover_tests::wait_until(
+        "the executor to try a take",
+        Duration::from_secs(30),
+        || async { executor.takes().await.is_ok_and(|t| t > 0) },
+    )
+    .await?;
+    let before = executor.takes().await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let during = executor.takes().await? - before;
+    eprintln!("{during} takes in 10 s while the API was down (4 slots, backoff capped at 2 s)");
+    assert!(during <= 40, "{during} takes in 10 s: a hot loop");
+    assert!(executor.log().contains("backing off"), "{}", executor.log());
+    cluster.start_api().await?;
+    let jobs = try_join_all(
+        ids.iter()
+            .map(|id| cluster.finished(*id, Duration::from_secs(90))),
+    )
+    .await?;
+    let not_ok: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.status_code != StatusCode::Succeeded)
+        .collect();
+    assert!(not_ok.is_empty(), "{not_ok:#?}");
+    assert!(
+        jobs.iter().all(|j| j.attempts == 1),
+        "a failed claim is not an attempt"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn sigterm_drains_running_jobs_and_leaves_the_queue_to_others() -> anyhow::Result<()> {
+    use nix::sys::signal::Signal;
+    let cluster = Cluster::start().await?;
+    let mut draining = cluster
+        .executor(&ExecutorOptions::new("exec-drain", 4))
+        .await?;
+    let running =
+        try_join_all((0..4).map(|_| cluster.submit("sleep", json!({"seconds": 5})))).await?;
+    for id in &running {
+        cluster
+            .reaches(*id, State::Running, Duration::from_secs(30))
+            .await?;
+    }
+    let queued = try_join_all((0..20).map(|_| cluster.submit("noop", json!({})))).await?;
+    draining.signal(Signal::SIGTERM)?;
+    let signaled = Instant::now();
+    let _other = cluster
+        .executor(&ExecutorOptions::new("exec-fresh", 4))
+        .await?;
+    let code = draining.exit_code(Duration::from_secs(30)).await?;
+    eprintln!("drained and exited {code:?} after {:?}", signaled.elapsed());
+    assert_eq!(code, Some(0), "{}", draining.log());
+    for id in &running {
+        let job = cluster.finished(*id, Duration::from_secs(5)).await?;
+        assert_eq!(
+            (job.status_code, job.executor.as_deref()),
+            (StatusCode::Succeeded, Some("exec-drain"))
+        );
+    }
+    for id in &queued {
+        let job = cluster.finished(*id, Duration::from_secs(30)).await?;
+        assert_eq!(
+            (job.status_code, job.executor.as_deref()),
+            (StatusCode::Succeeded, Some("exec-fresh"))
+        );
+    }
+    let log = draining.log();
+    for step in [
+        "drain requested",
+        "stopped taking entries",
+        "every running job finished",
+        "deregistered",
+        "executor stopped",
+    ] {
+        assert!(log.contains(step), "the drain log lacks {step:?}:\n{log}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_job_longer_than_the_drain_deadline_is_released_and_rerun_elsewhere() -> anyhow::Result<()>
+{
+    use nix::sys::signal::Signal;
+    let cluster = Cluster::start().await?;
+    let mut draining = cluster
+        .executor(&ExecutorOptions {
+            drain_timeout: Duration::from_secs(2),
+            ..ExecutorOptions::new("exec-short", 1)
+        })
+        .await?;
+    let id = cluster.submit("linger", json!({"seconds": 6})).await?;
+    cluster
+        .reaches(id, State::Running, Duration::from_secs(30))
+        .await?;
+    drover_tests::wait_until("the container", Duration::from_secs(30), || async {
+        containers_of("exec-short")
+            .await
+            .is_ok_and(|c| c.len() == 1)
+    })
+    .await?;
+    draining.signal(Signal::SIGTERM)?;
+    let code = draining.exit_code(Duration::from_secs(30)).await?;
+    assert_eq!(code, Some(0), "{}", draining.log());
+    assert!(
+        containers_of("exec-short").await?.is_empty(),
+        "its container was stopped and removed"
+    );
+    let job = cluster.admin()?.get(id).await?;
+    assert_eq!(
+        job.state,
+        State::Queued,
+        "released back to the queue: {job:#?}"
+    );
+    let _heir = cluster
+        .executor(&ExecutorOptions::new("exec-heir2", 1))
+        .await?;
+    let job = cluster.finished(id, Duration::from_secs(60)).await?;
+    assert_eq!(job.status_code, StatusCode::Succeeded);
+    assert_eq!(job.executor.as_deref(), Some("exec-heir2"));
+    assert_eq!(job.attempts, 2);
+    let log = draining.log();
+    assert!(
+        log.contains("deadline reached") && log.contains("gave the job back"),
+        "{log}"
+    );
+    Ok(())
+}

@@ -1,0 +1,401 @@
+//! A small real cluster for executor tests: ZooKeeper, `drover api` (SQLite) and
+//! `drover executor` processes, with Docker actions on the `drover/busybox` image.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context};
+use drover_api::client::ApiClient;
+use drover_api::model::{Job, SubmitJob};
+use drover_core::{JobId, State};
+use drover_tests::{
+    drover_command, free_port, init_test_tracing, wait_until, within, LineChild, ZkServer,
+};
+
+pub(crate) const ADMIN: &str = "admin-secret";
+const EXECUTOR: &str = "executor-secret";
+/// The ZooKeeper session timeout of every process in the cluster.
+pub(crate) const SESSION: Duration = Duration::from_secs(2);
+
+/// Docker actions every test cluster knows.
+const ACTIONS: &[(&str, &str)] = &[
+    (
+        "echo",
+        r#"name = "echo"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "echo \"hello $DROVER_PARAM_N\"; cat /drover/params.json; echo; echo to-stderr >&2"]
+"#,
+    ),
+    (
+        "fail",
+        r#"name = "fail"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "echo failing; exit 3"]
+"#,
+    ),
+    (
+        "hog",
+        r#"name = "hog"
+image = "drover/busybox:latest"
+pull = "never"
+memory = "8m"
+command = ["sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"]
+"#,
+    ),
+    (
+        "slow",
+        r#"name = "slow"
+image = "drover/busybox:latest"
+pull = "never"
+timeout = "1s"
+command = ["sh", "-c", "sleep 30"]
+"#,
+    ),
+    (
+        "ghost",
+        r#"name = "ghost"
+image = "drover/not-here:1"
+command = ["true"]
+"#,
+    ),
+    (
+        "linger",
+        r#"name = "linger"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "trap 'echo stopping; exit 0' TERM; i=0; while [ $i -lt ${DROVER_PARAM_SECONDS:-30}0 ]; do sleep 0.1; i=$((i+1)); done; echo finished"]
+"#,
+    ),
+];
+
+/// ZooKeeper, the API and executors.
+pub(crate) struct Cluster {
+    pub(crate) zk: ZkServer,
+    pub(crate) url: String,
+    pub(crate) api: Option<LineChild>,
+    api_port: u16,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+/// How to start one executor.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecutorOptions {
+    pub(crate) id: String,
+    pub(crate) slots: usize,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) metrics_port: Option<u16>,
+}
+
+impl ExecutorOptions {
+    pub(crate) fn new(id: &str, slots: usize) -> ExecutorOptions {
+        ExecutorOptions {
+            id: id.to_owned(),
+            slots,
+            drain_timeout: Duration::from_secs(120),
+            metrics_port: None,
+        }
+    }
+}
+
+impl Cluster {
+    /// ZooKeeper and the API, ready; no executor yet.
+    pub(crate) async fn start() -> anyhow::Result<Cluster> {
+        init_test_tracing();
+        let zk = ZkServer::start().await?;
+        let dir = tempfile::tempdir()?;
+        let actions = dir.path().join("actions");
+        std::fs::create_dir(&actions)?;
+        for (name, text) in ACTIONS {
+            std::fs::write(actions.join(format!("{name}.toml")), text)?;
+        }
+        let api_port = free_port()?;
+        let mut cluster = Cluster {
+            zk,
+            url: format!("http://127.0.0.1:{api_port}"),
+            api: None,
+            api_port,
+            dir,
+        };
+        cluster.start_api().await?;
+        Ok(cluster)
+    }
+
+    fn config(&self, executor: Option<&ExecutorOptions>) -> String {
+        let db = self.dir.path().join("drover.db");
+        let mut text = format!(
+            r#"
+url = "{url}"
+token = "{EXECUTOR}"
+[zookeeper]
+hosts = "{zk}"
+session_timeout = "{session}ms"
+[api]
+listen = "127.0.0.1:{port}"
+database_url = "sqlite://{db}?mode=rwc"
+[[api.tokens]]
+name = "root"
+token = "{ADMIN}"
+role = "admin"
+[[api.tokens]]
+name = "pool"
+token = "{EXECUTOR}"
+role = "executor"
+"#,
+            url = self.url,
+            zk = self.zk.connect_string(),
+            session = SESSION.as_millis(),
+            port = self.api_port,
+            db = db.display(),
+        );
+        if let Some(e) = executor {
+            text.push_str(&format!(
+                r#"[executor]
+id = "{id}"
+slots = {slots}
+actions_dir = "{actions}"
+heartbeat_interval = "500ms"
+drain_timeout = "{drain}ms"
+stop_grace = "2s"
+backoff_max = "2s"
+log_flush_interval = "100ms"
+metrics = {metrics}
+metrics_listen = "127.0.0.1:{metrics_port}"
+"#,
+                id = e.id,
+                slots = e.slots,
+                actions = self.dir.path().join("actions").display(),
+                drain = e.drain_timeout.as_millis(),
+                metrics = e.metrics_port.is_some(),
+                metrics_port = e.metrics_port.unwrap_or(9),
+            ));
+        }
+        text
+    }
+
+    fn write_config(
+        &self,
+        name: &str,
+        executor: Option<&ExecutorOptions>,
+    ) -> anyhow::Result<PathBuf> {
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, self.config(executor))?;
+        Ok(path)
+    }
+
+    /// Starts (or restarts) `drover api` and waits until it is ready with ZooKeeper.
+    pub(crate) async fn start_api(&mut self) -> anyhow::Result<()> {
+        let config = self.write_config("api", None)?;
+        let mut command = drover_command().await?;
+        command
+            .arg("api")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn");
+        let mut api = LineChild::spawn(command)?;
+        let probe = ApiClient::new(&self.url, None)?;
+        let ready = wait_until(
+            "drover api ready with ZooKeeper",
+            Duration::from_secs(60),
+            || async {
+                probe
+                    .ready()
+                    .await
+                    .is_ok_and(|r| r.ready && r.detail["zookeeper"] == "connected")
+            },
+        )
+        .await;
+        if let Err(err) = ready {
+            let status = tokio::time::timeout(Duration::from_secs(1), api.wait()).await;
+            bail!(
+                "{err}; drover api exit: {status:?}; stderr:\n{}",
+                api.stderr()
+            );
+        }
+        self.api = Some(api);
+        Ok(())
+    }
+
+    /// Stops the API (SIGKILL: as abrupt as an outage).
+    pub(crate) async fn kill_api(&mut self) -> anyhow::Result<()> {
+        if let Some(mut api) = self.api.take() {
+            api.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts `drover executor` with `options` and waits until it registered.
+    pub(crate) async fn executor(&self, options: &ExecutorOptions) -> anyhow::Result<Executor> {
+        let executor = self.spawn_executor(options).await?;
+        let admin = self.admin()?;
+        let id = options.id.clone();
+        let registered = wait_until(
+            "the executor to register",
+            Duration::from_secs(30),
+            || async {
+                admin
+                    .executors()
+                    .await
+                    .is_ok_and(|list| list.iter().any(|e| e.id == id))
+            },
+        )
+        .await;
+        if let Err(err) = registered {
+            bail!("{err}; executor stderr:\n{}", executor.child.stderr());
+        }
+        Ok(executor)
+    }
+
+    /// Starts `drover executor` with `options` without waiting for it.
+    pub(crate) async fn spawn_executor(
+        &self,
+        options: &ExecutorOptions,
+    ) -> anyhow::Result<Executor> {
+        let config = self.write_config(&format!("executor-{}", options.id), Some(options))?;
+        let mut command = drover_command().await?;
+        command
+            .arg("executor")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info,drover_executor=debug")
+            .env("NO_COLOR", "1");
+        let child = LineChild::spawn(command)?;
+        Ok(Executor {
+            child,
+            metrics_port: options.metrics_port,
+        })
+    }
+
+    pub(crate) fn admin(&self) -> anyhow::Result<ApiClient> {
+        Ok(ApiClient::new(&self.url, Some(ADMIN.to_owned()))?)
+    }
+
+    /// Submits `action` with `params`; returns its id.
+    pub(crate) async fn submit(
+        &self,
+        action: &str,
+        params: serde_json::Value,
+    ) -> anyhow::Result<JobId> {
+        let params = params
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let submit = SubmitJob {
+            action: action.to_owned(),
+            params,
+            ..SubmitJob::default()
+        };
+        Ok(self.admin()?.submit(&submit).await?.job.id)
+    }
+
+    /// Waits until the job is terminal; returns it.
+    pub(crate) async fn finished(&self, id: JobId, timeout: Duration) -> anyhow::Result<Job> {
+        let admin = self.admin()?;
+        wait_until(&format!("job {id} to finish"), timeout, || async {
+            admin.get(id).await.is_ok_and(|j| j.state.is_terminal())
+        })
+        .await?;
+        Ok(admin.get(id).await?)
+    }
+
+    /// Waits until the job reaches `state`.
+    pub(crate) async fn reaches(
+        &self,
+        id: JobId,
+        state: State,
+        timeout: Duration,
+    ) -> anyhow::Result<Job> {
+        let admin = self.admin()?;
+        wait_until(&format!("job {id} to be {state}"), timeout, || async {
+            admin.get(id).await.is_ok_and(|j| j.state == state)
+        })
+        .await?;
+        Ok(admin.get(id).await?)
+    }
+}
+
+/// A `drover executor` process.
+pub(crate) struct Executor {
+    pub(crate) child: LineChild,
+    pub(crate) metrics_port: Option<u16>,
+}
+
+impl Executor {
+    pub(crate) fn signal(&self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        self.child.signal(signal)
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub(crate) async fn exit_code(&mut self, timeout: Duration) -> anyhow::Result<Option<i32>> {
+        let status = within("the executor to exit", timeout, self.child.wait()).await??;
+        Ok(status.code())
+    }
+
+    pub(crate) fn log(&self) -> String {
+        self.child.stderr()
+    }
+
+    /// `drover_executor_takes_total` from its metrics endpoint.
+    pub(crate) async fn takes(&self) -> anyhow::Result<u64> {
+        let port = self
+            .metrics_port
+            .context("metrics are off for this executor")?;
+        let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await?
+            .text()
+            .await?;
+        Ok(body
+            .lines()
+            .find_map(|l| l.strip_prefix("drover_executor_takes_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64)
+    }
+}
+
+/// Containers with a `drover.executor` label of `executor`, running or not.
+pub(crate) async fn containers_of(executor: &str) -> anyhow::Result<Vec<String>> {
+    let out = tokio::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=drover.executor={executor}"),
+        ])
+        .output()
+        .await?;
+    ensure!(
+        out.status.success(),
+        "docker ps failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The `drover` CLI against the cluster, with the admin token.
+pub(crate) async fn drover(
+    cluster: &Cluster,
+    args: &[&str],
+) -> anyhow::Result<(i32, String, String)> {
+    let mut command = drover_command().await?;
+    command
+        .args(args)
+        .env("DROVER_URL", &cluster.url)
+        .env("DROVER_TOKEN", ADMIN);
+    let out = within(
+        &format!("drover {args:?}"),
+        Duration::from_secs(60),
+        command.output(),
+    )
+    .await??;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
