@@ -8,7 +8,8 @@
 //! - [`client`] — the HTTP client (reqwest) every other role uses.
 //! - [`Error`] — every failure, and the one mapping to HTTP statuses.
 //!
-//! Inside: `store` (records, fenced compare-and-set updates, logs, migrations),
+//! Inside: `store` (records, fenced compare-and-set updates, logs, migrations, SQLite's
+//! group-committing single writer),
 //! `coordinator` (the optional ZooKeeper session), `auth` (bearer tokens and roles),
 //! `extract` (extractors whose rejections are JSON), `handlers`, `metrics`, `openapi`.
 

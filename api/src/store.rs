@@ -1,7 +1,8 @@
 //! Durable job records: creating, reading, listing and resolving them.
 //!
-//! The fenced lifecycle updates are in [`lifecycle`](self::lifecycle), the logs in
-//! [`logs`](self::logs); all share [`Store`].
+//! The fenced lifecycle updates are in [`lifecycle`](self::lifecycle) (their pure
+//! decisions in [`decide`](self::decide)), the logs in [`logs`](self::logs), SQLite's
+//! single group-committing writer in [`writer`](self::writer); all share [`Store`].
 
 use std::sync::Arc;
 

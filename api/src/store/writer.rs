@@ -12,14 +12,16 @@
 //! see the writes made before it in the same batch.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::error::{Error, Result};
 
@@ -157,7 +159,12 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, &mut pending).await;
+        let batch = AssertUnwindSafe(run_batch(&mut conn, &mut pending)).catch_unwind();
+        if batch.await.is_err() {
+            // The open transaction rolls back as it unwinds; its callers get an error
+            // when their answer channels drop. Keep serving the others.
+            error!("a write operation panicked; its batch was rolled back");
+        }
     }
     if let Err(err) = conn.close().await {
         warn!(error = %err, "closing the sqlite write connection failed");

@@ -186,9 +186,12 @@ async fn run_backend(args: &Args, backend: Backend, zk: &ZkServer) -> anyhow::Re
     }
     let tokens = Arc::new(AtomicU64::new(1));
     run_lifecycles(&http, &base, args.warmup, args.clients, &tokens).await?;
+    let pg_pid = pg.as_ref().and_then(PgServer::pid);
+    let cpu_before = CpuTicks::now(zk.pid(), pg_pid);
     let started = Instant::now();
     let mut samples = run_lifecycles(&http, &base, args.lifecycles, args.clients, &tokens).await?;
     let elapsed = started.elapsed();
+    let cpu = CpuTicks::now(zk.pid(), pg_pid).since(&cpu_before);
 
     #[allow(clippy::cast_precision_loss)]
     let rate = args.lifecycles as f64 / elapsed.as_secs_f64();
@@ -199,6 +202,7 @@ async fn run_backend(args: &Args, backend: Backend, zk: &ZkServer) -> anyhow::Re
     };
     println!("\n{backend:?} ({durability}): {} lifecycles in {:.2}s = {rate:.0} lifecycles/s ({:.0} requests/s)",
         args.lifecycles, elapsed.as_secs_f64(), rate * 4.0);
+    cpu.print(args.lifecycles);
     println!(
         "  {:<10} {:>9} {:>9} {:>9}",
         "call", "p50 ms", "p99 ms", "max ms"
@@ -216,6 +220,90 @@ async fn run_backend(args: &Args, backend: Backend, zk: &ZkServer) -> anyhow::Re
     server.await??;
     drop(pg);
     Ok(())
+}
+
+/// CPU time used so far, in clock ticks (1/100 s), read from `/proc`: this process (the
+/// API and the load generator), ZooKeeper, and PostgreSQL (postmaster and backends).
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuTicks {
+    own: u64,
+    zookeeper: u64,
+    postgres: u64,
+}
+
+/// Ticks per second of `/proc/*/stat` times (`getconf CLK_TCK`, 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl CpuTicks {
+    fn now(zookeeper: Option<u32>, postgres: Option<u32>) -> CpuTicks {
+        let postgres = postgres.map_or(0, |pid| {
+            let mut pids = children_of(pid);
+            pids.push(pid);
+            pids.into_iter().map(ticks_of).sum()
+        });
+        CpuTicks {
+            own: ticks_of(std::process::id()),
+            zookeeper: zookeeper.map_or(0, ticks_of),
+            postgres,
+        }
+    }
+
+    fn since(self, before: &CpuTicks) -> CpuTicks {
+        CpuTicks {
+            own: self.own.saturating_sub(before.own),
+            zookeeper: self.zookeeper.saturating_sub(before.zookeeper),
+            postgres: self.postgres.saturating_sub(before.postgres),
+        }
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn print(self, lifecycles: usize) {
+        let per = |ticks: u64| ticks as f64 / TICKS_PER_SECOND * 1000.0 / lifecycles as f64;
+        let total = per(self.own + self.zookeeper + self.postgres);
+        println!(
+            "  CPU per lifecycle: {total:.2} ms = API + load generator {:.2} ms, ZooKeeper {:.2} ms, PostgreSQL {:.2} ms \
+             (two idle cores would allow at most {:.0} lifecycles/s)",
+            per(self.own),
+            per(self.zookeeper),
+            per(self.postgres),
+            2000.0 / total
+        );
+    }
+}
+
+/// utime + stime of `pid` (its threads included, its children not).
+fn ticks_of(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // `pid (comm) state ppid ...`: fields after the `)`; utime and stime are 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(14) + field(15)
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            ppid == Some(pid)
+        })
+        .collect()
 }
 
 /// `GET /healthz` `count` times on `clients` clients: what HTTP alone costs here.
