@@ -153,7 +153,7 @@ mod tests {
         write(dir.path(), "notes.txt", "ignored");
         let env = HashMap::from([("ECHO_TOKEN".to_owned(), "s3cret-value".to_owned())]);
         let catalogue = Catalogue::load(Some(dir.path()), &env).unwrap();
-        assert_eq!(catalogue.names(), ["echo", "noop", "sleep"]);
+        assert_eq!(catalogue.names(), ["cleanup_jobs", "echo", "noop", "sleep"]);
         let Some(Action::Docker(spec)) = catalogue.get("echo") else {
             panic!("echo is a docker action")
         };

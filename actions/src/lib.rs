@@ -3,7 +3,7 @@
 //! - [`Catalogue`] — every action by name: built-in ones and Docker actions from
 //!   `*.toml` files in the actions directory; malformed files stop start-up with the file,
 //!   the line and what is wrong.
-//! - [`Builtin`] — actions compiled in: `noop`, `sleep`.
+//! - [`Builtin`] — actions compiled in: `noop`, `sleep`, `cleanup_jobs` ([`CleanupParams`]).
 //! - [`DockerAction`] — what an action file declares (image, command, limits, network,
 //!   pull policy, user, read-only root, secrets).
 //! - [`params_env`] / [`PARAMS_PATH`] — how parameters reach a container, never through a
@@ -19,7 +19,7 @@ mod memory;
 mod params;
 mod secret;
 
-pub use builtin::Builtin;
+pub use builtin::{Builtin, CleanupParams};
 pub use catalogue::{Action, Catalogue, DockerSpec};
 pub use docker::{DockerAction, PullPolicy};
 pub use error::Error;

@@ -82,7 +82,7 @@ pub(crate) trait Access {
 /// Reads: every role.
 #[derive(Debug)]
 pub(crate) struct Read;
-/// User actions: submitters and admins.
+/// User actions: submitters and admins (and distributors, which submit their ticks).
 #[derive(Debug)]
 pub(crate) struct Submit;
 /// Executor writes: executors and admins.
@@ -91,6 +91,12 @@ pub(crate) struct Execute;
 /// Admin only.
 #[derive(Debug)]
 pub(crate) struct Admin;
+/// The reconciler: distributors and admins.
+#[derive(Debug)]
+pub(crate) struct Reconcile;
+/// Deleting old finished jobs (`cleanup_jobs`, run by executors): executors and admins.
+#[derive(Debug)]
+pub(crate) struct Cleanup;
 
 impl Access for Read {
     const NEEDED: &'static str = "any role";
@@ -100,13 +106,27 @@ impl Access for Read {
 }
 
 impl Access for Submit {
-    const NEEDED: &'static str = "role submitter or admin";
+    const NEEDED: &'static str = "role submitter, distributor or admin";
     fn allows(role: Role) -> bool {
-        matches!(role, Role::Submitter | Role::Admin)
+        matches!(role, Role::Submitter | Role::Distributor | Role::Admin)
     }
 }
 
 impl Access for Execute {
+    const NEEDED: &'static str = "role executor or admin";
+    fn allows(role: Role) -> bool {
+        matches!(role, Role::Executor | Role::Admin)
+    }
+}
+
+impl Access for Reconcile {
+    const NEEDED: &'static str = "role distributor or admin";
+    fn allows(role: Role) -> bool {
+        matches!(role, Role::Distributor | Role::Admin)
+    }
+}
+
+impl Access for Cleanup {
     const NEEDED: &'static str = "role executor or admin";
     fn allows(role: Role) -> bool {
         matches!(role, Role::Executor | Role::Admin)
@@ -179,6 +199,10 @@ mod tests {
         assert!(Execute::allows(Role::Executor) && !Execute::allows(Role::Submitter));
         assert!(Admin::allows(Role::Admin) && !Admin::allows(Role::Submitter));
         assert!(Read::allows(Role::Executor));
+        assert!(Submit::allows(Role::Distributor) && !Execute::allows(Role::Distributor));
+        assert!(Reconcile::allows(Role::Distributor) && !Reconcile::allows(Role::Executor));
+        assert!(Cleanup::allows(Role::Executor) && !Cleanup::allows(Role::Distributor));
+        assert!(!Admin::allows(Role::Distributor));
     }
 
     #[test]

@@ -24,9 +24,10 @@
 //! later can help; an [`Api`](ClientError::Api) error carries the API's
 //! [`ApiError`](crate::model::ApiError) body, whose message is written for people.
 //!
-//! Inside: `builder` (URL, token, timeouts), `error` ([`ClientError`]), `executor` (the
+//! Inside: `admin` (reconcile, cleanup, distributions), `builder` (URL, token, timeouts), `error` ([`ClientError`]), `executor` (the
 //! fenced executor endpoints), `ndjson` (the followed log stream).
 
+mod admin;
 mod builder;
 mod error;
 mod executor;

@@ -17,8 +17,12 @@ pub enum Role {
     Admin,
     /// User endpoints: submit, cancel, retry and every read.
     Submitter,
-    /// Executor endpoints (claim, heartbeat, logs, finish, release) and every read.
+    /// Executor endpoints (claim, heartbeat, logs, finish, release), `cleanup_jobs`'s
+    /// `POST /v1/admin/cleanup`, and every read.
     Executor,
+    /// Distributors: submit (the jobs their schedules generate), the reconciler's
+    /// `POST /v1/admin/reconcile`, and every read.
+    Distributor,
 }
 
 impl Role {
@@ -28,6 +32,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Submitter => "submitter",
             Role::Executor => "executor",
+            Role::Distributor => "distributor",
         }
     }
 }

@@ -67,6 +67,12 @@ impl Coordinator {
         (current.session.health() == Health::Connected).then_some(current)
     }
 
+    /// The session and queue handle while the session is healthy (for the reconciler and
+    /// the distributions listing).
+    pub(crate) fn connected(&self) -> Option<(Session, Queue)> {
+        self.healthy().map(|c| (c.session, c.queue))
+    }
+
     /// `connected`, `suspended` (disconnected, the session may come back) or `disconnected`.
     pub(crate) fn status(&self) -> &'static str {
         match self.current.borrow().as_ref().map(|c| c.session.health()) {

@@ -1,5 +1,6 @@
 //! The HTTP handlers, by audience.
 
+pub(crate) mod admin;
 pub(crate) mod executor;
 pub(crate) mod jobs;
 pub(crate) mod logs;

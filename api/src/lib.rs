@@ -10,7 +10,8 @@
 //!
 //! Inside: `store` (records, fenced compare-and-set updates, logs, migrations, SQLite's
 //! group-committing single writer),
-//! `coordinator` (the optional ZooKeeper session), `auth` (bearer tokens and roles),
+//! `coordinator` (the optional ZooKeeper session), `reconcile` (the reconciler's
+//! repairs between the database and the queue), `auth` (bearer tokens and roles),
 //! `extract` (extractors whose rejections are JSON), `handlers`, `metrics`, `openapi`.
 
 mod auth;
@@ -22,6 +23,7 @@ mod handlers;
 mod metrics;
 #[cfg(feature = "openapi")]
 mod openapi;
+mod reconcile;
 mod server;
 mod store;
 

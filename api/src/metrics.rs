@@ -19,6 +19,9 @@ use crate::error::{Error, Result};
 const HTTP_DURATION: &str = "drover_http_request_duration_seconds";
 const JOBS: &str = "drover_jobs";
 const ZK_CONNECTED: &str = "drover_zookeeper_connected";
+const RECONCILE_RUNS: &str = "drover_reconcile_runs_total";
+const RECONCILE_REPAIRS: &str = "drover_reconcile_repairs_total";
+const CLEANUP_DELETED: &str = "drover_cleanup_deleted_jobs_total";
 const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
@@ -63,6 +66,21 @@ impl Metrics {
             None,
             SharedString::const_str("1 while the API has a healthy ZooKeeper session"),
         );
+        recorder.describe_counter(
+            KeyName::from_const_str(RECONCILE_RUNS),
+            None,
+            SharedString::const_str("reconcile runs this API served"),
+        );
+        recorder.describe_counter(
+            KeyName::from_const_str(RECONCILE_REPAIRS),
+            None,
+            SharedString::const_str("repairs made by the reconciler, by kind"),
+        );
+        recorder.describe_counter(
+            KeyName::from_const_str(CLEANUP_DELETED),
+            None,
+            SharedString::const_str("finished jobs deleted by cleanup"),
+        );
         let handle = recorder.handle();
         Ok(Metrics {
             recorder: Arc::new(recorder),
@@ -98,6 +116,33 @@ impl Metrics {
             .set(if zk_connected { 1.0 } else { 0.0 });
         self.handle.run_upkeep();
         self.handle.render()
+    }
+
+    /// Counts a reconcile run and its repairs by kind.
+    pub(crate) fn count_reconcile(&self, report: &crate::model::Reconciled) {
+        self.recorder
+            .register_counter(&Key::from_static_name(RECONCILE_RUNS), &METADATA)
+            .increment(1);
+        let kinds = [
+            ("enqueued", &report.enqueued),
+            ("marked_enqueued", &report.marked_enqueued),
+            ("released", &report.released),
+            ("ended", &report.ended),
+            ("removed_entries", &report.removed_entries),
+        ];
+        for (kind, repairs) in kinds {
+            let key = Key::from_parts(RECONCILE_REPAIRS, vec![Label::new("kind", kind)]);
+            self.recorder
+                .register_counter(&key, &METADATA)
+                .increment(repairs.count);
+        }
+    }
+
+    /// Counts jobs deleted by cleanup.
+    pub(crate) fn count_cleanup(&self, jobs: u64) {
+        self.recorder
+            .register_counter(&Key::from_static_name(CLEANUP_DELETED), &METADATA)
+            .increment(jobs);
     }
 
     /// Drains histogram buffers; call periodically.

@@ -279,3 +279,137 @@ pub struct ExecutorInfo {
     /// When it started, RFC 3339.
     pub started_at: String,
 }
+
+/// Where distribution leaders publish their status in ZooKeeper: one persistent JSON node
+/// per distribution, `/distributions/<name>`, holding a [`Distribution`].
+pub const DISTRIBUTIONS_PATH: &str = "/distributions";
+
+/// `POST /v1/admin/reconcile`: what counts as old enough to repair. Both are optional;
+/// the API's defaults are 10 s and 30 s.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reconcile {
+    /// A QUEUED record younger than this (in milliseconds, 0–86400000) is left alone: its
+    /// submit may still be putting it on the queue. Default 10000.
+    #[serde(default)]
+    pub grace_ms: Option<u64>,
+    /// A RUNNING job is only given back when its last heartbeat is older than this (in
+    /// milliseconds, 0–86400000) and its taken node is gone. Default 30000.
+    #[serde(default)]
+    pub stale_after_ms: Option<u64>,
+}
+
+/// One kind of repair: how many, and the first few affected (job ids or entry names).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Repairs {
+    /// How many were repaired.
+    pub count: u64,
+    /// Up to 100 of them.
+    pub sample: Vec<String>,
+}
+
+impl Repairs {
+    /// Counts one more, keeping it in the sample while there is room.
+    pub fn add(&mut self, what: impl ToString) {
+        self.count += 1;
+        if self.sample.len() < 100 {
+            self.sample.push(what.to_string());
+        }
+    }
+}
+
+/// What one reconcile run repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reconciled {
+    /// QUEUED records with no entry on the queue (never enqueued, or the entry was
+    /// deleted): put on the queue.
+    pub enqueued: Repairs,
+    /// Records marked `enqueued = false` whose entry was on the queue: flag fixed.
+    pub marked_enqueued: Repairs,
+    /// RUNNING jobs whose executor is gone (no taken node, stale heartbeat): back to
+    /// QUEUED, the attempt counted.
+    pub released: Repairs,
+    /// RUNNING jobs whose executor is gone and that may not run again (attempts used
+    /// up, or cancel/kill requested): ended.
+    pub ended: Repairs,
+    /// Queue entries whose job no longer exists, or is finished, and that no executor
+    /// holds: deleted (entry names).
+    pub removed_entries: Repairs,
+    /// Entries on the queue when the run started.
+    pub entries_seen: u64,
+    /// How long the run took, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+impl Reconciled {
+    /// How many repairs of every kind.
+    pub fn total(&self) -> u64 {
+        self.enqueued.count
+            + self.marked_enqueued.count
+            + self.released.count
+            + self.ended.count
+            + self.removed_entries.count
+    }
+}
+
+/// `POST /v1/admin/cleanup`: delete one batch of finished jobs older than a retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Cleanup {
+    /// Jobs that finished more than this many seconds ago are deleted (at least 1).
+    pub older_than_secs: u64,
+    /// At most this many jobs in this call (1–10000, default 1000).
+    #[serde(default)]
+    pub batch: Option<u32>,
+}
+
+/// What one cleanup batch deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CleanedUp {
+    /// Jobs deleted.
+    pub deleted_jobs: u64,
+    /// Their log lines, deleted with them.
+    pub deleted_log_lines: u64,
+    /// The batch was full: call again for the next one.
+    pub more: bool,
+    /// Jobs that finished before this time (RFC 3339) were eligible.
+    pub cutoff: String,
+}
+
+/// A distribution's status, as its leader publishes it (`/distributions/<name>`) and
+/// `GET /v1/distributions` serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Distribution {
+    /// The distribution's name (its election is `/election/<name>`).
+    pub name: String,
+    /// The action its jobs run (`reconcile` for the built-in reconciler, which calls the
+    /// API instead of submitting jobs).
+    pub action: String,
+    /// `every 1h` or `cron 0 2 * * *`.
+    pub schedule: String,
+    /// The catch-up policy: `latest`, `none` or `all`.
+    pub catch_up: String,
+    /// The current leader's id (its election node's data); `None` when nobody leads.
+    /// The API reads it from the election, so it is live even if the status is old.
+    #[serde(default)]
+    pub leader: Option<String>,
+    /// The distributor that wrote this status.
+    pub published_by: String,
+    /// The last tick handled (scheduled time, RFC 3339).
+    #[serde(default)]
+    pub last_tick: Option<String>,
+    /// The job the last tick created or found (its idempotency key matched).
+    #[serde(default)]
+    pub last_job: Option<String>,
+    /// The next tick the leader waits for (scheduled time, RFC 3339).
+    #[serde(default)]
+    pub next_tick: Option<String>,
+    /// When the leader wrote this, RFC 3339.
+    pub updated_at: String,
+}

@@ -4,10 +4,11 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{executor, jobs, logs, ops};
+use crate::handlers::{admin, executor, jobs, logs, ops};
 use crate::model::{
-    ApiError, AppendLogs, Candidates, Claim, ExecutorInfo, Finish, Heartbeat, HeartbeatReply, Job,
-    JobPage, LogLine, LogPage, LogsAppended, Release, StoredLogLine, SubmitJob,
+    ApiError, AppendLogs, Candidates, Claim, CleanedUp, Cleanup, Distribution, ExecutorInfo,
+    Finish, Heartbeat, HeartbeatReply, Job, JobPage, LogLine, LogPage, LogsAppended, Reconcile,
+    Reconciled, Release, Repairs, StoredLogLine, SubmitJob,
 };
 
 /// Declares the bearer scheme the endpoints name.
@@ -31,10 +32,12 @@ impl Modify for Bearer {
         logs::read,
         executor::claim, executor::heartbeat, executor::append_logs, executor::finish, executor::release,
         ops::executors, ops::healthz, ops::readyz, ops::metrics,
+        admin::reconcile, admin::cleanup, admin::distributions,
     ),
     components(schemas(
         ApiError, AppendLogs, Candidates, Claim, ExecutorInfo, Finish, Heartbeat, HeartbeatReply,
         Job, JobPage, LogLine, LogPage, LogsAppended, Release, StoredLogLine, SubmitJob,
+        Reconcile, Reconciled, Repairs, Cleanup, CleanedUp, Distribution,
     )),
     modifiers(&Bearer),
 )]

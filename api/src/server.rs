@@ -22,8 +22,9 @@ use crate::auth::Tokens;
 use crate::config::{redact_url, ApiConfig};
 use crate::coordinator::Coordinator;
 use crate::error::{Error, Result};
-use crate::handlers::{executor, jobs, logs, ops};
+use crate::handlers::{admin, executor, jobs, logs, ops};
 use crate::metrics::{self, Metrics};
+use crate::reconcile::Reconciler;
 use crate::store::Store;
 
 /// How often histogram buffers are drained between scrapes.
@@ -37,6 +38,8 @@ pub(crate) struct AppState {
     pub(crate) tokens: Arc<Tokens>,
     pub(crate) zk: Coordinator,
     pub(crate) metrics: Metrics,
+    /// The reconciler's cache of queue entries, shared by its runs.
+    pub(crate) reconciler: Arc<Reconciler>,
     /// Cancelled when the API stops: log followers end their streams.
     pub(crate) shutdown: CancellationToken,
 }
@@ -101,6 +104,7 @@ pub async fn serve(
         config: Arc::new(config),
         zk: coordinator,
         metrics,
+        reconciler: Arc::new(Reconciler::default()),
         shutdown: shutdown.clone(),
     };
     let local = listener.local_addr().map_err(Error::Serve)?;
@@ -140,6 +144,9 @@ fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/finish", post(executor::finish))
         .route("/v1/jobs/{id}/release", post(executor::release))
         .route("/v1/executors", get(ops::executors))
+        .route("/v1/distributions", get(admin::distributions))
+        .route("/v1/admin/reconcile", post(admin::reconcile))
+        .route("/v1/admin/cleanup", post(admin::cleanup))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics));

@@ -17,6 +17,7 @@ pub(crate) mod db;
 mod decide;
 mod lifecycle;
 mod logs;
+pub(crate) mod maintenance;
 mod record;
 mod statements;
 mod writer;

@@ -4,10 +4,12 @@
 //! - [`ExecutorConfig`] — the `[executor]` settings.
 //! - [`container`] — one action as a Docker container through bollard.
 //! - slots (`slot.rs`) take → fetch → claim → run → finish → consume; `runner.rs` runs an
-//!   action to an outcome; `reporter.rs` heartbeats and ships logs; `backoff.rs` keeps an
-//!   API outage from turning into a hot loop; `stop.rs` says why a job stops early.
+//!   action to an outcome (`cleanup.rs` runs `cleanup_jobs`); `reporter.rs` heartbeats and
+//!   ships logs; `backoff.rs` keeps an API outage from turning into a hot loop; `stop.rs`
+//!   says why a job stops early.
 
 mod backoff;
+mod cleanup;
 mod config;
 pub mod container;
 mod error;
@@ -93,12 +95,13 @@ pub async fn run(
     let (queue_tx, queue_rx) = watch::channel(None);
     let (busy_tx, busy_rx) = watch::channel(0);
     let shared = Arc::new(Shared {
-        api,
+        api: api.clone(),
         catalogue,
         env: RunEnv {
             executor_id: id.clone(),
             docker,
             stop_grace: config.stop_grace,
+            api,
         },
         backoff: Backoff::new(Duration::from_millis(200), config.backoff_max),
         queue: queue_rx,

@@ -41,6 +41,8 @@ pub(crate) struct RunEnv {
     pub(crate) executor_id: String,
     pub(crate) docker: Option<DockerRuntime>,
     pub(crate) stop_grace: Duration,
+    /// The API, for built-in actions that call it (`cleanup_jobs`).
+    pub(crate) api: drover_api::client::ApiClient,
 }
 
 /// Runs `action` for `job` until it ends or `stop` trips.
@@ -54,6 +56,9 @@ pub(crate) async fn run(
     let timeout = job_timeout(job, action);
     let started = Instant::now();
     let outcome = match action {
+        Action::Builtin(Builtin::CleanupJobs) => {
+            crate::cleanup::run(env, job, reporter, stop, timeout).await
+        }
         Action::Builtin(builtin) => run_builtin(*builtin, job, reporter, stop, timeout).await,
         Action::Docker(spec) => run_docker(env, job, spec, reporter, stop, timeout).await,
     };
@@ -73,7 +78,7 @@ fn job_timeout(job: &Job, action: &Action) -> Duration {
 }
 
 /// The outcome of a run that `reason` stopped.
-fn stopped(reason: StopReason, exit_code: Option<i64>) -> Outcome {
+pub(crate) fn stopped(reason: StopReason, exit_code: Option<i64>) -> Outcome {
     let finished = |code, message: String| Outcome::Finished {
         code,
         exit_code,
@@ -118,7 +123,7 @@ async fn run_builtin(
     reporter.set_status(StatusCode::Executing);
     let params = job.params.as_object().cloned().unwrap_or_default();
     let work = match builtin {
-        Builtin::Noop => Duration::ZERO,
+        Builtin::Noop | Builtin::CleanupJobs => Duration::ZERO,
         Builtin::Sleep => match Builtin::sleep_duration(&params) {
             Ok(d) => d,
             Err(message) => {

@@ -1,0 +1,47 @@
+//! The maintenance endpoints: the reconciler (role distributor or admin), job cleanup
+//! (role executor or admin) and the distributions' status (any role).
+
+use reqwest::Method;
+
+use super::{ApiClient, ClientError};
+use crate::model::{CleanedUp, Cleanup, Distribution, Reconcile, Reconciled};
+
+impl ApiClient {
+    /// `POST /v1/admin/reconcile`: one reconcile run; the answer says what it repaired.
+    ///
+    /// # Errors
+    ///
+    /// 503 ([`ClientError::is_unavailable`]) when the API has no ZooKeeper session;
+    /// 403 without the distributor or admin role.
+    pub async fn reconcile(&self, request: &Reconcile) -> Result<Reconciled, ClientError> {
+        self.call(
+            self.request(Method::POST, &["v1", "admin", "reconcile"])
+                .json(request),
+        )
+        .await
+    }
+
+    /// `POST /v1/admin/cleanup`: deletes one batch of finished jobs older than the
+    /// retention, with their logs; call again while the answer says `more`.
+    ///
+    /// # Errors
+    ///
+    /// 400 for a retention or batch out of range; 403 without the executor or admin role.
+    pub async fn cleanup(&self, request: &Cleanup) -> Result<CleanedUp, ClientError> {
+        self.call(
+            self.request(Method::POST, &["v1", "admin", "cleanup"])
+                .json(request),
+        )
+        .await
+    }
+
+    /// `GET /v1/distributions`: every distribution's status with its current leader.
+    ///
+    /// # Errors
+    ///
+    /// 503 when the API has no ZooKeeper session, transport errors.
+    pub async fn distributions(&self) -> Result<Vec<Distribution>, ClientError> {
+        self.call(self.request(Method::GET, &["v1", "distributions"]))
+            .await
+    }
+}

@@ -1,0 +1,176 @@
+//! Maintenance endpoints: the reconciler (called by the `reconcile` distribution's
+//! leader), job cleanup (called by the `cleanup_jobs` action), and the distributions'
+//! status.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::Json;
+use drover_coordination::{Election, ZkError};
+use tracing::{info, warn};
+
+use crate::auth::{Authorized, Cleanup as CleanupAccess, Read, Reconcile as ReconcileAccess};
+use crate::error::{Error, Result};
+use crate::extract::JsonBody;
+#[cfg(feature = "openapi")]
+use crate::model::ApiError;
+use crate::model::{
+    CleanedUp, Cleanup, Distribution, Reconcile, Reconciled, DISTRIBUTIONS_PATH,
+};
+use crate::reconcile::{Thresholds, DEFAULT_GRACE, DEFAULT_STALE_AFTER};
+use crate::server::AppState;
+use crate::store::{now_us, system_rfc3339};
+
+/// The longest threshold a reconcile request may ask for (one day).
+const MAX_THRESHOLD_MS: u64 = 86_400_000;
+/// The largest cleanup batch.
+const MAX_BATCH: u32 = 10_000;
+/// The cleanup batch when the request does not say.
+const DEFAULT_BATCH: u32 = 1_000;
+/// The longest retention (100 years): anything longer is surely a unit mistake.
+const MAX_RETENTION_SECS: u64 = 100 * 365 * 86_400;
+
+fn threshold(field: &str, value: Option<u64>, default: Duration) -> Result<Duration> {
+    match value {
+        None => Ok(default),
+        Some(ms) if ms <= MAX_THRESHOLD_MS => Ok(Duration::from_millis(ms)),
+        Some(ms) => Err(Error::InvalidInput {
+            field: field.into(),
+            reason: format!("{ms} is out of range: use 0 to {MAX_THRESHOLD_MS} (one day)"),
+        }),
+    }
+}
+
+fn zookeeper_unavailable() -> Error {
+    Error::Unavailable {
+        dependency: "zookeeper",
+        detail: "the API has no ZooKeeper session right now".into(),
+    }
+}
+
+/// `POST /v1/admin/reconcile`
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/admin/reconcile", tag = "admin",
+    request_body = Reconcile,
+    responses((status = 200, description = "what was repaired", body = Reconciled),
+        (status = 503, description = "no ZooKeeper session", body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn reconcile(
+    auth: Authorized<ReconcileAccess>,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<Reconcile>,
+) -> Result<Json<Reconciled>> {
+    let thresholds = Thresholds {
+        grace: threshold("grace_ms", body.grace_ms, DEFAULT_GRACE)?,
+        stale_after: threshold("stale_after_ms", body.stale_after_ms, DEFAULT_STALE_AFTER)?,
+    };
+    let (session, queue) = state.zk.connected().ok_or_else(zookeeper_unavailable)?;
+    let report = state
+        .reconciler
+        .run(&state.store, &session, &queue, thresholds)
+        .await?;
+    state.metrics.count_reconcile(&report);
+    if report.total() > 0 {
+        info!(caller = %auth.caller.name, repairs = report.total(), "reconcile run by caller");
+    }
+    Ok(Json(report))
+}
+
+/// `POST /v1/admin/cleanup`
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/admin/cleanup", tag = "admin",
+    request_body = Cleanup,
+    responses((status = 200, description = "one batch deleted; `more` says whether to call again", body = CleanedUp),
+        (status = 400, description = "invalid retention or batch", body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn cleanup(
+    auth: Authorized<CleanupAccess>,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<Cleanup>,
+) -> Result<Json<CleanedUp>> {
+    if !(1..=MAX_RETENTION_SECS).contains(&body.older_than_secs) {
+        return Err(Error::InvalidInput {
+            field: "older_than_secs".into(),
+            reason: format!(
+                "{} is out of range: use 1 to {MAX_RETENTION_SECS} (e.g. 604800 for 7 days)",
+                body.older_than_secs
+            ),
+        });
+    }
+    let batch = body.batch.unwrap_or(DEFAULT_BATCH);
+    if !(1..=MAX_BATCH).contains(&batch) {
+        return Err(Error::InvalidInput {
+            field: "batch".into(),
+            reason: format!("{batch} is out of range: use 1 to {MAX_BATCH}"),
+        });
+    }
+    let retention = i64::try_from(body.older_than_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+    let cutoff_us = now_us().saturating_sub(retention);
+    let deleted = state.store.delete_finished(cutoff_us, batch).await?;
+    state.metrics.count_cleanup(deleted.jobs);
+    if deleted.jobs > 0 {
+        info!(caller = %auth.caller.name, jobs = deleted.jobs, log_lines = deleted.log_lines, "cleanup deleted finished jobs");
+    }
+    Ok(Json(CleanedUp {
+        deleted_jobs: deleted.jobs,
+        deleted_log_lines: deleted.log_lines,
+        more: deleted.jobs >= u64::from(batch),
+        cutoff: system_rfc3339(
+            std::time::UNIX_EPOCH + Duration::from_micros(u64::try_from(cutoff_us).unwrap_or(0)),
+        ),
+    }))
+}
+
+/// `GET /v1/distributions`
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/distributions", tag = "admin",
+    responses((status = 200, description = "every distribution that published a status, by name", body = Vec<Distribution>),
+        (status = 503, description = "no ZooKeeper session", body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn distributions(
+    _auth: Authorized<Read>,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Distribution>>> {
+    let (session, _) = state.zk.connected().ok_or_else(zookeeper_unavailable)?;
+    let timeout = state.config.enqueue_timeout.max(Duration::from_secs(2));
+    let listing = tokio::time::timeout(timeout, read_distributions(&session))
+        .await
+        .map_err(|_| Error::Unavailable {
+            dependency: "zookeeper",
+            detail: format!("no answer within {timeout:?}"),
+        })??;
+    Ok(Json(listing))
+}
+
+async fn read_distributions(session: &drover_coordination::Session) -> Result<Vec<Distribution>> {
+    let unavailable = |err: ZkError| Error::Unavailable {
+        dependency: "zookeeper",
+        detail: format!("cannot read {DISTRIBUTIONS_PATH}: {err}"),
+    };
+    let client = session.client();
+    let mut names = match client.list_children(DISTRIBUTIONS_PATH).await {
+        Ok(names) => names,
+        Err(ZkError::NoNode) => return Ok(Vec::new()),
+        Err(err) => return Err(unavailable(err)),
+    };
+    names.sort();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let path = format!("{DISTRIBUTIONS_PATH}/{name}");
+        let data = match client.get_data(&path).await {
+            Ok((data, _)) => data,
+            Err(ZkError::NoNode) => continue,
+            Err(err) => return Err(unavailable(err)),
+        };
+        let mut status: Distribution = match serde_json::from_slice(&data) {
+            Ok(status) => status,
+            Err(err) => {
+                warn!(%path, error = %err, "a distribution status is not valid JSON; skipping it");
+                continue;
+            }
+        };
+        status.leader = match Election::new(session, &name, "") {
+            Ok(election) => election.leader().await.ok().flatten(),
+            Err(_) => None,
+        };
+        out.push(status);
+    }
+    Ok(out)
+}
