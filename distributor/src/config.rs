@@ -1,0 +1,381 @@
+//! The distributor's configuration: the `[distributor]` table, or `DROVER_DISTRIBUTOR__*`.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use drover_actions::Builtin;
+use drover_core::Priority;
+use serde::{Deserialize, Serialize};
+
+use crate::schedule::{CatchUp, Schedule};
+
+/// The name of the built-in reconcile distribution (reserved).
+pub const RECONCILE: &str = "reconcile";
+/// The shortest interval a schedule may have.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How a distributor runs, and what it distributes.
+///
+/// ```toml
+/// [distributor]
+/// id = "dist-1"                 # default: the host name
+/// reconcile_every = "5s"
+/// [[distributor.distributions]]
+/// name = "nightly-cleanup"       # default: the action
+/// action = "cleanup_jobs"
+/// params = { older_than = "7d" }
+/// priority = 200
+/// cron = "0 2 * * *"             # or every = "1h"
+/// jitter = "30s"
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DistributorConfig {
+    /// This distributor's id, stored in its election nodes and shown as the leader
+    /// (default: the host name). Give each replica its own.
+    pub id: Option<String>,
+    /// Run the built-in `reconcile` distribution (default true). Turn it off only where
+    /// another group of distributors runs it against the same API and queue.
+    pub reconcile: bool,
+    /// How often the reconcile leader asks the API to reconcile (default `5s`).
+    #[serde(with = "humantime_serde")]
+    pub reconcile_every: Duration,
+    /// A QUEUED record younger than this is never re-enqueued (default `10s`): its submit
+    /// may still be putting it on the queue.
+    #[serde(with = "humantime_serde")]
+    pub reconcile_grace: Duration,
+    /// A RUNNING job whose executor's taken node is gone is only given back once its
+    /// last heartbeat is older than this (default `30s`).
+    #[serde(with = "humantime_serde")]
+    pub reconcile_stale_after: Duration,
+    /// The executors' actions directory: distributions may name the Docker actions
+    /// declared there. Unset, only built-in actions are accepted (the `drover` binary
+    /// falls back to `executor.actions_dir` from the same file).
+    pub actions_dir: Option<PathBuf>,
+    /// The scheduled distributions.
+    pub distributions: Vec<DistributionConfig>,
+}
+
+impl Default for DistributorConfig {
+    fn default() -> Self {
+        DistributorConfig {
+            id: None,
+            reconcile: true,
+            reconcile_every: Duration::from_secs(5),
+            reconcile_grace: Duration::from_secs(10),
+            reconcile_stale_after: Duration::from_secs(30),
+            actions_dir: None,
+            distributions: Vec::new(),
+        }
+    }
+}
+
+/// One `[[distributor.distributions]]` entry: an action generated on a schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistributionConfig {
+    /// The distribution's name: its election is `/election/<name>` and its jobs'
+    /// idempotency keys start with it (default: the action).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The action each tick's job runs.
+    pub action: String,
+    /// The jobs' parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// The jobs' queue priority, 0–999 (default: the API's, 100).
+    #[serde(default)]
+    pub priority: Option<u16>,
+    /// Ticks at every multiple of this interval since the Unix epoch (`"30s"`, `"1h"`).
+    #[serde(default, with = "humantime_serde::option")]
+    pub every: Option<Duration>,
+    /// Ticks at the times of this cron expression, in UTC (`"0 2 * * *"`; a sixth
+    /// leading field gives seconds).
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// Each tick's job is submitted a random delay of up to this after the tick (its
+    /// idempotency key still names the tick). Default none.
+    #[serde(default, with = "humantime_serde::option")]
+    pub jitter: Option<Duration>,
+    /// Whether to run it at all (default true).
+    #[serde(default = "enabled_default")]
+    pub enabled: bool,
+    /// What a new leader does about ticks that passed without a leader:
+    /// `latest` (default), `none` or `all`.
+    #[serde(default)]
+    pub catch_up: CatchUp,
+    /// The jobs' `max_attempts` (default: the API's).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// The jobs' timeout (default: the API's).
+    #[serde(default, with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
+}
+
+fn enabled_default() -> bool {
+    true
+}
+
+/// What one tick does.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Work {
+    /// Submit a job of this action.
+    Job {
+        action: String,
+        params: BTreeMap<String, serde_json::Value>,
+        priority: Option<Priority>,
+        max_attempts: Option<u32>,
+        timeout_secs: Option<u64>,
+    },
+    /// Ask the API to reconcile.
+    Reconcile {
+        grace: Duration,
+        stale_after: Duration,
+    },
+}
+
+/// A validated distribution, ready to run.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) name: String,
+    pub(crate) schedule: Schedule,
+    pub(crate) jitter: Duration,
+    pub(crate) catch_up: CatchUp,
+    pub(crate) work: Work,
+}
+
+impl Plan {
+    /// The action name shown in status.
+    pub(crate) fn action(&self) -> &str {
+        match &self.work {
+            Work::Job { action, .. } => action,
+            Work::Reconcile { .. } => RECONCILE,
+        }
+    }
+}
+
+impl DistributorConfig {
+    /// The distributor's id: configured, else the host name.
+    pub fn distributor_id(&self) -> String {
+        self.id.clone().unwrap_or_else(|| {
+            hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "distributor".to_owned())
+        })
+    }
+
+    /// Checks every field once, at start-up; the message names the field, e.g.
+    /// `distributor.distributions[2].cron: ...`.
+    ///
+    /// # Errors
+    /// A message for the first invalid field and how to fix it.
+    pub fn validate(&self) -> Result<(), String> {
+        self.plans().map(|_| ())
+    }
+
+    /// The distributions to run (enabled ones, and `reconcile` when on), validated.
+    pub(crate) fn plans(&self) -> Result<Vec<Plan>, String> {
+        let id = self.distributor_id();
+        if id.trim().is_empty() || id.len() > 128 || id.contains('/') || id.chars().any(char::is_control) {
+            return Err(format!(
+                "distributor.id: {id:?} must be 1 to 128 printable characters without '/'"
+            ));
+        }
+        let positive = [
+            ("reconcile_every", self.reconcile_every, MIN_INTERVAL),
+            ("reconcile_grace", self.reconcile_grace, Duration::ZERO),
+            ("reconcile_stale_after", self.reconcile_stale_after, Duration::ZERO),
+        ];
+        for (field, value, min) in positive {
+            if value < min || value > Duration::from_secs(86_400) {
+                return Err(format!(
+                    "distributor.{field}: {} is out of range: use {} to 1 day",
+                    humantime::format_duration(value),
+                    humantime::format_duration(min)
+                ));
+            }
+        }
+        let known = self.known_actions()?;
+        let mut plans = Vec::new();
+        if self.reconcile {
+            plans.push(Plan {
+                name: RECONCILE.to_owned(),
+                schedule: Schedule::Every(self.reconcile_every),
+                jitter: Duration::ZERO,
+                catch_up: CatchUp::Latest,
+                work: Work::Reconcile {
+                    grace: self.reconcile_grace,
+                    stale_after: self.reconcile_stale_after,
+                },
+            });
+        }
+        let mut names = HashSet::new();
+        for (i, distribution) in self.distributions.iter().enumerate() {
+            let field = format!("distributor.distributions[{i}]");
+            let plan = distribution.plan(&field, &known)?;
+            if !names.insert(plan.name.clone()) {
+                return Err(format!(
+                    "{field}.name: {:?} is used by an earlier distribution: give each its own name (it names the election and the idempotency keys)",
+                    plan.name
+                ));
+            }
+            if distribution.enabled {
+                plans.push(plan);
+            }
+        }
+        Ok(plans)
+    }
+
+    /// Built-in action names, plus those declared in the actions directory.
+    fn known_actions(&self) -> Result<Known, String> {
+        let mut names: BTreeSet<String> = Builtin::ALL.iter().map(|b| b.name().to_owned()).collect();
+        if let Some(dir) = &self.actions_dir {
+            names.extend(action_names(dir)?);
+        }
+        Ok(Known {
+            names,
+            dir: self.actions_dir.clone(),
+        })
+    }
+}
+
+/// The action names a distribution may use.
+struct Known {
+    names: BTreeSet<String>,
+    dir: Option<PathBuf>,
+}
+
+/// The `name` of every `*.toml` action file in `dir` (secrets are not read: a
+/// distributor only needs the names).
+fn action_names(dir: &Path) -> Result<Vec<String>, String> {
+    let field = "distributor.actions_dir";
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("{field}: cannot read {}: {e}", dir.display()))?;
+    let mut names = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "toml") || !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))?;
+        let table: toml::Table = toml::from_str(&text)
+            .map_err(|e| format!("{field}: {} is not valid TOML: {}", path.display(), e.message()))?;
+        match table.get("name").and_then(toml::Value::as_str) {
+            Some(name) => names.push(name.to_owned()),
+            None => {
+                return Err(format!(
+                    "{field}: {} declares no `name`",
+                    path.display()
+                ))
+            }
+        }
+    }
+    Ok(names)
+}
+
+impl DistributionConfig {
+    fn plan(&self, field: &str, known: &Known) -> Result<Plan, String> {
+        drover_actions::check_name(&self.action).map_err(|e| format!("{field}.action: {e}"))?;
+        if !known.names.contains(&self.action) {
+            let list = known.names.iter().cloned().collect::<Vec<_>>().join(", ");
+            let hint = match &known.dir {
+                Some(dir) => format!("it is neither built in nor declared in {}", dir.display()),
+                None => "it is not built in, and no distributor.actions_dir (or executor.actions_dir) declares Docker actions".to_owned(),
+            };
+            return Err(format!(
+                "{field}.action: unknown action {:?}: {hint}; known actions: {list}",
+                self.action
+            ));
+        }
+        let name = self.name.clone().unwrap_or_else(|| self.action.clone());
+        drover_actions::check_name(&name)
+            .map_err(|e| format!("{field}.name: {}", e.replace("action name", "distribution name")))?;
+        if name == RECONCILE {
+            return Err(format!(
+                "{field}.name: {RECONCILE:?} is reserved for the built-in reconciler: choose another name"
+            ));
+        }
+        let object: serde_json::Map<String, serde_json::Value> =
+            self.params.clone().into_iter().collect();
+        let checked = match Builtin::from_name(&self.action) {
+            Some(Builtin::CleanupJobs) => Builtin::cleanup_params(&object).map(|_| ()),
+            Some(Builtin::Sleep) => Builtin::sleep_duration(&object).map(|_| ()),
+            _ => Ok(()),
+        };
+        checked.map_err(|e| format!("{field}.params: {e}"))?;
+        let priority = self
+            .priority
+            .map(Priority::new)
+            .transpose()
+            .map_err(|e| format!("{field}.priority: {e}"))?;
+        if let Some(attempts) = self.max_attempts.filter(|a| !(1..=1000).contains(a)) {
+            return Err(format!("{field}.max_attempts: {attempts} is out of range: use 1 to 1000"));
+        }
+        let timeout_secs = match self.timeout {
+            Some(t) if t < Duration::from_secs(1) || t > Duration::from_secs(30 * 86_400) => {
+                return Err(format!(
+                    "{field}.timeout: {} is out of range: use 1s to 30days",
+                    humantime::format_duration(t)
+                ))
+            }
+            t => t.map(|t| t.as_secs()),
+        };
+        let schedule = self.schedule(field)?;
+        let jitter = self.jitter.unwrap_or_default();
+        if let Schedule::Every(interval) = schedule {
+            if jitter >= interval {
+                return Err(format!(
+                    "{field}.jitter: {} is not shorter than the interval ({}): ticks would overtake each other",
+                    humantime::format_duration(jitter),
+                    humantime::format_duration(interval)
+                ));
+            }
+        }
+        Ok(Plan {
+            name,
+            schedule,
+            jitter,
+            catch_up: self.catch_up,
+            work: Work::Job {
+                action: self.action.clone(),
+                params: self.params.clone(),
+                priority,
+                max_attempts: self.max_attempts,
+                timeout_secs,
+            },
+        })
+    }
+
+    fn schedule(&self, field: &str) -> Result<Schedule, String> {
+        match (&self.every, &self.cron) {
+            (Some(_), Some(_)) => Err(format!(
+                "{field}: both `every` and `cron` are set: keep exactly one"
+            )),
+            (None, None) => Err(format!(
+                "{field}: neither `every` nor `cron` is set: add every = \"1h\" or cron = \"0 2 * * *\""
+            )),
+            (Some(every), None) => {
+                if *every < MIN_INTERVAL {
+                    return Err(format!(
+                        "{field}.every: {} is too short: use at least {}",
+                        humantime::format_duration(*every),
+                        humantime::format_duration(MIN_INTERVAL)
+                    ));
+                }
+                if every.subsec_nanos() % 1_000_000 != 0 {
+                    return Err(format!(
+                        "{field}.every: {} is not a whole number of milliseconds",
+                        humantime::format_duration(*every)
+                    ));
+                }
+                Ok(Schedule::Every(*every))
+            }
+            (None, Some(cron)) => Schedule::cron(cron).map_err(|e| format!("{field}.cron: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

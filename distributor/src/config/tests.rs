@@ -1,0 +1,133 @@
+
+use super::*;
+
+fn parse(toml_text: &str) -> Result<DistributorConfig, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        distributor: DistributorConfig,
+    }
+    toml::from_str::<File>(toml_text)
+        .map(|f| f.distributor)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn defaults_are_valid_and_run_reconcile() {
+    let config = DistributorConfig {
+        id: Some("d1".into()),
+        ..DistributorConfig::default()
+    };
+    let plans = config.plans().unwrap();
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plans[0].name, RECONCILE);
+    assert_eq!(plans[0].schedule.to_string(), "every 5s");
+}
+
+#[test]
+fn a_full_distribution_parses() {
+    let config = parse(
+        r#"
+[distributor]
+id = "d1"
+reconcile = false
+[[distributor.distributions]]
+name = "nightly-cleanup"
+action = "cleanup_jobs"
+params = { older_than = "7d" }
+priority = 200
+cron = "0 2 * * *"
+jitter = "30s"
+[[distributor.distributions]]
+action = "noop"
+every = "1h"
+catch_up = "all"
+[[distributor.distributions]]
+action = "sleep"
+every = "1m"
+enabled = false
+"#,
+    )
+    .unwrap();
+    let plans = config.plans().unwrap();
+    assert_eq!(plans.len(), 2, "disabled ones do not run");
+    assert_eq!(plans[0].name, "nightly-cleanup");
+    assert_eq!(plans[0].jitter, Duration::from_secs(30));
+    assert_eq!(plans[1].name, "noop");
+    assert_eq!(plans[1].catch_up, CatchUp::All);
+}
+
+#[test]
+fn errors_name_the_field() {
+    let base = "[distributor]\nid = \"d1\"\n[[distributor.distributions]]\naction = \"noop\"\nevery = \"1s\"\n";
+    let cases = [
+        ("action = \"noop\"\ncron = \"61 * * * *\"", "distributor.distributions[1].cron"),
+        ("action = \"noop\"\nevery = \"0s\"", "distributor.distributions[1].every"),
+        ("action = \"noop\"\nevery = \"1s\"\ncron = \"* * * * *\"", "distributor.distributions[1]: both"),
+        ("action = \"noop\"", "distributor.distributions[1]: neither"),
+        ("action = \"frobnicate\"\nevery = \"1s\"", "distributor.distributions[1].action: unknown action \"frobnicate\""),
+        ("action = \"no such\"\nevery = \"1s\"", "distributor.distributions[1].action"),
+        ("action = \"noop\"\nname = \"noop\"\nevery = \"1s\"", "distributor.distributions[1].name"),
+        ("action = \"noop\"\nname = \"reconcile\"\nevery = \"1s\"", "reserved"),
+        ("action = \"noop\"\nevery = \"1s\"\njitter = \"2s\"", "distributor.distributions[1].jitter"),
+        ("action = \"noop\"\nevery = \"1s\"\npriority = 1000", "distributor.distributions[1].priority"),
+        ("action = \"cleanup_jobs\"\nevery = \"1s\"\nparams = { older_than = \"soon\" }", "distributor.distributions[1].params"),
+        ("action = \"noop\"\nevery = \"1s\"\nmax_attempts = 0", "distributor.distributions[1].max_attempts"),
+    ];
+    for (extra, needle) in cases {
+        let text = format!("{base}[[distributor.distributions]]\n{extra}\n");
+        let err = parse(&text).unwrap().validate().unwrap_err();
+        assert!(err.contains(needle), "{err:?} should contain {needle:?}");
+    }
+    let err = parse(&format!("{base}colour = \"red\"\n")).unwrap_err();
+    assert!(err.contains("unknown field `colour`"), "{err}");
+    let zero = DistributorConfig {
+        reconcile_every: Duration::ZERO,
+        ..DistributorConfig::default()
+    };
+    assert!(zero.validate().unwrap_err().contains("distributor.reconcile_every"));
+}
+
+#[test]
+fn actions_from_the_directory_are_known() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.join("echo.toml"),
+        "name = \"echo\"\nimage = \"busybox\"\n[secrets]\nTOKEN = { env = \"UNSET_HERE\" }\n",
+    )
+    .unwrap();
+    let config = DistributorConfig {
+        id: Some("d1".into()),
+        actions_dir: Some(dir.clone()),
+        distributions: vec![DistributionConfig {
+            name: None,
+            action: "echo".into(),
+            params: BTreeMap::new(),
+            priority: None,
+            every: Some(Duration::from_secs(1)),
+            cron: None,
+            jitter: None,
+            enabled: true,
+            catch_up: CatchUp::Latest,
+            max_attempts: None,
+            timeout: None,
+        }],
+        ..DistributorConfig::default()
+    };
+    config.validate().unwrap();
+    let mut other = config.clone();
+    other.distributions[0].action = "missing".into();
+    let err = other.validate().unwrap_err();
+    assert!(err.contains(&dir.display().to_string()) && err.contains("echo"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "drover-distributor-test-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
