@@ -43,6 +43,10 @@ pub(crate) enum Command {
     /// Runs the executor role: takes queue entries and runs their jobs (SIGTERM drains).
     #[command(after_help = EXIT_CODES)]
     Executor(RoleArgs),
+    /// Runs the distributor role: generates scheduled jobs, one leader per distribution,
+    /// and runs the reconciler (SIGTERM resigns and exits).
+    #[command(after_help = EXIT_CODES)]
+    Distributor(RoleArgs),
     /// Submits a job and prints its id.
     #[command(after_help = EXIT_CODES)]
     Submit(SubmitArgs),
@@ -67,6 +71,9 @@ pub(crate) enum Command {
     /// Lists the executors registered in ZooKeeper.
     #[command(after_help = EXIT_CODES)]
     Executors(ClientArgs),
+    /// Lists the distributions with their current leader and last / next tick.
+    #[command(after_help = EXIT_CODES)]
+    Distributions(ClientArgs),
 }
 
 /// A role's options.

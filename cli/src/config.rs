@@ -24,7 +24,6 @@ use crate::exit::UsageError;
 /// [api]
 /// # see drover_api::ApiConfig
 /// ```
-// Later roles add their sections here (`distributor`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Config {
@@ -34,6 +33,8 @@ pub(crate) struct Config {
     pub(crate) api: ApiConfig,
     /// The executor role (`[executor]`, `DROVER_EXECUTOR__...`).
     pub(crate) executor: drover_executor::ExecutorConfig,
+    /// The distributor role (`[distributor]`, `DROVER_DISTRIBUTOR__...`).
+    pub(crate) distributor: drover_distributor::DistributorConfig,
     /// The API's base URL for roles that call it (`DROVER_URL`, also read by the
     /// client commands).
     pub(crate) url: Option<String>,
@@ -66,10 +67,23 @@ impl Config {
         self.zookeeper.validate().map_err(|err| invalid(&err))?;
         self.api.validate().map_err(|err| invalid(&err))?;
         self.executor.validate().map_err(|err| invalid(&err))?;
+        self.distributor_config()
+            .validate()
+            .map_err(|err| invalid(&format!("invalid configuration {err}")))?;
         if let Some(url) = &self.url {
             ApiClient::new(url, None).map_err(|err| invalid(&err))?;
         }
         Ok(())
+    }
+
+    /// The `[distributor]` settings as the role runs them: without its own
+    /// `actions_dir`, it knows the actions of `executor.actions_dir` from the same file.
+    pub(crate) fn distributor_config(&self) -> drover_distributor::DistributorConfig {
+        let mut config = self.distributor.clone();
+        if config.actions_dir.is_none() {
+            config.actions_dir.clone_from(&self.executor.actions_dir);
+        }
+        config
     }
 }
 

@@ -26,7 +26,10 @@ use crate::args::{Cli, Command};
 fn main() -> ExitCode {
     // Exits 2 on a usage error, 0 for --help and --version.
     let cli = Cli::parse();
-    let is_role = matches!(cli.command, Command::Api(_) | Command::Executor(_));
+    let is_role = matches!(
+        cli.command,
+        Command::Api(_) | Command::Executor(_) | Command::Distributor(_)
+    );
     if !is_role {
         // A role sets up tracing once its configuration is loaded (it may say json).
         if let Err(err) = drover_core::init_tracing(cli.log_format.unwrap_or(LogFormat::Text)) {

@@ -4,6 +4,8 @@
 
 mod api;
 mod control;
+mod distributions;
+mod distributor;
 mod executor;
 mod executors;
 mod jobs;
@@ -27,6 +29,7 @@ pub(crate) async fn run(
     match command {
         Command::Api(args) => api::run(args, log_format).await,
         Command::Executor(args) => executor::run(args, log_format).await,
+        Command::Distributor(args) => distributor::run(args, log_format).await,
         Command::Submit(args) => submit::run(args).await,
         Command::Ls(args) => jobs::list(args).await,
         Command::Show(args) => jobs::show(args).await,
@@ -35,6 +38,7 @@ pub(crate) async fn run(
         Command::Retry(args) => control::run(control::Verb::Retry, args).await,
         Command::Kill(args) => control::run(control::Verb::Kill, args).await,
         Command::Executors(args) => executors::run(args).await,
+        Command::Distributions(args) => distributions::run(args).await,
     }
 }
 
