@@ -157,7 +157,10 @@ mod tests {
             let err = Builtin::cleanup_params(&p(bad)).unwrap_err();
             assert!(err.contains(needle), "{err}");
         }
-        assert_eq!(Builtin::from_name("cleanup_jobs"), Some(Builtin::CleanupJobs));
+        assert_eq!(
+            Builtin::from_name("cleanup_jobs"),
+            Some(Builtin::CleanupJobs)
+        );
         assert_eq!(Builtin::from_name("nope"), None);
     }
 }

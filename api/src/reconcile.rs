@@ -101,7 +101,8 @@ impl Reconciler {
             ..Reconciled::default()
         };
         let now = now_us();
-        let age = |d: Duration| now.saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        let age =
+            |d: Duration| now.saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
         self.repair_queued(store, queue, &listing, age(thresholds.grace), &mut report)
             .await?;
         let stale = store
@@ -126,7 +127,11 @@ impl Reconciler {
                 "reconcile repaired"
             );
         } else {
-            debug!(entries = report.entries_seen, elapsed_ms = report.elapsed_ms, "reconcile found nothing to repair");
+            debug!(
+                entries = report.entries_seen,
+                elapsed_ms = report.elapsed_ms,
+                "reconcile found nothing to repair"
+            );
         }
         Ok(report)
     }
@@ -210,7 +215,9 @@ impl Reconciler {
                 if !record.enqueued {
                     match store.mark_enqueued(record.id).await {
                         Ok(_) => report.marked_enqueued.add(record.id),
-                        Err(err) => warn!(job_id = %record.id, error = %err, "reconcile cannot mark a job enqueued"),
+                        Err(err) => {
+                            warn!(job_id = %record.id, error = %err, "reconcile cannot mark a job enqueued")
+                        }
                     }
                 }
                 continue;
@@ -282,7 +289,9 @@ impl Reconciler {
         if job.state == State::Queued && names.is_empty() {
             match put(store, queue, job.id, job.priority).await {
                 Ok(_) => report.enqueued.add(job.id),
-                Err(err) => warn!(job_id = %job.id, error = %err, "reconcile cannot enqueue a released job; the next run retries"),
+                Err(err) => {
+                    warn!(job_id = %job.id, error = %err, "reconcile cannot enqueue a released job; the next run retries")
+                }
             }
         }
     }
@@ -318,7 +327,9 @@ impl Reconciler {
                         info!(entry = %name, job_id = %job, reason = why, "reconcile removed a queue entry");
                         report.removed_entries.add(name);
                     }
-                    Err(err) => warn!(entry = %name, error = %err, "reconcile cannot remove a queue entry"),
+                    Err(err) => {
+                        warn!(entry = %name, error = %err, "reconcile cannot remove a queue entry")
+                    }
                 }
             }
         }

@@ -67,8 +67,9 @@ impl Config {
         self.zookeeper.validate().map_err(|err| invalid(&err))?;
         self.api.validate().map_err(|err| invalid(&err))?;
         self.executor.validate().map_err(|err| invalid(&err))?;
-        self.distributor_config()
-            .validate()
+        // The actions directory is only read by the distributor role itself.
+        self.distributor
+            .validate_fields()
             .map_err(|err| invalid(&format!("invalid configuration {err}")))?;
         if let Some(url) = &self.url {
             ApiClient::new(url, None).map_err(|err| invalid(&err))?;

@@ -174,10 +174,28 @@ impl DistributorConfig {
         self.plans().map(|_| ())
     }
 
+    /// Like [`validate`](Self::validate) but without reading the actions directory:
+    /// any well-formed action name is accepted. For roles other than the distributor
+    /// that share the configuration file (their host may not have the directory).
+    ///
+    /// # Errors
+    /// A message for the first invalid field and how to fix it.
+    pub fn validate_fields(&self) -> Result<(), String> {
+        self.checked(false).map(|_| ())
+    }
+
     /// The distributions to run (enabled ones, and `reconcile` when on), validated.
     pub(crate) fn plans(&self) -> Result<Vec<Plan>, String> {
+        self.checked(true)
+    }
+
+    fn checked(&self, catalogue: bool) -> Result<Vec<Plan>, String> {
         let id = self.distributor_id();
-        if id.trim().is_empty() || id.len() > 128 || id.contains('/') || id.chars().any(char::is_control) {
+        if id.trim().is_empty()
+            || id.len() > 128
+            || id.contains('/')
+            || id.chars().any(char::is_control)
+        {
             return Err(format!(
                 "distributor.id: {id:?} must be 1 to 128 printable characters without '/'"
             ));
@@ -185,7 +203,11 @@ impl DistributorConfig {
         let positive = [
             ("reconcile_every", self.reconcile_every, MIN_INTERVAL),
             ("reconcile_grace", self.reconcile_grace, Duration::ZERO),
-            ("reconcile_stale_after", self.reconcile_stale_after, Duration::ZERO),
+            (
+                "reconcile_stale_after",
+                self.reconcile_stale_after,
+                Duration::ZERO,
+            ),
         ];
         for (field, value, min) in positive {
             if value < min || value > Duration::from_secs(86_400) {
@@ -196,7 +218,20 @@ impl DistributorConfig {
                 ));
             }
         }
-        let known = self.known_actions()?;
+        let needs_catalogue = self
+            .distributions
+            .iter()
+            .any(|d| Builtin::from_name(&d.action).is_none());
+        let known = if catalogue && needs_catalogue {
+            Some(self.known_actions()?)
+        } else if catalogue {
+            Some(Known {
+                names: Builtin::ALL.iter().map(|b| b.name().to_owned()).collect(),
+                dir: None,
+            })
+        } else {
+            None
+        };
         let mut plans = Vec::new();
         if self.reconcile {
             plans.push(Plan {
@@ -213,7 +248,7 @@ impl DistributorConfig {
         let mut names = HashSet::new();
         for (i, distribution) in self.distributions.iter().enumerate() {
             let field = format!("distributor.distributions[{i}]");
-            let plan = distribution.plan(&field, &known)?;
+            let plan = distribution.plan(&field, known.as_ref())?;
             if !names.insert(plan.name.clone()) {
                 return Err(format!(
                     "{field}.name: {:?} is used by an earlier distribution: give each its own name (it names the election and the idempotency keys)",
@@ -229,7 +264,8 @@ impl DistributorConfig {
 
     /// Built-in action names, plus those declared in the actions directory.
     fn known_actions(&self) -> Result<Known, String> {
-        let mut names: BTreeSet<String> = Builtin::ALL.iter().map(|b| b.name().to_owned()).collect();
+        let mut names: BTreeSet<String> =
+            Builtin::ALL.iter().map(|b| b.name().to_owned()).collect();
         if let Some(dir) = &self.actions_dir {
             names.extend(action_names(dir)?);
         }
@@ -260,25 +296,25 @@ fn action_names(dir: &Path) -> Result<Vec<String>, String> {
         }
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))?;
-        let table: toml::Table = toml::from_str(&text)
-            .map_err(|e| format!("{field}: {} is not valid TOML: {}", path.display(), e.message()))?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            format!(
+                "{field}: {} is not valid TOML: {}",
+                path.display(),
+                e.message()
+            )
+        })?;
         match table.get("name").and_then(toml::Value::as_str) {
             Some(name) => names.push(name.to_owned()),
-            None => {
-                return Err(format!(
-                    "{field}: {} declares no `name`",
-                    path.display()
-                ))
-            }
+            None => return Err(format!("{field}: {} declares no `name`", path.display())),
         }
     }
     Ok(names)
 }
 
 impl DistributionConfig {
-    fn plan(&self, field: &str, known: &Known) -> Result<Plan, String> {
+    fn plan(&self, field: &str, known: Option<&Known>) -> Result<Plan, String> {
         drover_actions::check_name(&self.action).map_err(|e| format!("{field}.action: {e}"))?;
-        if !known.names.contains(&self.action) {
+        if let Some(known) = known.filter(|k| !k.names.contains(&self.action)) {
             let list = known.names.iter().cloned().collect::<Vec<_>>().join(", ");
             let hint = match &known.dir {
                 Some(dir) => format!("it is neither built in nor declared in {}", dir.display()),
@@ -290,8 +326,12 @@ impl DistributionConfig {
             ));
         }
         let name = self.name.clone().unwrap_or_else(|| self.action.clone());
-        drover_actions::check_name(&name)
-            .map_err(|e| format!("{field}.name: {}", e.replace("action name", "distribution name")))?;
+        drover_actions::check_name(&name).map_err(|e| {
+            format!(
+                "{field}.name: {}",
+                e.replace("action name", "distribution name")
+            )
+        })?;
         if name == RECONCILE {
             return Err(format!(
                 "{field}.name: {RECONCILE:?} is reserved for the built-in reconciler: choose another name"
@@ -311,7 +351,9 @@ impl DistributionConfig {
             .transpose()
             .map_err(|e| format!("{field}.priority: {e}"))?;
         if let Some(attempts) = self.max_attempts.filter(|a| !(1..=1000).contains(a)) {
-            return Err(format!("{field}.max_attempts: {attempts} is out of range: use 1 to 1000"));
+            return Err(format!(
+                "{field}.max_attempts: {attempts} is out of range: use 1 to 1000"
+            ));
         }
         let timeout_secs = match self.timeout {
             Some(t) if t < Duration::from_secs(1) || t > Duration::from_secs(30 * 86_400) => {

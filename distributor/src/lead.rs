@@ -129,7 +129,9 @@ async fn lead(ctx: &Context, plan: &Plan, leadership: &Leadership) -> Ended {
         let now = SystemTime::now();
         let due = plan.schedule.due(plan.catch_up, handled, now);
         if due.is_empty() {
-            let next = plan.schedule.next_after(handled.map_or(now, |h| h.max(now)));
+            let next = plan
+                .schedule
+                .next_after(handled.map_or(now, |h| h.max(now)));
             if progress.next_tick != next {
                 progress.next_tick = next;
                 publish(ctx, plan, &progress).await;
@@ -173,7 +175,8 @@ async fn lead(ctx: &Context, plan: &Plan, leadership: &Leadership) -> Ended {
                 Acted::Ended(ended) => return ended,
             }
         }
-        progress.next_tick = handled.and_then(|h| plan.schedule.next_after(h.max(SystemTime::now())));
+        progress.next_tick =
+            handled.and_then(|h| plan.schedule.next_after(h.max(SystemTime::now())));
         publish(ctx, plan, &progress).await;
         if retry {
             tokio::select! {
@@ -203,7 +206,10 @@ async fn still_leader(ctx: &Context, leadership: &Leadership) -> bool {
         return false;
     }
     let client = ctx.session.client();
-    let check = tokio::time::timeout(ctx.session.timeout() / 2, client.check_stat(leadership.node()));
+    let check = tokio::time::timeout(
+        ctx.session.timeout() / 2,
+        client.check_stat(leadership.node()),
+    );
     match check.await {
         Ok(Ok(Some(stat))) => {
             stat.ephemeral_owner == client.session_id().0 && leadership.is_leader()
@@ -258,7 +264,9 @@ async fn act(ctx: &Context, plan: &Plan, leadership: &Leadership, tick: SystemTi
             Work::Reconcile { grace, stale_after } => {
                 let request = Reconcile {
                     grace_ms: Some(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX)),
-                    stale_after_ms: Some(u64::try_from(stale_after.as_millis()).unwrap_or(u64::MAX)),
+                    stale_after_ms: Some(
+                        u64::try_from(stale_after.as_millis()).unwrap_or(u64::MAX),
+                    ),
                 };
                 match ctx.api.reconcile(&request).await {
                     Ok(report) if report.total() > 0 => {
@@ -271,7 +279,10 @@ async fn act(ctx: &Context, plan: &Plan, leadership: &Leadership, tick: SystemTi
                             "reconcile repaired"
                         );
                     }
-                    Ok(report) => debug!(entries = report.entries_seen, "reconcile found nothing to repair"),
+                    Ok(report) => debug!(
+                        entries = report.entries_seen,
+                        "reconcile found nothing to repair"
+                    ),
                     Err(e) => warn!(error = %e, "reconcile failed; the next tick tries again"),
                 }
                 Acted::Done(None)

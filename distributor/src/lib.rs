@@ -152,7 +152,10 @@ async fn withdraw_all(session: &Session, plans: &[Plan]) {
             }
         }
     };
-    if tokio::time::timeout(Duration::from_secs(5), work).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), work)
+        .await
+        .is_err()
+    {
         warn!("withdrawing from the elections timed out; the nodes go with the session");
     }
 }

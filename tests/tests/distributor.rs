@@ -37,7 +37,10 @@ async fn ticks(cluster: &Cluster, name: &str) -> anyhow::Result<Vec<u64>> {
             .strip_prefix(&format!("distribution/{name}/"))
             .context("key prefix")?;
         let tick = chrono_ms(text)?;
-        ensure!(tick % 1000 == 0, "tick {text} of {name} is not on the schedule");
+        ensure!(
+            tick % 1000 == 0,
+            "tick {text} of {name} is not on the schedule"
+        );
         ensure!(seen.insert(tick), "tick {text} of {name} has two jobs");
         ticks.push(tick);
     }
@@ -82,14 +85,19 @@ async fn one_leader_fails_over_and_fifty_leader_changes_lose_and_duplicate_nothi
     }
     let b = cluster.distributor("dist-b", TICKING).await?;
     for name in ["tick-all", "tick-latest", "reconcile"] {
-        wait_until(&format!("dist-b to contend for {name}"), DEADLINE, || async {
-            cluster.contenders(name).await.is_ok_and(|c| c.len() == 2)
-        })
+        wait_until(
+            &format!("dist-b to contend for {name}"),
+            DEADLINE,
+            || async { cluster.contenders(name).await.is_ok_and(|c| c.len() == 2) },
+        )
         .await?;
     }
     // A few ticks under one leader: only it generates, and `drover distributions` says so.
     wait_until("three tick-latest jobs", DEADLINE, || async {
-        cluster.tick_jobs("tick-latest").await.is_ok_and(|j| j.len() >= 3)
+        cluster
+            .tick_jobs("tick-latest")
+            .await
+            .is_ok_and(|j| j.len() >= 3)
     })
     .await?;
     ensure!(
@@ -103,9 +111,14 @@ async fn one_leader_fails_over_and_fifty_leader_changes_lose_and_duplicate_nothi
     let killed_at = Instant::now();
     let killed_ms = now_ms();
     a.child.signal(Signal::SIGKILL)?;
-    wait_until("dist-b to submit a tick-latest tick", SESSION + Duration::from_secs(5), || async {
-        !b.lines_with(&["tick submitted", "distribution=tick-latest"]).is_empty()
-    })
+    wait_until(
+        "dist-b to submit a tick-latest tick",
+        SESSION + Duration::from_secs(5),
+        || async {
+            !b.lines_with(&["tick submitted", "distribution=tick-latest"])
+                .is_empty()
+        },
+    )
     .await?;
     let failover = killed_at.elapsed();
     eprintln!("fail-over: dist-b generated {failover:?} after dist-a was killed (session timeout {SESSION:?})");
@@ -119,16 +132,22 @@ async fn one_leader_fails_over_and_fifty_leader_changes_lose_and_duplicate_nothi
     // election node, as an operator or a lost session would, and wait for the next one.
     let a = cluster.distributor("dist-a", TICKING).await?;
     for name in ["tick-all", "tick-latest"] {
-        wait_until(&format!("dist-a to contend for {name}"), DEADLINE, || async {
-            cluster.contenders(name).await.is_ok_and(|c| c.len() == 2)
-        })
+        wait_until(
+            &format!("dist-a to contend for {name}"),
+            DEADLINE,
+            || async { cluster.contenders(name).await.is_ok_and(|c| c.len() == 2) },
+        )
         .await?;
     }
     let churn_from = now_ms();
     let churn_started = Instant::now();
     let mut changes = 0;
     while changes < 50 {
-        let name = if changes % 2 == 0 { "tick-all" } else { "tick-latest" };
+        let name = if changes % 2 == 0 {
+            "tick-all"
+        } else {
+            "tick-latest"
+        };
         let contenders = cluster.contenders(name).await?;
         let leader = contenders.first().cloned().context("nobody contends")?;
         let before = cluster.leader(name).await?;
@@ -143,7 +162,10 @@ async fn one_leader_fails_over_and_fifty_leader_changes_lose_and_duplicate_nothi
         })
         .await?;
         let after = cluster.leader(name).await?;
-        ensure!(after != before, "{name}: the leader did not change ({before:?})");
+        ensure!(
+            after != before,
+            "{name}: the leader did not change ({before:?})"
+        );
         changes += 1;
         tokio::time::sleep(Duration::from_millis(fastrand::u64(150..450))).await;
     }
@@ -155,8 +177,17 @@ async fn one_leader_fails_over_and_fifty_leader_changes_lose_and_duplicate_nothi
     let mut roles = [b, a];
     for role in &mut roles {
         let (code, took) = role.terminate(Duration::from_secs(15)).await?;
-        ensure!(code == Some(0), "{} exited {code:?} after SIGTERM:\n{}", role.id, role.child.stderr());
-        ensure!(took < Duration::from_secs(5), "{} took {took:?} to stop", role.id);
+        ensure!(
+            code == Some(0),
+            "{} exited {code:?} after SIGTERM:\n{}",
+            role.id,
+            role.child.stderr()
+        );
+        ensure!(
+            took < Duration::from_secs(5),
+            "{} took {took:?} to stop",
+            role.id
+        );
         eprintln!("{} stopped {took:?} after SIGTERM", role.id);
     }
     for name in ["tick-all", "tick-latest", "reconcile"] {
@@ -205,10 +236,15 @@ async fn check_distributions_command(cluster: &Cluster) -> anyhow::Result<()> {
             .env("DROVER_URL", &cluster.url)
             .env("DROVER_TOKEN", distributor_support::SUBMITTER);
         let out = within("drover distributions", DEADLINE, command.output()).await??;
-        ensure!(out.status.success(), "drover {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        ensure!(
+            out.status.success(),
+            "drover {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Ok::<_, anyhow::Error>(String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    let json: serde_json::Value = serde_json::from_str(&run(&["distributions", "-o", "json"]).await?)?;
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["distributions", "-o", "json"]).await?)?;
     let list = json.as_array().context("a list")?;
     let names: Vec<&str> = list.iter().filter_map(|d| d["name"].as_str()).collect();
     ensure!(names == ["reconcile", "tick-all", "tick-latest"], "{json}");
@@ -216,7 +252,10 @@ async fn check_distributions_command(cluster: &Cluster) -> anyhow::Result<()> {
         ensure!(d["leader"] == "dist-a", "leader of {d}");
         ensure!(d["next_tick"].is_string(), "next tick of {d}");
     }
-    ensure!(list[2]["last_tick"].is_string() && list[2]["schedule"] == "every 1s", "{json}");
+    ensure!(
+        list[2]["last_tick"].is_string() && list[2]["schedule"] == "every 1s",
+        "{json}"
+    );
     let table = run(&["distributions"]).await?;
     ensure!(
         table.starts_with("NAME") && table.contains("tick-latest") && table.contains("dist-a"),
@@ -233,7 +272,10 @@ async fn a_paused_leader_stops_generating_and_creates_nothing_once_resumed() -> 
     cluster.wait_leader("pulse", "dist-a", DEADLINE).await?;
     let b = cluster.distributor("dist-b", body).await?;
     wait_until("dist-b to contend", DEADLINE, || async {
-        cluster.contenders("pulse").await.is_ok_and(|c| c.len() == 2)
+        cluster
+            .contenders("pulse")
+            .await
+            .is_ok_and(|c| c.len() == 2)
     })
     .await?;
     wait_until("dist-a to generate", DEADLINE, || async {
@@ -249,17 +291,25 @@ async fn a_paused_leader_stops_generating_and_creates_nothing_once_resumed() -> 
         b.lines_with(&["tick submitted"]).len() >= 3
     })
     .await?;
-    eprintln!("dist-b generating {:?} after dist-a froze", stopped_at.elapsed());
+    eprintln!(
+        "dist-b generating {:?} after dist-a froze",
+        stopped_at.elapsed()
+    );
 
     // Thaw it: its timers fire at once, but it must not act on a leadership it lost.
     let before = a.lines_with(&["tick submitted"]).len();
     a.child.signal(Signal::SIGCONT)?;
-    wait_until("dist-a to notice its leadership is gone", DEADLINE, || async {
-        !a.lines_with(&["leadership lost"]).is_empty()
-    })
+    wait_until(
+        "dist-a to notice its leadership is gone",
+        DEADLINE,
+        || async { !a.lines_with(&["leadership lost"]).is_empty() },
+    )
     .await?;
     wait_until("dist-a to contend again", DEADLINE, || async {
-        cluster.contenders("pulse").await.is_ok_and(|c| c.len() == 2)
+        cluster
+            .contenders("pulse")
+            .await
+            .is_ok_and(|c| c.len() == 2)
     })
     .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -275,7 +325,10 @@ async fn a_paused_leader_stops_generating_and_creates_nothing_once_resumed() -> 
     let all = ticks(&cluster, "pulse").await?;
     let recent = now_ms() - 1500;
     let missing = gaps(&all, recent - 3000, recent);
-    ensure!(missing.is_empty(), "ticks {missing:?} lost after the take-over");
+    ensure!(
+        missing.is_empty(),
+        "ticks {missing:?} lost after the take-over"
+    );
     Ok(())
 }
 
@@ -284,9 +337,15 @@ async fn invalid_distributions_stop_start_up_naming_the_field() -> anyhow::Resul
     let dir = tempfile::tempdir()?;
     let cases = [
         ("cron = \"0 25 * * *\"", "distributor.distributions[1].cron"),
-        ("every = \"1m\"\ncolour = \"red\"", "distributor.distributions[1].colour"),
+        (
+            "every = \"1m\"\ncolour = \"red\"",
+            "distributor.distributions[1].colour",
+        ),
         ("every = \"0s\"", "distributor.distributions[1].every"),
-        ("every = \"1m\"\ncron = \"0 2 * * *\"", "distributor.distributions[1]"),
+        (
+            "every = \"1m\"\ncron = \"0 2 * * *\"",
+            "distributor.distributions[1]",
+        ),
     ];
     let mut texts: Vec<(String, &str)> = cases
         .iter()
@@ -307,13 +366,28 @@ async fn invalid_distributions_stop_start_up_naming_the_field() -> anyhow::Resul
     ));
     for (i, (text, field)) in texts.iter().enumerate() {
         let path = dir.path().join(format!("bad-{i}.toml"));
-        std::fs::write(&path, format!("[zookeeper]\nhosts = \"127.0.0.1:1\"\n{text}"))?;
+        std::fs::write(
+            &path,
+            format!("[zookeeper]\nhosts = \"127.0.0.1:1\"\n{text}"),
+        )?;
         let mut command = drover_command().await?;
         command.arg("distributor").arg("--config").arg(&path);
-        let out = within("drover distributor with a bad config", DEADLINE, command.output()).await??;
+        let out = within(
+            "drover distributor with a bad config",
+            DEADLINE,
+            command.output(),
+        )
+        .await??;
         let stderr = String::from_utf8_lossy(&out.stderr);
-        ensure!(out.status.code() == Some(2), "case {i}: exit {:?}, stderr {stderr}", out.status);
-        ensure!(stderr.contains(field), "case {i}: {stderr:?} should name {field:?}");
+        ensure!(
+            out.status.code() == Some(2),
+            "case {i}: exit {:?}, stderr {stderr}",
+            out.status
+        );
+        ensure!(
+            stderr.contains(field),
+            "case {i}: {stderr:?} should name {field:?}"
+        );
     }
     Ok(())
 }

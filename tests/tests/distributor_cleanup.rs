@@ -3,8 +3,6 @@
 
 mod distributor_support;
 
-
-
 use anyhow::ensure;
 use distributor_support::{Cluster, DEADLINE, DISTRIBUTOR, EXECUTOR, SUBMITTER};
 use drover_api::client::StatusCode as HttpStatus;
@@ -28,7 +26,13 @@ async fn finished_job(cluster: &Cluster, n: i64, finish: bool) -> anyhow::Result
         .job;
     let token = FencingToken::new((1 << 62) + n);
     executor
-        .claim(job.id, &Claim { token, executor: "hand".into() })
+        .claim(
+            job.id,
+            &Claim {
+                token,
+                executor: "hand".into(),
+            },
+        )
         .await?;
     let lines = (0..3)
         .map(|i| LogLine {
@@ -36,7 +40,9 @@ async fn finished_job(cluster: &Cluster, n: i64, finish: bool) -> anyhow::Result
             line: format!("line {i}"),
         })
         .collect();
-    executor.append_logs(job.id, &AppendLogs { token, lines }).await?;
+    executor
+        .append_logs(job.id, &AppendLogs { token, lines })
+        .await?;
     if !finish {
         return Ok(job);
     }
@@ -114,19 +120,31 @@ async fn cleanup_jobs_deletes_only_old_finished_jobs_with_their_logs_in_batches(
     let cleanup = admin
         .submit(&SubmitJob {
             action: "cleanup_jobs".into(),
-            params: params.as_object().cloned().unwrap_or_default().into_iter().collect(),
+            params: params
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             ..SubmitJob::default()
         })
         .await?
         .job;
     let _executor = cluster.executor("exec-clean", 1).await?;
     wait_until("the cleanup job to finish", DEADLINE, || async {
-        admin.get(cleanup.id).await.is_ok_and(|j| j.state.is_terminal())
+        admin
+            .get(cleanup.id)
+            .await
+            .is_ok_and(|j| j.state.is_terminal())
     })
     .await?;
     let done = admin.get(cleanup.id).await?;
     ensure!(done.status_code == StatusCode::Succeeded, "{done:?}");
-    ensure!(done.status_message.contains("deleted 7 finished jobs"), "{}", done.status_message);
+    ensure!(
+        done.status_message.contains("deleted 7 finished jobs"),
+        "{}",
+        done.status_message
+    );
 
     wait_until("the cleanup job's batch log lines", DEADLINE, || async {
         admin
@@ -144,19 +162,31 @@ async fn cleanup_jobs_deletes_only_old_finished_jobs_with_their_logs_in_batches(
         .collect();
     ensure!(batches.len() == 3, "{batches:?}");
     for (line, n) in batches.iter().zip([3, 3, 1]) {
-        ensure!(line.contains(&format!("deleted {n} jobs and {} log lines", 3 * n)), "{line}");
+        ensure!(
+            line.contains(&format!("deleted {n} jobs and {} log lines", 3 * n)),
+            "{line}"
+        );
     }
     for id in &old {
         let gone = admin.get(*id).await;
-        ensure!(gone.is_err_and(|e| e.is_not_found()), "old job {id} is still there");
-        ensure!(log_rows(&cluster, *id).await? == 0, "job {id} left log lines");
+        ensure!(
+            gone.is_err_and(|e| e.is_not_found()),
+            "old job {id} is still there"
+        );
+        ensure!(
+            log_rows(&cluster, *id).await? == 0,
+            "job {id} left log lines"
+        );
     }
     for id in [recent, inside_retention, old_running, retry] {
         admin.get(id).await?;
     }
     ensure!(admin.get(old_running).await?.state == State::Running);
     ensure!(log_rows(&cluster, recent).await? == 3);
-    ensure!(admin.get(retry).await?.retry_of.is_none(), "the retry lost its link, nothing else");
+    ensure!(
+        admin.get(retry).await?.retry_of.is_none(),
+        "the retry lost its link, nothing else"
+    );
     // A second run finds nothing more to delete.
     let again = admin
         .cleanup(&Cleanup {

@@ -37,12 +37,19 @@ async fn ghost_take(cluster: &Cluster) -> anyhow::Result<(LineChild, FencingToke
     let mut ghost = LineChild::spawn(command)?;
     let line = ghost.expect_line("taken NAME TOKEN DATA", DEADLINE).await?;
     let parts: Vec<&str> = line.split_whitespace().collect();
-    ensure!(parts.len() == 4 && parts[0] == "taken", "unexpected {line:?}");
+    ensure!(
+        parts.len() == 4 && parts[0] == "taken",
+        "unexpected {line:?}"
+    );
     let token = FencingToken::new(parts[2].parse()?);
     Ok((ghost, token, parts[3].to_owned()))
 }
 
-async fn submit(cluster: &Cluster, priority: u16, max_attempts: Option<u32>) -> anyhow::Result<Job> {
+async fn submit(
+    cluster: &Cluster,
+    priority: u16,
+    max_attempts: Option<u32>,
+) -> anyhow::Result<Job> {
     let job = SubmitJob {
         action: "noop".into(),
         priority: Some(Priority::new(priority)?),
@@ -75,7 +82,11 @@ async fn reconcile_repairs_each_case_and_every_job_runs_exactly_once() -> anyhow
     let mut ghosts = Vec::new();
     for (job, executor) in [(&vanished, "ghost-1"), (&exhausted, "ghost-2")] {
         let (ghost, token, data) = ghost_take(&cluster).await?;
-        ensure!(data == job.id.to_string(), "the ghost took {data}, not {}", job.id);
+        ensure!(
+            data == job.id.to_string(),
+            "the ghost took {data}, not {}",
+            job.id
+        );
         let claim = Claim {
             token,
             executor: executor.into(),
@@ -141,29 +152,57 @@ async fn reconcile_repairs_each_case_and_every_job_runs_exactly_once() -> anyhow
     })
     .await;
     if let Err(err) = took {
-        anyhow::bail!("{err}; distributor log:\n{}\napi log:\n{}", distributor.child.stderr(), cluster.api.stderr());
+        anyhow::bail!(
+            "{err}; distributor log:\n{}\napi log:\n{}",
+            distributor.child.stderr(),
+            cluster.api.stderr()
+        );
     }
-    eprintln!("every case repaired {:?} after the distributor started", took?);
+    eprintln!(
+        "every case repaired {:?} after the distributor started",
+        took?
+    );
 
     let c = admin.get(vanished.id).await?;
-    ensure!(c.attempts == 1 && c.status_code == StatusCode::Enqueued, "{c:?}");
-    ensure!(c.status_message.contains("vanished"), "{}", c.status_message);
+    ensure!(
+        c.attempts == 1 && c.status_code == StatusCode::Enqueued,
+        "{c:?}"
+    );
+    ensure!(
+        c.status_message.contains("vanished"),
+        "{}",
+        c.status_message
+    );
     let e = admin.get(exhausted.id).await?;
     ensure!(e.status_code == StatusCode::AttemptsExhausted, "{e:?}");
     for needle in ["vanished", "max_attempts", "no attempts are left"] {
-        ensure!(e.status_message.contains(needle), "{:?} should say {needle:?}", e.status_message);
+        ensure!(
+            e.status_message.contains(needle),
+            "{:?} should say {needle:?}",
+            e.status_message
+        );
     }
-    ensure!(entries_of(&cluster, vanished.id).await?.len() == 1, "the released job keeps its one entry");
+    ensure!(
+        entries_of(&cluster, vanished.id).await?.len() == 1,
+        "the released job keeps its one entry"
+    );
     // Later runs change nothing: no duplicate entries, no second release.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let entries = cluster.entries().await?;
-    ensure!(entries.len() == 3, "exactly the three queued jobs' entries: {entries:?}");
+    ensure!(
+        entries.len() == 3,
+        "exactly the three queued jobs' entries: {entries:?}"
+    );
     ensure!(admin.get(vanished.id).await?.attempts == 1);
     let metrics = admin.metrics().await?;
     for kind in ["enqueued", "released", "ended", "removed_entries"] {
         let line = metrics
             .lines()
-            .find(|l| l.starts_with(&format!("drover_reconcile_repairs_total{{kind=\"{kind}\"}}")))
+            .find(|l| {
+                l.starts_with(&format!(
+                    "drover_reconcile_repairs_total{{kind=\"{kind}\"}}"
+                ))
+            })
             .with_context(|| format!("no {kind} counter in\n{metrics}"))?;
         let value: f64 = line.rsplit(' ').next().unwrap_or("0").parse()?;
         ensure!(value >= 1.0, "{line}");
@@ -188,16 +227,28 @@ async fn reconcile_repairs_each_case_and_every_job_runs_exactly_once() -> anyhow
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for (id, attempts) in [(never_enqueued, 1), (deleted_entry.id, 1), (vanished.id, 2)] {
         let job = admin.get(id).await?;
-        ensure!(job.state == State::Success && job.attempts == attempts, "{job:?}");
+        ensure!(
+            job.state == State::Success && job.attempts == attempts,
+            "{job:?}"
+        );
         let runs = executor.lines_with(&["job ran", &id.to_string()]).len();
         ensure!(runs == 1, "job {id} ran {runs} times on the executor");
     }
     ensure!(admin.get(exhausted.id).await?.state == State::Failed);
-    ensure!(cluster.entries().await?.is_empty(), "nothing was enqueued again");
+    ensure!(
+        cluster.entries().await?.is_empty(),
+        "nothing was enqueued again"
+    );
 
     // Only distributors and admins may reconcile.
-    let refused = cluster.client(SUBMITTER)?.reconcile(&Reconcile::default()).await;
+    let refused = cluster
+        .client(SUBMITTER)?
+        .reconcile(&Reconcile::default())
+        .await;
     ensure!(refused.is_err_and(|e| e.status() == Some(drover_api::client::StatusCode::FORBIDDEN)));
-    cluster.client(DISTRIBUTOR)?.reconcile(&Reconcile::default()).await?;
+    cluster
+        .client(DISTRIBUTOR)?
+        .reconcile(&Reconcile::default())
+        .await?;
     Ok(())
 }

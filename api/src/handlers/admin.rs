@@ -14,9 +14,7 @@ use crate::error::{Error, Result};
 use crate::extract::JsonBody;
 #[cfg(feature = "openapi")]
 use crate::model::ApiError;
-use crate::model::{
-    CleanedUp, Cleanup, Distribution, Reconcile, Reconciled, DISTRIBUTIONS_PATH,
-};
+use crate::model::{CleanedUp, Cleanup, Distribution, Reconcile, Reconciled, DISTRIBUTIONS_PATH};
 use crate::reconcile::{Thresholds, DEFAULT_GRACE, DEFAULT_STALE_AFTER};
 use crate::server::AppState;
 use crate::store::{now_us, system_rfc3339};
@@ -102,7 +100,8 @@ pub(crate) async fn cleanup(
             reason: format!("{batch} is out of range: use 1 to {MAX_BATCH}"),
         });
     }
-    let retention = i64::try_from(body.older_than_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+    let retention =
+        i64::try_from(body.older_than_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
     let cutoff_us = now_us().saturating_sub(retention);
     let deleted = state.store.delete_finished(cutoff_us, batch).await?;
     state.metrics.count_cleanup(deleted.jobs);

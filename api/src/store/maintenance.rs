@@ -49,10 +49,11 @@ fn placeholders(first: usize, n: usize) -> String {
 }
 
 fn parse_id(text: &str) -> Result<JobId> {
-    text.parse().map_err(|err: drover_core::Error| Error::Corrupt {
-        id: text.to_owned(),
-        detail: err.to_string(),
-    })
+    text.parse()
+        .map_err(|err: drover_core::Error| Error::Corrupt {
+            id: text.to_owned(),
+            detail: err.to_string(),
+        })
 }
 
 impl Store {
@@ -148,10 +149,12 @@ impl Store {
                 query.fetch_all(pool).await
             })?;
             for (id, state) in rows {
-                let state = state.parse().map_err(|err: drover_core::Error| Error::Corrupt {
-                    id: id.clone(),
-                    detail: err.to_string(),
-                })?;
+                let state = state
+                    .parse()
+                    .map_err(|err: drover_core::Error| Error::Corrupt {
+                        id: id.clone(),
+                        detail: err.to_string(),
+                    })?;
                 found.insert(parse_id(&id)?, state);
             }
         }

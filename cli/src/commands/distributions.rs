@@ -29,9 +29,7 @@ fn table(distributions: &[Distribution]) -> String {
                 d.name.clone(),
                 d.action.clone(),
                 d.schedule.clone(),
-                d.leader
-                    .clone()
-                    .unwrap_or_else(|| "(none)".to_owned()),
+                d.leader.clone().unwrap_or_else(|| "(none)".to_owned()),
                 d.last_tick.clone().unwrap_or_else(dash),
                 d.next_tick.clone().unwrap_or_else(dash),
                 d.last_job
@@ -41,7 +39,15 @@ fn table(distributions: &[Distribution]) -> String {
         })
         .collect();
     output::table(
-        &["NAME", "ACTION", "SCHEDULE", "LEADER", "LAST TICK", "NEXT TICK", "LAST JOB"],
+        &[
+            "NAME",
+            "ACTION",
+            "SCHEDULE",
+            "LEADER",
+            "LAST TICK",
+            "NEXT TICK",
+            "LAST JOB",
+        ],
         &rows,
     )
 }
@@ -66,6 +72,9 @@ mod tests {
         };
         let text = table(&[d]);
         assert!(text.starts_with("NAME"), "{text}");
-        assert!(text.contains("(none)") && text.contains("67e55044") && !text.contains("bb680e5fe0c8"), "{text}");
+        assert!(
+            text.contains("(none)") && text.contains("67e55044") && !text.contains("bb680e5fe0c8"),
+            "{text}"
+        );
     }
 }

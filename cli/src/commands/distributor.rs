@@ -11,12 +11,18 @@ use tracing::{info, warn};
 
 use crate::args::RoleArgs;
 use crate::config::Config;
+use crate::exit::UsageError;
 
 /// Loads and validates the configuration (an invalid distribution stops start-up with
 /// the field named) and runs a distributor until SIGTERM or SIGINT, which resign every
 /// leadership and exit 0; a second signal exits at once.
 pub(crate) async fn run(args: RoleArgs, log_format: Option<LogFormat>) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
+    let distributor = config.distributor_config();
+    // Now with the actions directory: a distribution of an unknown action is an error.
+    distributor
+        .validate()
+        .map_err(|err| UsageError(format!("invalid configuration {err}")))?;
     drover_core::init_tracing(log_format.unwrap_or(config.log_format))?;
     let url = config
         .url
@@ -26,14 +32,9 @@ pub(crate) async fn run(args: RoleArgs, log_format: Option<LogFormat>) -> anyhow
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     info!(api = %url, zookeeper = %config.zookeeper.hosts, "starting the distributor role");
-    drover_distributor::run(
-        config.distributor_config(),
-        config.zookeeper,
-        api,
-        shutdown,
-    )
-    .await
-    .context("the distributor could not start")?;
+    drover_distributor::run(distributor, config.zookeeper, api, shutdown)
+        .await
+        .context("the distributor could not start")?;
     Ok(ExitCode::SUCCESS)
 }
 

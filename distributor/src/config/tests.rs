@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn parse(toml_text: &str) -> Result<DistributorConfig, String> {
@@ -61,18 +60,51 @@ enabled = false
 fn errors_name_the_field() {
     let base = "[distributor]\nid = \"d1\"\n[[distributor.distributions]]\naction = \"noop\"\nevery = \"1s\"\n";
     let cases = [
-        ("action = \"noop\"\ncron = \"61 * * * *\"", "distributor.distributions[1].cron"),
-        ("action = \"noop\"\nevery = \"0s\"", "distributor.distributions[1].every"),
-        ("action = \"noop\"\nevery = \"1s\"\ncron = \"* * * * *\"", "distributor.distributions[1]: both"),
+        (
+            "action = \"noop\"\ncron = \"61 * * * *\"",
+            "distributor.distributions[1].cron",
+        ),
+        (
+            "action = \"noop\"\nevery = \"0s\"",
+            "distributor.distributions[1].every",
+        ),
+        (
+            "action = \"noop\"\nevery = \"1s\"\ncron = \"* * * * *\"",
+            "distributor.distributions[1]: both",
+        ),
         ("action = \"noop\"", "distributor.distributions[1]: neither"),
-        ("action = \"frobnicate\"\nevery = \"1s\"", "distributor.distributions[1].action: unknown action \"frobnicate\""),
-        ("action = \"no such\"\nevery = \"1s\"", "distributor.distributions[1].action"),
-        ("action = \"noop\"\nname = \"noop\"\nevery = \"1s\"", "distributor.distributions[1].name"),
-        ("action = \"noop\"\nname = \"reconcile\"\nevery = \"1s\"", "reserved"),
-        ("action = \"noop\"\nevery = \"1s\"\njitter = \"2s\"", "distributor.distributions[1].jitter"),
-        ("action = \"noop\"\nevery = \"1s\"\npriority = 1000", "distributor.distributions[1].priority"),
-        ("action = \"cleanup_jobs\"\nevery = \"1s\"\nparams = { older_than = \"soon\" }", "distributor.distributions[1].params"),
-        ("action = \"noop\"\nevery = \"1s\"\nmax_attempts = 0", "distributor.distributions[1].max_attempts"),
+        (
+            "action = \"frobnicate\"\nevery = \"1s\"",
+            "distributor.distributions[1].action: unknown action \"frobnicate\"",
+        ),
+        (
+            "action = \"no such\"\nevery = \"1s\"",
+            "distributor.distributions[1].action",
+        ),
+        (
+            "action = \"noop\"\nname = \"noop\"\nevery = \"1s\"",
+            "distributor.distributions[1].name",
+        ),
+        (
+            "action = \"noop\"\nname = \"reconcile\"\nevery = \"1s\"",
+            "reserved",
+        ),
+        (
+            "action = \"noop\"\nevery = \"1s\"\njitter = \"2s\"",
+            "distributor.distributions[1].jitter",
+        ),
+        (
+            "action = \"noop\"\nevery = \"1s\"\npriority = 1000",
+            "distributor.distributions[1].priority",
+        ),
+        (
+            "action = \"cleanup_jobs\"\nevery = \"1s\"\nparams = { older_than = \"soon\" }",
+            "distributor.distributions[1].params",
+        ),
+        (
+            "action = \"noop\"\nevery = \"1s\"\nmax_attempts = 0",
+            "distributor.distributions[1].max_attempts",
+        ),
     ];
     for (extra, needle) in cases {
         let text = format!("{base}[[distributor.distributions]]\n{extra}\n");
@@ -85,7 +117,10 @@ fn errors_name_the_field() {
         reconcile_every: Duration::ZERO,
         ..DistributorConfig::default()
     };
-    assert!(zero.validate().unwrap_err().contains("distributor.reconcile_every"));
+    assert!(zero
+        .validate()
+        .unwrap_err()
+        .contains("distributor.reconcile_every"));
 }
 
 #[test]
@@ -118,7 +153,10 @@ fn actions_from_the_directory_are_known() {
     let mut other = config.clone();
     other.distributions[0].action = "missing".into();
     let err = other.validate().unwrap_err();
-    assert!(err.contains(&dir.display().to_string()) && err.contains("echo"), "{err}");
+    assert!(
+        err.contains(&dir.display().to_string()) && err.contains("echo"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -130,4 +168,35 @@ fn tempdir() -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[test]
+fn field_checks_skip_the_actions_directory() {
+    let config = DistributorConfig {
+        id: Some("d1".into()),
+        actions_dir: Some(PathBuf::from("/nonexistent/actions")),
+        distributions: vec![DistributionConfig {
+            name: None,
+            action: "docker-thing".into(),
+            params: BTreeMap::new(),
+            priority: None,
+            every: Some(Duration::from_secs(1)),
+            cron: None,
+            jitter: None,
+            enabled: true,
+            catch_up: CatchUp::Latest,
+            max_attempts: None,
+            timeout: None,
+        }],
+        ..DistributorConfig::default()
+    };
+    config.validate_fields().unwrap();
+    let err = config.validate().unwrap_err();
+    assert!(
+        err.contains("distributor.actions_dir") && err.contains("/nonexistent/actions"),
+        "{err}"
+    );
+    let mut builtins_only = config.clone();
+    builtins_only.distributions[0].action = "noop".into();
+    builtins_only.validate().unwrap();
 }

@@ -11,8 +11,7 @@ use anyhow::{bail, Context};
 use drover_api::client::ApiClient;
 use drover_coordination::Session;
 use drover_tests::{
-    connect, drover_command, free_port, init_test_tracing, wait_until, within, LineChild,
-    ZkServer,
+    connect, drover_command, free_port, init_test_tracing, wait_until, within, LineChild, ZkServer,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
@@ -81,7 +80,10 @@ impl Cluster {
         .await;
         if let Err(err) = ready {
             let status = tokio::time::timeout(Duration::from_secs(1), api.wait()).await;
-            bail!("{err}; drover api exit: {status:?}; stderr:\n{}", api.stderr());
+            bail!(
+                "{err}; drover api exit: {status:?}; stderr:\n{}",
+                api.stderr()
+            );
         }
         Ok(Cluster {
             zk,
@@ -103,11 +105,19 @@ impl Cluster {
     }
 
     /// Writes a config file for a role with the distributor token and `extra` TOML.
-    pub(crate) fn write_config(&self, name: &str, token: &str, extra: &str) -> anyhow::Result<PathBuf> {
+    pub(crate) fn write_config(
+        &self,
+        name: &str,
+        token: &str,
+        extra: &str,
+    ) -> anyhow::Result<PathBuf> {
         let path = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(
             &path,
-            format!("{}{extra}", base_config(&self.url, &self.zk.connect_string(), token)),
+            format!(
+                "{}{extra}",
+                base_config(&self.url, &self.zk.connect_string(), token)
+            ),
         )?;
         Ok(path)
     }
@@ -213,7 +223,12 @@ impl Cluster {
     }
 
     /// Waits until `id` leads `name`.
-    pub(crate) async fn wait_leader(&self, name: &str, id: &str, timeout: Duration) -> anyhow::Result<Duration> {
+    pub(crate) async fn wait_leader(
+        &self,
+        name: &str,
+        id: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
         wait_until(&format!("{id} to lead {name}"), timeout, || async {
             self.leader(name).await.ok().flatten().as_deref() == Some(id)
         })
@@ -250,12 +265,19 @@ impl Role {
     }
 
     /// Sends SIGTERM and waits for the exit code.
-    pub(crate) async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<(Option<i32>, Duration)> {
+    pub(crate) async fn terminate(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<(Option<i32>, Duration)> {
         let started = std::time::Instant::now();
         self.child.signal(nix::sys::signal::Signal::SIGTERM)?;
-        let status = within(&format!("{} to exit after SIGTERM", self.id), timeout, self.child.wait())
-            .await?
-            .with_context(|| format!("waiting for {}", self.id))?;
+        let status = within(
+            &format!("{} to exit after SIGTERM", self.id),
+            timeout,
+            self.child.wait(),
+        )
+        .await?
+        .with_context(|| format!("waiting for {}", self.id))?;
         Ok((status.code(), started.elapsed()))
     }
 }
