@@ -1,0 +1,164 @@
+//! The reconcile and cleanup endpoints on both databases (the API in-process, real
+//! ZooKeeper, SQLite and PostgreSQL): every maintenance query runs on each backend.
+
+mod api_support;
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context};
+use api_support::{Backend, TestApi, ADMIN, EXECUTOR};
+use drover_coordination::Queue;
+use drover_core::{JobId, Priority};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// The entries on the queue holding `id`.
+async fn entries_of(
+    session: &drover_coordination::Session,
+    id: &str,
+) -> anyhow::Result<Vec<String>> {
+    let client = session.client();
+    let mut out = Vec::new();
+    for name in client.list_children("/job/entries").await? {
+        if let Ok((data, _)) = client.get_data(&format!("/job/entries/{name}")).await {
+            if data == id.as_bytes() {
+                out.push(name);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn reconcile(api: &TestApi) -> anyhow::Result<Value> {
+    let (status, body) = api
+        .post(
+            "/v1/admin/reconcile",
+            ADMIN,
+            json!({ "grace_ms": 0, "stale_after_ms": 0 }),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::OK,
+        "reconcile answered {status}: {body}"
+    );
+    Ok(body)
+}
+
+async fn reconcile_and_clean_up(backend: Backend) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let hosts = api.zk.as_ref().context("zookeeper")?.connect_string();
+    let session = drover_tests::connect(&hosts, Duration::from_secs(4)).await?;
+
+    // An entry deleted by hand, a RUNNING job whose holder has no taken node, an entry
+    // whose job does not exist.
+    let lost_entry = api.submit_noop().await?;
+    let names = entries_of(&session, &lost_entry).await?;
+    ensure!(names.len() == 1, "{names:?}");
+    session
+        .client()
+        .delete(&format!("/job/entries/{}", names[0]), None)
+        .await?;
+    let running = api.submit_noop().await?;
+    let (status, body) = api.claim(&running, 1 << 40, "ghost").await?;
+    ensure!(status == StatusCode::OK, "{body}");
+    let queue = Queue::open(&session, "/job").await?;
+    let orphan = queue.put_job(JobId::new(), Priority::DEFAULT).await?;
+
+    let report = reconcile(&api).await?;
+    ensure!(report["enqueued"]["count"] == 1, "{report}");
+    ensure!(
+        report["enqueued"]["sample"][0] == lost_entry.as_str(),
+        "{report}"
+    );
+    ensure!(report["released"]["count"] == 1, "{report}");
+    ensure!(
+        report["removed_entries"]["sample"][0] == orphan.as_str(),
+        "{report}"
+    );
+    ensure!(entries_of(&session, &lost_entry).await?.len() == 1);
+    let job = api.job(&running).await?;
+    ensure!(job["state"] == "QUEUED" && job["attempts"] == 1, "{job}");
+    ensure!(
+        job["status_message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("vanished"),
+        "{job}"
+    );
+    let again = reconcile(&api).await?;
+    ensure!(
+        again["enqueued"]["count"] == 0
+            && again["released"]["count"] == 0
+            && again["removed_entries"]["count"] == 0,
+        "a second run repairs nothing: {again}"
+    );
+
+    // Cleanup: two finished jobs with logs, one batch each.
+    for (n, id) in [&lost_entry, &running].into_iter().enumerate() {
+        let token = (1_i64 << 41) + i64::try_from(n)?;
+        let (status, body) = api.claim(id, token, "hand").await?;
+        ensure!(status == StatusCode::OK, "{body}");
+        let (status, body) = api
+            .post(
+                &format!("/v1/jobs/{id}/logs"),
+                EXECUTOR,
+                json!({ "token": token, "lines": [{"stream": "stdout", "line": "a"}, {"stream": "stdout", "line": "b"}] }),
+            )
+            .await?;
+        ensure!(status == StatusCode::OK, "{body}");
+        let (status, body) = api
+            .finish(
+                id,
+                json!({ "token": token, "status_code": "SUCCEEDED", "exit_code": 0 }),
+            )
+            .await?;
+        ensure!(status == StatusCode::OK, "{body}");
+    }
+    let young = api.submit_noop().await?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let api_ref = &api;
+    let clean = |batch: u32| async move {
+        api_ref
+            .post(
+                "/v1/admin/cleanup",
+                EXECUTOR,
+                json!({ "older_than_secs": 1, "batch": batch }),
+            )
+            .await
+    };
+    let (status, first) = clean(1).await?;
+    ensure!(status == StatusCode::OK, "{first}");
+    ensure!(
+        first["deleted_jobs"] == 1 && first["deleted_log_lines"] == 2 && first["more"] == true,
+        "{first}"
+    );
+    let (_, second) = clean(1).await?;
+    ensure!(
+        second["deleted_jobs"] == 1 && second["more"] == true,
+        "{second}"
+    );
+    let (_, third) = clean(1).await?;
+    ensure!(
+        third["deleted_jobs"] == 0 && third["more"] == false,
+        "{third}"
+    );
+    ensure!(
+        api.db_record(&lost_entry).await?.is_none() && api.db_record(&running).await?.is_none()
+    );
+    ensure!(
+        api.db_record(&young).await?.is_some(),
+        "a queued job is never cleaned up"
+    );
+    let (status, body) = api
+        .post(
+            "/v1/admin/cleanup",
+            EXECUTOR,
+            json!({ "older_than_secs": 0 }),
+        )
+        .await?;
+    ensure!(status == StatusCode::BAD_REQUEST, "{body}");
+    api_support::assert_api_error(&body, "invalid_input", &["older_than_secs"]);
+    api.stop().await
+}
+
+on_both_databases!(reconcile_and_clean_up);
