@@ -48,16 +48,17 @@ pub(crate) async fn run(
     let work = async {
         let (mut jobs, mut log_lines) = (0u64, 0u64);
         for batch in 1..=MAX_BATCHES {
-            let done =
-                match env.api.cleanup(&request).await {
-                    Ok(done) => done,
-                    Err(e) => return failed(
+            let done = match env.api.cleanup(&request).await {
+                Ok(done) => done,
+                Err(e) => {
+                    return failed(
                         StatusCode::InternalError,
                         format!(
                             "cleanup_jobs: batch {batch} failed after deleting {jobs} jobs: {e}"
                         ),
-                    ),
-                };
+                    )
+                }
+            };
             jobs += done.deleted_jobs;
             log_lines += done.deleted_log_lines;
             let _ = lines
