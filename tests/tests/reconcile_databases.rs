@@ -158,6 +158,43 @@ async fn reconcile_and_clean_up(backend: Backend) -> anyhow::Result<()> {
         .await?;
     ensure!(status == StatusCode::BAD_REQUEST, "{body}");
     api_support::assert_api_error(&body, "invalid_input", &["older_than_secs"]);
+    // The endpoints are in the OpenAPI document, and the repairs in the metrics.
+    let (_, doc) = api
+        .call(reqwest::Method::GET, "/openapi.json", None, None)
+        .await?;
+    for path in [
+        "/v1/admin/reconcile",
+        "/v1/admin/cleanup",
+        "/v1/distributions",
+    ] {
+        ensure!(doc["paths"][path].is_object(), "openapi lacks {path}");
+    }
+    for schema in [
+        "Reconcile",
+        "Reconciled",
+        "Cleanup",
+        "CleanedUp",
+        "Distribution",
+    ] {
+        ensure!(
+            doc["components"]["schemas"][schema].is_object(),
+            "openapi lacks {schema}"
+        );
+    }
+    let (_, metrics) = api
+        .call(reqwest::Method::GET, "/metrics", None, None)
+        .await?;
+    let text = metrics.as_str().unwrap_or_default();
+    for expected in [
+        "drover_reconcile_repairs_total{kind=\"released\"} 1",
+        "drover_reconcile_runs_total 2",
+        "drover_cleanup_deleted_jobs_total 2",
+    ] {
+        ensure!(
+            text.contains(expected),
+            "metrics lack {expected:?}:\n{text}"
+        );
+    }
     api.stop().await
 }
 
