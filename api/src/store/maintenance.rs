@@ -58,7 +58,8 @@ fn parse_id(text: &str) -> Result<JobId> {
 
 impl Store {
     /// QUEUED records ready to run (`CREATED` or `ENQUEUED`, not waiting on
-    /// dependencies) created before `before_us`, oldest first, at most `limit`.
+    /// dependencies) created before `before_us`, at most `limit`: those never enqueued
+    /// first (so a long backlog cannot hide them), then oldest first.
     ///
     /// # Errors
     /// Database errors; a stored id that is not a UUID.
@@ -70,7 +71,7 @@ impl Store {
         let sql = format!(
             "SELECT id, priority, enqueued FROM jobs WHERE state = '{queued}' \
              AND status_code IN ('{created}', '{enqueued}') AND created_us < $1 \
-             ORDER BY created_us LIMIT $2",
+             ORDER BY enqueued, created_us LIMIT $2",
             queued = State::Queued,
             created = StatusCode::Created,
             enqueued = StatusCode::Enqueued,
