@@ -106,7 +106,7 @@ impl Access for Read {
 }
 
 impl Access for Submit {
-    const NEEDED: &'static str = "role submitter, distributor or admin";
+    const NEEDED: &'static str = "role submitter or admin (or distributor)";
     fn allows(role: Role) -> bool {
         matches!(role, Role::Submitter | Role::Distributor | Role::Admin)
     }
