@@ -144,7 +144,8 @@ async fn maintain(
     loop {
         let attempt = async {
             let session = Session::connect(&settings).await?;
-            let queue = Queue::open(&session, &queue_path).await?;
+            // Put only: no watch, so the takers' traffic costs the API nothing.
+            let queue = Queue::producer(&session, &queue_path).await?;
             Ok::<_, drover_coordination::Error>(Connected { session, queue })
         };
         let outcome = tokio::select! {

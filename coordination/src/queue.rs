@@ -77,6 +77,16 @@ impl Queue {
         Ok(Queue::with_view(session, &view))
     }
 
+    /// A handle that only puts: no watch, no listing, so a producer (the API) pays
+    /// nothing for the takers' traffic. [`Queue::take`] on it is an error.
+    ///
+    /// # Errors
+    /// As [`Queue::open`].
+    pub async fn producer(session: &Session, root: &str) -> Result<Queue> {
+        let view = QueueView::unwatched(session, root).await?;
+        Ok(Queue::with_view(session, &view))
+    }
+
     /// A queue handle taking on `session` and reading `view` (which may watch on another
     /// session): how several sessions in one process share one watch.
     pub fn with_view(session: &Session, view: &QueueView) -> Queue {
@@ -193,6 +203,12 @@ impl Queue {
     /// Cancellation safe: if the future is dropped after an entry was locked, the entry is
     /// released in the background, never left held.
     pub async fn take(&self, timeout: Option<Duration>) -> Result<Option<Taken>> {
+        if !self.view().watched {
+            return Err(Error::InvalidArgument(
+                "this queue handle only puts (Queue::producer): open one with Queue::open to take"
+                    .into(),
+            ));
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut backoff = Duration::from_millis(20);
         loop {

@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) entries: String,
     pub(crate) taken: String,
     view: Mutex<View>,
+    /// Whether a watch keeps `view` current (false for a producer's handle).
+    pub(crate) watched: bool,
     /// Woken whenever an entry may have become free (or the view closed).
     pub(crate) changed: Notify,
 }
@@ -67,22 +69,7 @@ impl QueueView {
     /// [`Error::InvalidArgument`] for a relative path; [`Error::NotAuthorized`] if the ACLs
     /// forbid it; [`Error::Zk`] otherwise.
     pub async fn open(session: &Session, root: &str) -> Result<QueueView> {
-        let root = root.trim_end_matches('/').to_owned();
-        if !root.starts_with('/') || root.len() < 2 {
-            return Err(Error::InvalidArgument(format!(
-                "queue path {root:?} must be absolute, like /job"
-            )));
-        }
-        let shared = Arc::new(Shared {
-            session: session.clone(),
-            entries: format!("{root}/entries"),
-            taken: format!("{root}/taken"),
-            root,
-            view: Mutex::new(View::default()),
-            changed: Notify::new(),
-        });
-        session.ensure_path(&shared.entries).await?;
-        session.ensure_path(&shared.taken).await?;
+        let shared = Self::paths(session, root, true).await?;
         let client = session.client();
         let watcher = client
             .watch(&shared.root, AddWatchMode::PersistentRecursive)
@@ -107,6 +94,43 @@ impl QueueView {
                 _stop_watch: stop.drop_guard(),
             }),
         })
+    }
+
+    /// A view that never watches nor lists: for a process that only puts (the API),
+    /// which then pays nothing for the queue's traffic. Taking through it is refused.
+    ///
+    /// # Errors
+    /// As [`QueueView::open`].
+    pub async fn unwatched(session: &Session, root: &str) -> Result<QueueView> {
+        let shared = Self::paths(session, root, false).await?;
+        Ok(QueueView {
+            inner: Arc::new(Inner {
+                shared,
+                _stop_watch: CancellationToken::new().drop_guard(),
+            }),
+        })
+    }
+
+    /// Checks `root`, creates the queue's nodes, and returns the empty picture.
+    async fn paths(session: &Session, root: &str, watched: bool) -> Result<Arc<Shared>> {
+        let root = root.trim_end_matches('/').to_owned();
+        if !root.starts_with('/') || root.len() < 2 {
+            return Err(Error::InvalidArgument(format!(
+                "queue path {root:?} must be absolute, like /job"
+            )));
+        }
+        let shared = Arc::new(Shared {
+            session: session.clone(),
+            entries: format!("{root}/entries"),
+            taken: format!("{root}/taken"),
+            root,
+            view: Mutex::new(View::default()),
+            watched,
+            changed: Notify::new(),
+        });
+        session.ensure_path(&shared.entries).await?;
+        session.ensure_path(&shared.taken).await?;
+        Ok(shared)
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

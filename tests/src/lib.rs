@@ -21,6 +21,7 @@ mod drover;
 mod ensemble;
 mod four_letter;
 mod postgres;
+pub mod procfs;
 mod proxy;
 mod python;
 mod wait;

@@ -62,6 +62,45 @@ async fn put_take_consume_release() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_producer_handle_puts_without_watching_and_refuses_to_take() -> anyhow::Result<()> {
+    init_test_tracing();
+    let zk = ZkServer::start().await?;
+    let session = connect(&zk.connect_string(), SESSION).await?;
+    let producer = Queue::producer(&session, "/job").await?;
+    let before = zk.four_letter("wchs").await?;
+    let jobs: Vec<JobId> = (0..3).map(|_| JobId::new()).collect();
+    for job in &jobs {
+        producer.put_job(*job, Priority::default()).await?;
+    }
+    assert_eq!(producer.counts().await?, (3, 0));
+    assert_eq!(producer.view_len(), 0, "a producer keeps no picture");
+    assert_eq!(
+        zk.four_letter("wchs").await?,
+        before,
+        "a producer sets no watch"
+    );
+    let err = producer
+        .take(Some(Duration::from_millis(100)))
+        .await
+        .expect_err("a producer cannot take");
+    assert!(
+        matches!(&err, Error::InvalidArgument(m) if m.contains("Queue::open")),
+        "{err}"
+    );
+
+    let taker = Queue::open(&connect(&zk.connect_string(), SESSION).await?, "/job").await?;
+    for job in &jobs {
+        let taken = taker
+            .take(Some(Duration::from_secs(5)))
+            .await?
+            .expect("the producer's entry");
+        assert_eq!(taken.job_id()?, *job, "in the order put");
+        taken.consume().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn lower_priority_first_fifo_within_a_priority() -> anyhow::Result<()> {
     init_test_tracing();
     let zk = ZkServer::start().await?;

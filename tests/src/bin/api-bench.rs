@@ -17,6 +17,7 @@ use anyhow::{bail, ensure, Context};
 use clap::{Parser, ValueEnum};
 use drover_api::{ApiConfig, ApiToken, Role};
 use drover_coordination::ZkSettings;
+use drover_tests::procfs::{children_of, cpu_ticks as ticks_of, TICKS_PER_SECOND};
 use drover_tests::{wait_until, PgServer, ZkServer};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -231,9 +232,6 @@ struct CpuTicks {
     postgres: u64,
 }
 
-/// Ticks per second of `/proc/*/stat` times (`getconf CLK_TCK`, 100 on Linux).
-const TICKS_PER_SECOND: f64 = 100.0;
-
 impl CpuTicks {
     fn now(zookeeper: Option<u32>, postgres: Option<u32>) -> CpuTicks {
         let postgres = postgres.map_or(0, |pid| {
@@ -269,41 +267,6 @@ impl CpuTicks {
             2000.0 / total
         );
     }
-}
-
-/// utime + stime of `pid` (its threads included, its children not).
-fn ticks_of(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // `pid (comm) state ppid ...`: fields after the `)`; utime and stime are 14 and 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| {
-        fields
-            .get(i - 3)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(14) + field(15)
-}
-
-/// The processes whose parent is `pid`.
-fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-            ppid == Some(pid)
-        })
-        .collect()
 }
 
 /// `GET /healthz` `count` times on `clients` clients: what HTTP alone costs here.

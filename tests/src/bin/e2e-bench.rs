@@ -1,12 +1,21 @@
-//! End-to-end benchmark: `noop` jobs submitted through the API, run by one executor.
+//! End-to-end benchmark: `noop` jobs submitted through the API, run by one executor;
+//! then the executor's Docker overhead and memory.
 //!
 //! ```text
-//! cargo run --release -p drover-tests --bin e2e-bench -- [--jobs 20000] [--slots 16]
+//! cargo run --release -p drover-tests --bin e2e-bench -- [--jobs 20000] [--slots 16] \
+//!     [--docker-jobs 200] [--busy 16]
 //! ```
-//! Starts ZooKeeper, `drover api` (SQLite) and `drover executor` as real processes,
-//! submits with concurrent clients, waits until every job succeeded, and prints jobs/s
-//! and submit→RUNNING latency (from the records' created and started times).
+//! Starts ZooKeeper, `drover api` (SQLite) and `drover executor` as real processes, then:
+//! 1. throughput: submits `--jobs` `noop` jobs with concurrent clients, waits until every
+//!    job succeeded, prints jobs/s, submit→RUNNING latency (from the records' created and
+//!    started times) and the CPU each process spent per job;
+//! 2. memory: the executor's resident set idle, and with `--busy` Docker jobs running;
+//! 3. Docker overhead: `--docker-jobs` jobs of `true` in the busybox image through drover,
+//!    and the same number of `docker run --rm` at the same concurrency (the executor's
+//!    slots), in the same run; prints the ratio.
 
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +24,7 @@ use clap::Parser;
 use drover_api::client::{ApiClient, ListJobs};
 use drover_api::model::SubmitJob;
 use drover_core::State;
+use drover_tests::procfs::{cpu_seconds, rss_kib};
 use drover_tests::{drover_command, free_port, wait_until, LineChild, ZkServer};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -22,7 +32,7 @@ use time::OffsetDateTime;
 #[derive(Parser, Debug)]
 #[command(about = "drover end-to-end benchmark: noop jobs through API, queue and executor")]
 struct Args {
-    /// Jobs to submit.
+    /// `noop` jobs to submit.
     #[arg(long, default_value_t = 20_000)]
     jobs: usize,
     /// Executor slots.
@@ -31,15 +41,45 @@ struct Args {
     /// Concurrent submitters.
     #[arg(long, default_value_t = 16)]
     submitters: usize,
+    /// `noop` jobs run first and not measured (ZooKeeper's JIT compiler otherwise eats
+    /// much of the first minute's CPU).
+    #[arg(long, default_value_t = 5_000)]
+    warmup: usize,
+    /// Jobs of `true` for the Docker overhead comparison (0 skips it).
+    #[arg(long, default_value_t = 200)]
+    docker_jobs: usize,
+    /// Long Docker jobs running while the executor's memory is read (0 skips it).
+    #[arg(long, default_value_t = 16)]
+    busy: usize,
 }
 
 const TOKEN: &str = "bench-admin";
+const IMAGE: &str = "drover/busybox:latest";
+
+/// The bench's Docker actions: `true` for the overhead comparison, `hold` to keep slots
+/// busy while memory is read.
+fn write_actions(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("true.toml"),
+        format!("name = \"true\"\nimage = \"{IMAGE}\"\npull = \"never\"\ncommand = [\"true\"]\n"),
+    )?;
+    std::fs::write(
+        dir.join("hold.toml"),
+        format!(
+            "name = \"hold\"\nimage = \"{IMAGE}\"\npull = \"never\"\ncommand = [\"sleep\", \"5\"]\n"
+        ),
+    )?;
+    Ok(())
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let zk = ZkServer::builder().heap("1g").start().await?;
     let dir = tempfile::tempdir()?;
+    let actions = dir.path().join("actions");
+    write_actions(&actions)?;
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
     let config = dir.path().join("drover.toml");
@@ -62,10 +102,12 @@ role = "admin"
 id = "bench-executor"
 slots = {slots}
 metrics = false
+actions_dir = "{actions}"
 "#,
             zk = zk.connect_string(),
             db = dir.path().join("drover.db").display(),
             slots = args.slots,
+            actions = actions.display(),
         ),
     )?;
     let spawn = |role: &str| {
@@ -97,20 +139,76 @@ metrics = false
     })
     .await
     .with_context(|| executor.stderr())?;
+    let pids = Pids {
+        api: api_process.id().context("the API exited")?,
+        executor: executor.id().context("the executor exited")?,
+        zookeeper: zk.pid().context("ZooKeeper exited")?,
+    };
+    let idle_rss = rss_kib(pids.executor).unwrap_or(0);
+
     println!(
         "e2e benchmark: {} noop jobs, one executor with {} slots, {} submitters",
         args.jobs, args.slots, args.submitters
     );
+    if args.warmup > 0 {
+        let started = Instant::now();
+        submit_all(&client, "noop", args.warmup, args.submitters).await?;
+        wait_idle(&client, Duration::from_secs(900)).await?;
+        println!(
+            "  warm-up: {} jobs in {:.1?} (not measured)",
+            args.warmup,
+            started.elapsed()
+        );
+    }
+    let outcome = throughput(&args, &client, &pids).await;
+    if let Err(e) = outcome {
+        bail!("{e:#}; executor log:\n{}", executor.stderr());
+    }
 
-    let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut submitters = Vec::new();
-    for _ in 0..args.submitters {
-        let (client, next, total) = (client.clone(), next.clone(), args.jobs);
-        submitters.push(tokio::spawn(async move {
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+    if args.busy > 0 {
+        memory(&args, &client, &pids, idle_rss).await?;
+    }
+    if args.docker_jobs > 0 {
+        docker_overhead(&args, &client).await?;
+    }
+    drop(executor);
+    drop(api_process);
+    Ok(())
+}
+
+/// The processes under test.
+struct Pids {
+    api: u32,
+    executor: u32,
+    zookeeper: u32,
+}
+
+impl Pids {
+    fn cpu(&self) -> [f64; 4] {
+        [
+            cpu_seconds(self.api),
+            cpu_seconds(self.executor),
+            cpu_seconds(self.zookeeper),
+            cpu_seconds(std::process::id()),
+        ]
+    }
+}
+
+/// Submits `count` jobs of `action` on `submitters` concurrent clients.
+async fn submit_all(
+    client: &ApiClient,
+    action: &str,
+    count: usize,
+    submitters: usize,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..submitters {
+        let (client, next, action) = (client.clone(), next.clone(), action.to_owned());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < count {
                 let job = SubmitJob {
-                    action: "noop".into(),
+                    action: action.clone(),
                     ..SubmitJob::default()
                 };
                 client.submit(&job).await?;
@@ -118,32 +216,43 @@ metrics = false
             anyhow::Ok(())
         }));
     }
-    for s in submitters {
-        s.await??;
+    for task in tasks {
+        task.await??;
     }
-    let submitted = started.elapsed();
-    let done = wait_until("every job to finish", Duration::from_secs(600), || async {
-        let page = client
-            .list(&ListJobs {
-                state: Some(State::Queued),
-                limit: Some(1),
-                ..Default::default()
-            })
-            .await;
-        let running = client
-            .list(&ListJobs {
-                state: Some(State::Running),
-                limit: Some(1),
-                ..Default::default()
-            })
-            .await;
-        matches!((page, running), (Ok(q), Ok(r)) if q.jobs.is_empty() && r.jobs.is_empty())
+    Ok(())
+}
+
+/// Waits until no job is queued or running.
+async fn wait_idle(client: &ApiClient, limit: Duration) -> anyhow::Result<()> {
+    wait_until("every job to finish", limit, || async {
+        let mut idle = true;
+        for state in [State::Queued, State::Running] {
+            let page = client
+                .list(&ListJobs {
+                    state: Some(state),
+                    limit: Some(1),
+                    ..Default::default()
+                })
+                .await;
+            idle &= page.is_ok_and(|p| p.jobs.is_empty());
+        }
+        idle
     })
-    .await;
-    if let Err(e) = done {
-        bail!("{e}; executor log:\n{}", executor.stderr());
-    }
+    .await?;
+    Ok(())
+}
+
+/// Phase 1: `noop` jobs per second and submit→RUNNING latency.
+#[allow(clippy::cast_precision_loss)]
+async fn throughput(args: &Args, client: &ApiClient, pids: &Pids) -> anyhow::Result<()> {
+    let cpu_before = pids.cpu();
+    let since = OffsetDateTime::now_utc();
+    let started = Instant::now();
+    submit_all(client, "noop", args.jobs, args.submitters).await?;
+    let submitted = started.elapsed();
+    wait_idle(client, Duration::from_secs(900)).await?;
     let elapsed = started.elapsed();
+    let cpu_after = pids.cpu();
 
     let mut latencies = Vec::with_capacity(args.jobs);
     let (mut succeeded, mut first, mut last) =
@@ -154,11 +263,15 @@ metrics = false
             .list(&ListJobs {
                 limit: Some(500),
                 cursor: cursor.clone(),
+                action: Some("noop".into()),
                 ..Default::default()
             })
             .await?;
         for job in &page.jobs {
             let created = OffsetDateTime::parse(&job.created_at, &Rfc3339)?;
+            if created < since {
+                continue; // the warm-up's
+            }
             let finished = job
                 .finished_at
                 .as_deref()
@@ -208,7 +321,109 @@ metrics = false
         pct(0.99),
         pct(1.0)
     );
-    drop(executor);
-    drop(api_process);
+    let per_job: Vec<f64> = cpu_after
+        .iter()
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before) * 1e3 / args.jobs as f64)
+        .collect();
+    let total: f64 = per_job.iter().sum();
+    println!(
+        "  CPU per job: {total:.2} ms = API {:.2} ms, executor {:.2} ms, ZooKeeper {:.2} ms, \
+         submitters {:.2} ms (two idle cores would allow at most {:.0} jobs/s)",
+        per_job[0],
+        per_job[1],
+        per_job[2],
+        per_job[3],
+        2000.0 / total
+    );
+    Ok(())
+}
+
+/// Phase 2: the executor's resident memory idle and with `--busy` Docker jobs running.
+async fn memory(args: &Args, client: &ApiClient, pids: &Pids, idle: u64) -> anyhow::Result<()> {
+    let busy_jobs = args.busy.min(args.slots);
+    submit_all(client, "hold", busy_jobs, 4).await?;
+    wait_until("the hold jobs to run", Duration::from_secs(120), || async {
+        client
+            .list(&ListJobs {
+                state: Some(State::Running),
+                limit: Some(500),
+                ..Default::default()
+            })
+            .await
+            .is_ok_and(|p| p.jobs.len() >= busy_jobs)
+    })
+    .await?;
+    // Let every slot reach its container's log stream and wait.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let busy = rss_kib(pids.executor).unwrap_or(0);
+    wait_idle(client, Duration::from_secs(120)).await?;
+    let after = rss_kib(pids.executor).unwrap_or(0);
+    println!(
+        "  executor resident memory: idle {:.1} MiB; {busy_jobs} busy slots (Docker jobs) {:.1} MiB; \
+         idle again after {} noop jobs {:.1} MiB",
+        idle as f64 / 1024.0,
+        busy as f64 / 1024.0,
+        args.jobs,
+        after as f64 / 1024.0
+    );
+    Ok(())
+}
+
+/// Phase 3: `true` in busybox through drover vs `docker run --rm`, same concurrency.
+#[allow(clippy::cast_precision_loss)]
+async fn docker_overhead(args: &Args, client: &ApiClient) -> anyhow::Result<()> {
+    let n = args.docker_jobs;
+    let concurrency = args.slots;
+    // docker run first warms the daemon's caches for both.
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let status = tokio::process::Command::new("docker")
+                    .args(["run", "--rm", "--network", "none", IMAGE, "true"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::inherit())
+                    .status()
+                    .await?;
+                ensure!(status.success(), "docker run failed: {status}");
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let docker = started.elapsed();
+
+    let started = Instant::now();
+    submit_all(client, "true", n, 4).await?;
+    wait_idle(client, Duration::from_secs(600)).await?;
+    let drover = started.elapsed();
+    let page = client
+        .list(&ListJobs {
+            action: Some("true".into()),
+            limit: Some(500),
+            ..Default::default()
+        })
+        .await?;
+    let ok = page
+        .jobs
+        .iter()
+        .filter(|j| j.state == State::Success)
+        .count();
+    ensure!(ok == n, "{ok} of {n} `true` jobs succeeded");
+    println!(
+        "  Docker overhead, {n} × `true` at concurrency {concurrency}: drover {:.1} s ({:.1} jobs/s), \
+         docker run --rm {:.1} s ({:.1}/s): ratio {:.2}",
+        drover.as_secs_f64(),
+        n as f64 / drover.as_secs_f64(),
+        docker.as_secs_f64(),
+        n as f64 / docker.as_secs_f64(),
+        drover.as_secs_f64() / docker.as_secs_f64()
+    );
     Ok(())
 }

@@ -1,0 +1,80 @@
+//! What `/proc` says about a process: CPU time and resident memory, for the benchmarks.
+
+/// Ticks per second of `/proc/*/stat` times (`getconf CLK_TCK`, 100 on Linux).
+pub const TICKS_PER_SECOND: f64 = 100.0;
+
+/// utime + stime of `pid` in clock ticks (its threads included, its children not);
+/// 0 when the process is gone.
+#[must_use]
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // `pid (comm) state ppid ...`: fields after the `)`; utime and stime are 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(14) + field(15)
+}
+
+/// CPU seconds of `pid` (see [`cpu_ticks`]).
+#[must_use]
+#[allow(clippy::cast_precision_loss)]
+pub fn cpu_seconds(pid: u32) -> f64 {
+    cpu_ticks(pid) as f64 / TICKS_PER_SECOND
+}
+
+/// Resident set size of `pid` in KiB (`VmRSS`), `None` when the process is gone.
+#[must_use]
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The processes whose parent is `pid`.
+#[must_use]
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            ppid == Some(pid)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        let rss = rss_kib(me).expect("this process has a VmRSS");
+        assert!(rss > 100, "{rss} KiB");
+        // Burn a little CPU so the counter is non-zero.
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(50) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0 && cpu_ticks(me) > 0);
+        assert_eq!(rss_kib(u32::MAX), None);
+        assert_eq!(cpu_ticks(u32::MAX), 0);
+    }
+}
