@@ -23,6 +23,9 @@ use drover_core::LogFormat;
 
 use crate::args::{Cli, Command};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Exits 2 on a usage error, 0 for --help and --version.
     let cli = Cli::parse();

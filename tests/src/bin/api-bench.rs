@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p drover-tests --bin api-bench -- [--backend sqlite,postgres] \
-//!     [--lifecycles 20000] [--clients 32]
+//!     [--lifecycles 20000] [--clients 128] [--warmup 10000]
 //! ```
 //! The load generator shares the machine (and the process) with the API, ZooKeeper and
 //! PostgreSQL: every figure is from this run on this machine.
@@ -22,6 +22,10 @@ use drover_tests::{wait_until, PgServer, ZkServer};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// The allocator of the `drover` binary, so the in-process API runs as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SUBMITTER: &str = "bench-submitter-token";
 const EXECUTOR: &str = "bench-executor-token";
@@ -50,10 +54,10 @@ struct Args {
     #[arg(long, default_value_t = 20_000)]
     lifecycles: usize,
     /// Concurrent clients (each runs lifecycles one after another).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 128)]
     clients: usize,
     /// Lifecycles of the discarded warm-up (JIT, caches, connection set-up).
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 10_000)]
     warmup: usize,
     /// API database connections (PostgreSQL pool, SQLite readers).
     #[arg(long, default_value_t = 8)]
