@@ -6,7 +6,8 @@
 //! talks to the host's Docker socket.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -50,6 +51,22 @@ pub enum ContainerError {
     /// The Docker daemon cannot be reached.
     #[error("cannot reach the Docker daemon: {0} (is /var/run/docker.sock mounted, or DOCKER_HOST set?)")]
     Unreachable(DockerError),
+}
+
+impl ContainerError {
+    /// Whether Docker said the image does not exist (a create after it was removed).
+    pub fn is_missing_image(&self) -> bool {
+        matches!(
+            self,
+            ContainerError::Docker {
+                op: "create",
+                source: DockerError::DockerResponseServerError {
+                    status_code: 404,
+                    ..
+                },
+            }
+        )
+    }
 }
 
 /// Everything needed to create one container.
@@ -101,10 +118,16 @@ pub struct OutputLine {
     pub line: String,
 }
 
+/// How long an image seen present is trusted to still be there (saves an inspection per
+/// job; a create that finds it gone checks again).
+const IMAGE_PRESENT_FOR: Duration = Duration::from_secs(30);
+
 /// The Docker engine, as the executor uses it.
 #[derive(Debug, Clone)]
 pub struct DockerRuntime {
     docker: Docker,
+    /// Images seen present, and when.
+    present: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 fn docker_err(op: &'static str) -> impl FnOnce(DockerError) -> ContainerError {
@@ -124,7 +147,10 @@ impl DockerRuntime {
             .await
             .map_err(ContainerError::Unreachable)?;
         docker.ping().await.map_err(ContainerError::Unreachable)?;
-        Ok(DockerRuntime { docker })
+        Ok(DockerRuntime {
+            docker,
+            present: Arc::default(),
+        })
     }
 
     /// Makes sure `image` is present, pulling it as `policy` says.
@@ -136,7 +162,13 @@ impl DockerRuntime {
         image: &str,
         policy: PullPolicy,
     ) -> Result<(), ContainerError> {
+        if policy != PullPolicy::Always && self.recently_present(image) {
+            return Ok(());
+        }
         let present = self.docker.inspect_image(image).await.is_ok();
+        if present {
+            self.seen_present(image);
+        }
         let pull = match policy {
             PullPolicy::Always => true,
             PullPolicy::IfNotPresent => !present,
@@ -168,10 +200,36 @@ impl DockerRuntime {
                 });
             }
         }
+        self.seen_present(image);
         Ok(())
     }
 
+    fn images(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.present
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn recently_present(&self, image: &str) -> bool {
+        self.images()
+            .get(image)
+            .is_some_and(|seen| seen.elapsed() < IMAGE_PRESENT_FOR)
+    }
+
+    fn seen_present(&self, image: &str) {
+        self.images().insert(image.to_owned(), Instant::now());
+    }
+
+    /// Forgets that `image` was present (a create did not find it).
+    pub fn forget_image(&self, image: &str) {
+        self.images().remove(image);
+    }
+
     /// Creates the container and copies `/drover/params.json` into it; returns its id.
+    ///
+    /// The file is written into the container's own filesystem; only a read-only root
+    /// filesystem gets an anonymous volume at `/drover` to hold it (a volume costs the
+    /// daemon a create and a remove per job).
     ///
     /// # Errors
     /// [`ContainerError::Docker`].
@@ -193,7 +251,7 @@ impl DockerRuntime {
             working_dir: spec.workdir.clone(),
             user: spec.user.clone(),
             labels: Some(spec.labels.clone()),
-            volumes: Some(vec!["/drover".to_owned()]),
+            volumes: spec.read_only.then(|| vec!["/drover".to_owned()]),
             host_config: Some(host_config),
             ..Default::default()
         };
@@ -206,12 +264,18 @@ impl DockerRuntime {
             .await
             .map_err(docker_err("create"))?
             .id;
-        let archive = params_archive(&spec.params_json).map_err(|e| ContainerError::Docker {
+        // Into the volume, or as `drover/params.json` from the root.
+        let (archive, path) = if spec.read_only {
+            (params_archive(&spec.params_json, false), "/drover")
+        } else {
+            (params_archive(&spec.params_json, true), "/")
+        };
+        let archive = archive.map_err(|e| ContainerError::Docker {
             op: "archive params",
             source: DockerError::IOError { err: e },
         })?;
         let options = UploadToContainerOptionsBuilder::default()
-            .path("/drover")
+            .path(path)
             .build();
         if let Err(e) = self
             .docker
@@ -289,6 +353,14 @@ impl DockerRuntime {
             }
             None => -1,
         };
+        // Only a SIGKILLed container (137) may have been the OOM killer's: inspect only
+        // then, saving a call per job.
+        if code != 137 {
+            return Ok(Exit {
+                code,
+                oom_killed: false,
+            });
+        }
         let state = self
             .docker
             .inspect_container(id, None)
@@ -349,13 +421,25 @@ impl DockerRuntime {
 }
 
 /// A tar archive holding `params.json`.
-fn params_archive(params: &[u8]) -> std::io::Result<Vec<u8>> {
+fn params_archive(params: &[u8], with_dir: bool) -> std::io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
+    let name = if with_dir {
+        let mut dir = tar::Header::new_gnu();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_size(0);
+        dir.set_mode(0o755);
+        dir.set_mtime(0);
+        dir.set_cksum();
+        builder.append_data(&mut dir, "drover/", std::io::empty())?;
+        "drover/params.json"
+    } else {
+        "params.json"
+    };
     let mut header = tar::Header::new_gnu();
     header.set_size(params.len() as u64);
     header.set_mode(0o644);
     header.set_mtime(0);
     header.set_cksum();
-    builder.append_data(&mut header, "params.json", params)?;
+    builder.append_data(&mut header, name, params)?;
     builder.into_inner()
 }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::container::{
-    ContainerSpec, DockerRuntime, Exit, LABEL_ATTEMPT, LABEL_EXECUTOR, LABEL_JOB,
+    ContainerError, ContainerSpec, DockerRuntime, Exit, LABEL_ATTEMPT, LABEL_EXECUTOR, LABEL_JOB,
 };
 use crate::reporter::Reporter;
 use crate::stop::{Stop, StopReason};
@@ -189,7 +189,19 @@ async fn run_docker(
     if let Some(reason) = stop.reason() {
         return stopped(reason, None);
     }
-    let id = match docker.create(&container).await {
+    let mut created = docker.create(&container).await;
+    if created
+        .as_ref()
+        .is_err_and(ContainerError::is_missing_image)
+    {
+        // Removed since it was last seen: look again (and pull, as the policy allows).
+        docker.forget_image(&action.image);
+        if let Err(e) = docker.ensure_image(&action.image, action.pull).await {
+            return internal(redact(&e.to_string(), &spec.secrets));
+        }
+        created = docker.create(&container).await;
+    }
+    let id = match created {
         Ok(id) => id,
         Err(e) => {
             return internal(redact(

@@ -51,30 +51,35 @@ async fn params_arrive_as_a_file_and_env_never_through_a_shell() -> anyhow::Resu
     init_test_tracing();
     let docker = DockerRuntime::connect().await?;
     docker.ensure_image(IMAGE, PullPolicy::Never).await?;
-    let mut s = spec(
-        "params",
-        &[
-            "sh",
-            "-c",
-            "cat /drover/params.json; echo; echo \"$DROVER_PARAM_GREETING\"; echo oops >&2; exit 3",
-        ],
-    );
-    s.read_only = true;
-    let (lines, exit) = run(&docker, &s).await?;
-    assert_eq!(
-        lines
-            .iter()
-            .filter(|l| l.starts_with("stdout"))
-            .cloned()
-            .collect::<Vec<_>>(),
-        [
-            r#"stdout: {"greeting":"hello; rm -rf /"}"#,
-            "stdout: hello; rm -rf /"
-        ]
-    );
-    assert!(lines.contains(&"stderr: oops".to_owned()), "{lines:?}");
-    assert_eq!(exit.code, 3);
-    assert!(!exit.oom_killed);
+    // Written into the container's own filesystem, or into a volume at /drover when the
+    // root filesystem is read-only.
+    for read_only in [false, true] {
+        let mut s = spec(
+            "params",
+            &[
+                "sh",
+                "-c",
+                "cat /drover/params.json; echo; echo \"$DROVER_PARAM_GREETING\"; echo oops >&2; exit 3",
+            ],
+        );
+        s.read_only = read_only;
+        let (lines, exit) = run(&docker, &s).await?;
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with("stdout"))
+                .cloned()
+                .collect::<Vec<_>>(),
+            [
+                r#"stdout: {"greeting":"hello; rm -rf /"}"#,
+                "stdout: hello; rm -rf /"
+            ],
+            "read_only = {read_only}"
+        );
+        assert!(lines.contains(&"stderr: oops".to_owned()), "{lines:?}");
+        assert_eq!(exit.code, 3);
+        assert!(!exit.oom_killed);
+    }
     Ok(())
 }
 
