@@ -21,8 +21,9 @@ Exit codes:
 
 /// drover: a horizontally scaled job engine.
 ///
-/// One binary for every role (`drover api`) and the client commands that talk to the
-/// API. Job ids may be abbreviated to any unique part.
+/// One binary for every role (`drover api`, `drover executor`, `drover distributor`) and
+/// the client commands that talk to the API. Job ids may be abbreviated to any unique
+/// part.
 #[derive(Debug, Parser)]
 #[command(name = "drover", version, after_help = EXIT_CODES, propagate_version = true)]
 pub(crate) struct Cli {
