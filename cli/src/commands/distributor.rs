@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use drover_api::client::ApiClient;
 use drover_core::LogFormat;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::args::RoleArgs;
+use crate::commands::signals::stop_on_signal;
 use crate::config::Config;
 use crate::exit::UsageError;
 
@@ -30,33 +30,15 @@ pub(crate) async fn run(args: RoleArgs, log_format: Option<LogFormat>) -> anyhow
         .unwrap_or_else(|| drover_api::client::DEFAULT_URL.to_owned());
     let api = ApiClient::new(&url, config.token.clone())?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn(stop_on_signal(
+        shutdown.clone(),
+        "distributor",
+        "stopping: resigning every leadership",
+        1,
+    ));
     info!(api = %url, zookeeper = %config.zookeeper.hosts, "starting the distributor role");
     drover_distributor::run(distributor, config.zookeeper, api, shutdown)
         .await
         .context("the distributor could not start")?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Cancels `shutdown` on the first SIGTERM or SIGINT; exits the process on the second.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        warn!("cannot listen for SIGTERM and SIGINT: stop the distributor with SIGKILL");
-        return;
-    };
-    let name = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    };
-    info!(signal = name, "stopping: resigning every leadership");
-    shutdown.cancel();
-    let name = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    };
-    warn!(signal = name, "second signal: exiting now");
-    std::process::exit(1);
 }

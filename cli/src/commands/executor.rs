@@ -6,10 +6,10 @@ use anyhow::Context;
 use drover_api::client::ApiClient;
 use drover_core::LogFormat;
 use drover_executor::Shutdown;
-use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
 use crate::args::RoleArgs;
+use crate::commands::signals::Signals;
 use crate::config::Config;
 
 /// Loads the configuration and runs an executor. The first SIGTERM (or SIGINT) drains
@@ -34,26 +34,16 @@ pub(crate) async fn run(args: RoleArgs, log_format: Option<LogFormat>) -> anyhow
 
 /// First SIGTERM/SIGINT: drain. Second: skip the wait.
 async fn drain_on_signal(shutdown: Shutdown) {
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        warn!("cannot listen for SIGTERM and SIGINT: the executor cannot drain");
+    let Some(mut signals) = Signals::listen("executor") else {
         return;
     };
-    let name = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    };
+    let name = signals.next().await;
     info!(
         signal = name,
         "drain requested: no new jobs; a second signal stops running jobs now"
     );
     shutdown.drain.cancel();
-    let name = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    };
+    let name = signals.next().await;
     warn!(
         signal = name,
         "second signal: stopping running jobs and giving them back"

@@ -10,6 +10,7 @@ mod executor;
 mod executors;
 mod jobs;
 mod logs;
+mod signals;
 mod submit;
 mod wait;
 
