@@ -2,12 +2,58 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::time::Duration;
 
+use anyhow::bail;
+use drover_api::client::ApiClient;
 use tokio::process::Command;
 
 use crate::python::workspace_root;
+use crate::{wait_until, within, LineChild};
 
-/// A command for the built `drover` (built once per test process in the test's profile),, without this process's `DROVER_*` variables.
+/// Runs the `drover` CLI with `args` against the API at `url` with `token`, within
+/// `limit`: its exit code, stdout and stderr.
+pub async fn run_drover(
+    url: &str,
+    token: &str,
+    args: &[&str],
+    limit: Duration,
+) -> anyhow::Result<(i32, String, String)> {
+    let mut command = drover_command().await?;
+    command
+        .args(args)
+        .env("DROVER_URL", url)
+        .env("DROVER_TOKEN", token);
+    let out = within(&format!("drover {args:?}"), limit, command.output()).await??;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// Waits up to `limit` until the `drover api` process `api` answers at `url` ready with
+/// ZooKeeper connected; if it does not, the error carries the process's exit and log.
+pub async fn wait_api_ready(api: &mut LineChild, url: &str, limit: Duration) -> anyhow::Result<()> {
+    let probe = ApiClient::new(url, None)?;
+    let ready = wait_until("drover api ready with ZooKeeper", limit, || async {
+        probe
+            .ready()
+            .await
+            .is_ok_and(|r| r.ready && r.detail["zookeeper"] == "connected")
+    })
+    .await;
+    if let Err(err) = ready {
+        let status = tokio::time::timeout(Duration::from_secs(1), api.wait()).await;
+        bail!(
+            "{err}; drover api exit: {status:?}; stderr:\n{}",
+            api.stderr()
+        );
+    }
+    Ok(())
+}
+
+/// A command for the built `drover` (built once per test process in the test's profile), without this process's `DROVER_*` variables.
 pub async fn drover_command() -> anyhow::Result<Command> {
     let mut command = Command::new(drover_binary().await?);
     for (name, _) in std::env::vars_os() {

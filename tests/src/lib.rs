@@ -27,7 +27,7 @@ mod python;
 mod wait;
 mod zookeeper;
 
-pub use drover::{drover_binary, drover_command, free_port};
+pub use drover::{drover_binary, drover_command, free_port, run_drover, wait_api_ready};
 pub use ensemble::{Ensemble, EnsembleBuilder};
 pub use four_letter::ZkMode;
 pub use postgres::{PgServer, PgServerBuilder};

@@ -18,7 +18,7 @@ use deploy_support::{docker, timed, ComposeProject, ADMIN_TOKEN};
 use drover_api::client::{ApiClient, ListJobs};
 use drover_api::model::{Job, SubmitJob};
 use drover_core::{JobId, State, StatusCode};
-use drover_tests::{drover_command, wait_until, within};
+use drover_tests::{run_drover, wait_until, within};
 
 const JOBS: usize = 100;
 /// What the stopped executor's log must show, in this order.
@@ -266,22 +266,13 @@ async fn compose_cluster_runs_100_jobs_through_a_scale_up_and_a_drain() -> anyho
 
 /// Runs the host's `drover` CLI (this profile's binary) against the cluster.
 async fn cli(cluster: &ComposeProject, args: &[&str]) -> anyhow::Result<(i32, String, String)> {
-    let mut command = drover_command().await?;
-    command
-        .args(args)
-        .env("DROVER_URL", &cluster.api_url)
-        .env("DROVER_TOKEN", ADMIN_TOKEN);
-    let out = within(
-        &format!("drover {args:?}"),
+    run_drover(
+        &cluster.api_url,
+        ADMIN_TOKEN,
+        args,
         Duration::from_secs(120),
-        command.output(),
     )
-    .await??;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
+    .await
 }
 
 /// Waits until every id in `ids` is registered in `/executors`.

@@ -25,7 +25,7 @@ use drover_api::client::{ApiClient, ListJobs};
 use drover_api::model::SubmitJob;
 use drover_core::State;
 use drover_tests::procfs::{cpu_seconds, rss_kib};
-use drover_tests::{drover_command, free_port, wait_until, LineChild, ZkServer};
+use drover_tests::{drover_command, free_port, wait_api_ready, wait_until, LineChild, ZkServer};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -123,16 +123,9 @@ actions_dir = "{actions}"
             LineChild::spawn(command)
         }
     };
-    let api_process = spawn("api").await?;
+    let mut api_process = spawn("api").await?;
+    wait_api_ready(&mut api_process, &url, Duration::from_secs(60)).await?;
     let client = ApiClient::new(&url, Some(TOKEN.to_owned()))?;
-    wait_until("the API", Duration::from_secs(60), || async {
-        client
-            .ready()
-            .await
-            .is_ok_and(|r| r.ready && r.detail["zookeeper"] == "connected")
-    })
-    .await
-    .with_context(|| api_process.stderr())?;
     let executor = spawn("executor").await?;
     wait_until("the executor", Duration::from_secs(60), || async {
         client.executors().await.is_ok_and(|e| !e.is_empty())

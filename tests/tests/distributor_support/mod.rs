@@ -11,7 +11,8 @@ use anyhow::{bail, Context};
 use drover_api::client::ApiClient;
 use drover_coordination::Session;
 use drover_tests::{
-    connect, drover_command, free_port, init_test_tracing, wait_until, within, LineChild, ZkServer,
+    connect, drover_command, free_port, init_test_tracing, wait_api_ready, wait_until, within,
+    LineChild, ZkServer,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
@@ -70,21 +71,7 @@ impl Cluster {
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1");
         let mut api = LineChild::spawn(command)?;
-        let probe = ApiClient::new(&url, None)?;
-        let ready = wait_until("drover api ready with ZooKeeper", DEADLINE, || async {
-            probe
-                .ready()
-                .await
-                .is_ok_and(|r| r.ready && r.detail["zookeeper"] == "connected")
-        })
-        .await;
-        if let Err(err) = ready {
-            let status = tokio::time::timeout(Duration::from_secs(1), api.wait()).await;
-            bail!(
-                "{err}; drover api exit: {status:?}; stderr:\n{}",
-                api.stderr()
-            );
-        }
+        wait_api_ready(&mut api, &url, DEADLINE).await?;
         Ok(Cluster {
             zk,
             url,

@@ -9,7 +9,8 @@ use drover_api::client::ApiClient;
 use drover_api::model::{Job, SubmitJob};
 use drover_core::{JobId, State};
 use drover_tests::{
-    drover_command, free_port, init_test_tracing, wait_until, within, LineChild, ZkServer,
+    drover_command, free_port, init_test_tracing, run_drover, wait_api_ready, wait_until, within,
+    LineChild, ZkServer,
 };
 
 pub(crate) const ADMIN: &str = "admin-secret";
@@ -194,25 +195,7 @@ metrics_listen = "127.0.0.1:{metrics_port}"
             .arg(&config)
             .env("RUST_LOG", "warn");
         let mut api = LineChild::spawn(command)?;
-        let probe = ApiClient::new(&self.url, None)?;
-        let ready = wait_until(
-            "drover api ready with ZooKeeper",
-            Duration::from_secs(60),
-            || async {
-                probe
-                    .ready()
-                    .await
-                    .is_ok_and(|r| r.ready && r.detail["zookeeper"] == "connected")
-            },
-        )
-        .await;
-        if let Err(err) = ready {
-            let status = tokio::time::timeout(Duration::from_secs(1), api.wait()).await;
-            bail!(
-                "{err}; drover api exit: {status:?}; stderr:\n{}",
-                api.stderr()
-            );
-        }
+        wait_api_ready(&mut api, &self.url, Duration::from_secs(60)).await?;
         self.api = Some(api);
         Ok(())
     }
@@ -382,20 +365,5 @@ pub(crate) async fn drover(
     cluster: &Cluster,
     args: &[&str],
 ) -> anyhow::Result<(i32, String, String)> {
-    let mut command = drover_command().await?;
-    command
-        .args(args)
-        .env("DROVER_URL", &cluster.url)
-        .env("DROVER_TOKEN", ADMIN);
-    let out = within(
-        &format!("drover {args:?}"),
-        Duration::from_secs(60),
-        command.output(),
-    )
-    .await??;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
+    run_drover(&cluster.url, ADMIN, args, Duration::from_secs(60)).await
 }
