@@ -9,6 +9,8 @@
 //! 1. throughput: submits `--jobs` `noop` jobs with concurrent clients, waits until every
 //!    job succeeded, prints jobs/s, submit→RUNNING latency (from the records' created and
 //!    started times) and the CPU each process spent per job;
+//!    then `--paced-jobs` submitted at a steady `--paced-rate`, for the submit→RUNNING
+//!    latency when the queue is not backed up;
 //! 2. memory: the executor's resident set idle, and with `--busy` Docker jobs running;
 //! 3. Docker overhead: `--docker-jobs` jobs of `true` in the busybox image through drover,
 //!    and the same number of `docker run --rm` at the same concurrency (the executor's
@@ -45,6 +47,13 @@ struct Args {
     /// much of the first minute's CPU).
     #[arg(long, default_value_t = 5_000)]
     warmup: usize,
+    /// Jobs submitted at `--paced-rate` for the unloaded submit → RUNNING latency (0
+    /// skips it).
+    #[arg(long, default_value_t = 3_000)]
+    paced_jobs: usize,
+    /// Submissions per second of the paced phase (about half the throughput).
+    #[arg(long, default_value_t = 500)]
+    paced_rate: u32,
     /// Jobs of `true` for the Docker overhead comparison (0 skips it).
     #[arg(long, default_value_t = 200)]
     docker_jobs: usize,
@@ -158,6 +167,9 @@ actions_dir = "{actions}"
         bail!("{e:#}; executor log:\n{}", executor.stderr());
     }
 
+    if args.paced_jobs > 0 && args.paced_rate > 0 {
+        paced(&client, args.paced_rate, args.paced_jobs).await?;
+    }
     if args.busy > 0 {
         memory(&args, &client, &pids, idle_rss).await?;
     }
@@ -247,7 +259,69 @@ async fn throughput(args: &Args, client: &ApiClient, pids: &Pids) -> anyhow::Res
     let elapsed = started.elapsed();
     let cpu_after = pids.cpu();
 
-    let mut latencies = Vec::with_capacity(args.jobs);
+    let Runs {
+        mut latencies,
+        succeeded,
+        first,
+        last,
+    } = runs_since(client, since).await?;
+    ensure!(
+        succeeded == args.jobs,
+        "{succeeded} of {} jobs succeeded",
+        args.jobs
+    );
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| quantile_ms(&latencies, p);
+    let span = match (first, last) {
+        (Some(f), Some(l)) => (l - f).as_seconds_f64(),
+        _ => elapsed.as_secs_f64(),
+    };
+    println!(
+        "  submitted in {:.1?} ({:.0} submits/s)",
+        submitted,
+        args.jobs as f64 / submitted.as_secs_f64()
+    );
+    println!(
+        "  all {} succeeded; first submit → last finish {:.1} s: {:.0} jobs/s",
+        args.jobs,
+        span,
+        args.jobs as f64 / span
+    );
+    println!(
+        "  submit → RUNNING: p50 {:.1} ms | p99 {:.1} ms | max {:.1} ms",
+        pct(0.50),
+        pct(0.99),
+        pct(1.0)
+    );
+    let per_job: Vec<f64> = cpu_after
+        .iter()
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before) * 1e3 / args.jobs as f64)
+        .collect();
+    let total: f64 = per_job.iter().sum();
+    println!(
+        "  CPU per job: {total:.2} ms = API {:.2} ms, executor {:.2} ms, ZooKeeper {:.2} ms, \
+         submitters {:.2} ms (two idle cores would allow at most {:.0} jobs/s)",
+        per_job[0],
+        per_job[1],
+        per_job[2],
+        per_job[3],
+        2000.0 / total
+    );
+    Ok(())
+}
+
+/// What the `noop` jobs created since `since` show.
+struct Runs {
+    /// Submit → RUNNING of each, in seconds.
+    latencies: Vec<f64>,
+    succeeded: usize,
+    first: Option<OffsetDateTime>,
+    last: Option<OffsetDateTime>,
+}
+
+async fn runs_since(client: &ApiClient, since: OffsetDateTime) -> anyhow::Result<Runs> {
+    let mut latencies = Vec::new();
     let (mut succeeded, mut first, mut last) =
         (0usize, None::<OffsetDateTime>, None::<OffsetDateTime>);
     let mut cursor = None;
@@ -285,49 +359,62 @@ async fn throughput(args: &Args, client: &ApiClient, pids: &Pids) -> anyhow::Res
             None => break,
         }
     }
+    Ok(Runs {
+        latencies,
+        succeeded,
+        first,
+        last,
+    })
+}
+
+/// The `p` quantile of sorted `values`, in milliseconds.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+fn quantile_ms(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values[((values.len() as f64 * p) as usize).min(values.len() - 1)] * 1e3
+}
+
+/// Phase 1b: submit → RUNNING when the submitters do not outrun the executor: `count`
+/// jobs submitted at a steady `rate` per second.
+#[allow(clippy::cast_precision_loss)]
+async fn paced(client: &ApiClient, rate: u32, count: usize) -> anyhow::Result<()> {
+    let since = OffsetDateTime::now_utc();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    let mut tasks = Vec::with_capacity(count);
+    for _ in 0..count {
+        tick.tick().await;
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .submit(&SubmitJob {
+                    action: "noop".into(),
+                    ..SubmitJob::default()
+                })
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    wait_idle(client, Duration::from_secs(300)).await?;
+    let mut runs = runs_since(client, since).await?;
     ensure!(
-        succeeded == args.jobs,
-        "{succeeded} of {} jobs succeeded",
-        args.jobs
+        runs.succeeded == count,
+        "{} of {count} paced jobs succeeded",
+        runs.succeeded
     );
-    latencies.sort_by(f64::total_cmp);
-    let pct =
-        |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] * 1e3;
-    let span = match (first, last) {
-        (Some(f), Some(l)) => (l - f).as_seconds_f64(),
-        _ => elapsed.as_secs_f64(),
-    };
+    runs.latencies.sort_by(f64::total_cmp);
     println!(
-        "  submitted in {:.1?} ({:.0} submits/s)",
-        submitted,
-        args.jobs as f64 / submitted.as_secs_f64()
-    );
-    println!(
-        "  all {} succeeded; first submit → last finish {:.1} s: {:.0} jobs/s",
-        args.jobs,
-        span,
-        args.jobs as f64 / span
-    );
-    println!(
-        "  submit → RUNNING: p50 {:.1} ms | p99 {:.1} ms | max {:.1} ms",
-        pct(0.50),
-        pct(0.99),
-        pct(1.0)
-    );
-    let per_job: Vec<f64> = cpu_after
-        .iter()
-        .zip(cpu_before)
-        .map(|(after, before)| (after - before) * 1e3 / args.jobs as f64)
-        .collect();
-    let total: f64 = per_job.iter().sum();
-    println!(
-        "  CPU per job: {total:.2} ms = API {:.2} ms, executor {:.2} ms, ZooKeeper {:.2} ms, \
-         submitters {:.2} ms (two idle cores would allow at most {:.0} jobs/s)",
-        per_job[0],
-        per_job[1],
-        per_job[2],
-        per_job[3],
-        2000.0 / total
+        "  paced at {rate} jobs/s ({count} jobs): submit → RUNNING p50 {:.1} ms | p99 {:.1} ms | max {:.1} ms",
+        quantile_ms(&runs.latencies, 0.50),
+        quantile_ms(&runs.latencies, 0.99),
+        quantile_ms(&runs.latencies, 1.0)
     );
     Ok(())
 }
