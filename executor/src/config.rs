@@ -38,9 +38,11 @@ pub struct ExecutorConfig {
     /// How long a log line may wait for its batch (default `500ms`).
     #[serde(with = "humantime_serde")]
     pub log_flush_interval: Duration,
-    /// Where Prometheus metrics are served (default `0.0.0.0:9101`).
+    /// The HTTP listener: Prometheus `/metrics`, `/healthz` and `/readyz` (default
+    /// `0.0.0.0:9101`).
     pub metrics_listen: SocketAddr,
-    /// Serve metrics at all (default true; tests running several executors turn it off).
+    /// Run that listener at all (default true; tests running several executors on one
+    /// host turn it off).
     pub metrics: bool,
 }
 

@@ -13,6 +13,7 @@ mod cleanup;
 mod config;
 pub mod container;
 mod error;
+mod health;
 mod reporter;
 mod runner;
 mod slot;
@@ -81,18 +82,24 @@ pub async fn run(
     if let Some(docker) = &docker {
         remove_leftovers(docker, &id).await;
     }
-    if config.metrics {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .with_http_listener(config.metrics_listen)
-            .install()
-            .map_err(|e| {
-                Error::Metrics(format!(
-                    "cannot serve metrics on {}: {e}",
-                    config.metrics_listen
-                ))
-            })?;
-    }
+    let metrics = if config.metrics {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| Error::Metrics(format!("cannot record metrics: {e}")))?;
+        Some(handle)
+    } else {
+        None
+    };
     let (queue_tx, queue_rx) = watch::channel(None);
+    let listener_stop = CancellationToken::new();
+    let _stop_listener = listener_stop.clone().drop_guard();
+    if let Some(handle) = metrics {
+        let readiness = health::Readiness {
+            queue: queue_rx.clone(),
+            drain: shutdown.drain.clone(),
+        };
+        health::start(config.metrics_listen, handle, readiness, listener_stop).await?;
+    }
     let (busy_tx, busy_rx) = watch::channel(0);
     let shared = Arc::new(Shared {
         api: api.clone(),

@@ -335,6 +335,11 @@ fn kubernetes_executor_is_a_draining_daemonset_with_the_docker_socket() -> anyho
         config.executor.metrics && config.executor.metrics_listen.port() == 9101,
         "the executor's probes need its listener on 9101"
     );
+    ensure!(
+        container["readinessProbe"]["httpGet"]["path"].as_str() == Some("/readyz")
+            && container["livenessProbe"]["httpGet"]["path"].as_str() == Some("/healthz"),
+        "the executor's probes should use /readyz (attached, not draining) and /healthz"
+    );
     // The Docker socket, by hostPath, mounted where bollard looks.
     let socket_volume = items(&spec["volumes"])
         .iter()

@@ -338,9 +338,20 @@ async fn an_api_outage_loses_nothing_and_causes_no_hot_loop() -> anyhow::Result<
 async fn sigterm_drains_running_jobs_and_leaves_the_queue_to_others() -> anyhow::Result<()> {
     use nix::sys::signal::Signal;
     let cluster = Cluster::start().await?;
+    let port = drover_tests::free_port()?;
     let mut draining = cluster
-        .executor(&ExecutorOptions::new("exec-drain", 4))
+        .executor(&ExecutorOptions {
+            metrics_port: Some(port),
+            ..ExecutorOptions::new("exec-drain", 4)
+        })
         .await?;
+    let probe = |path: &'static str| async move {
+        let response = reqwest::get(format!("http://127.0.0.1:{port}{path}")).await?;
+        anyhow::Ok((response.status().as_u16(), response.text().await?))
+    };
+    assert_eq!(probe("/healthz").await?.0, 200);
+    let (status, body) = probe("/readyz").await?;
+    assert_eq!(status, 200, "attached and not draining: {body}");
     let running =
         try_join_all((0..4).map(|_| cluster.submit("sleep", json!({"seconds": 5})))).await?;
     for id in &running {
@@ -351,6 +362,22 @@ async fn sigterm_drains_running_jobs_and_leaves_the_queue_to_others() -> anyhow:
     let queued = try_join_all((0..20).map(|_| cluster.submit("noop", json!({})))).await?;
     draining.signal(Signal::SIGTERM)?;
     let signaled = Instant::now();
+    // Readiness drops at once, while the running jobs go on; liveness holds.
+    drover_tests::wait_until(
+        "/readyz to say draining",
+        Duration::from_secs(2),
+        || async {
+            probe("/readyz")
+                .await
+                .is_ok_and(|(status, body)| status == 503 && body.contains("draining"))
+        },
+    )
+    .await?;
+    assert_eq!(probe("/healthz").await?.0, 200);
+    assert!(
+        probe("/metrics").await?.1.contains("drover_executor_"),
+        "the executor's metrics are served beside the probes"
+    );
     let _other = cluster
         .executor(&ExecutorOptions::new("exec-fresh", 4))
         .await?;
