@@ -12,7 +12,6 @@ use drover_coordination::ZkSettings;
 use drover_tests::{init_test_tracing, wait_until, within, PgServer, ZkServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::Row;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -317,62 +316,53 @@ impl TestApi {
     pub async fn db_record(&self, id: &str) -> anyhow::Result<Option<Value>> {
         const SQL: &str = "SELECT state, status_code, status_message, enqueued, attempts, \
             fencing_token, executor, action, params, created_us FROM jobs WHERE id = $1";
-        let to_json = |state: String,
-                       code: String,
-                       message: String,
-                       enqueued: bool,
-                       attempts: i64,
-                       token: Option<i64>,
-                       executor: Option<String>,
-                       action: String,
-                       params: String,
-                       created: i64| {
-            json!({
-                "state": state, "status_code": code, "status_message": message,
-                "enqueued": enqueued, "attempts": attempts, "fencing_token": token,
-                "executor": executor, "action": action, "params": params, "created_us": created,
-            })
-        };
-        let value = match &self.database {
+        /// The columns of `SQL`, in order.
+        type Row = (
+            String,
+            String,
+            String,
+            bool,
+            i64,
+            Option<i64>,
+            Option<String>,
+            String,
+            String,
+            i64,
+        );
+        let row: Option<Row> = match &self.database {
             Database::Sqlite(_) => {
                 let pool = sqlx::SqlitePool::connect(&self.database_url).await?;
-                let row = sqlx::query(SQL).bind(id).fetch_optional(&pool).await?;
+                let row = sqlx::query_as(SQL).bind(id).fetch_optional(&pool).await?;
                 pool.close().await;
-                row.map(|r| {
-                    to_json(
-                        r.get(0),
-                        r.get(1),
-                        r.get(2),
-                        r.get(3),
-                        r.get(4),
-                        r.get(5),
-                        r.get(6),
-                        r.get(7),
-                        r.get(8),
-                        r.get(9),
-                    )
-                })
+                row
             }
             Database::Postgres(_) => {
                 let pool = sqlx::PgPool::connect(&self.database_url).await?;
-                let row = sqlx::query(SQL).bind(id).fetch_optional(&pool).await?;
+                let row = sqlx::query_as(SQL).bind(id).fetch_optional(&pool).await?;
                 pool.close().await;
-                row.map(|r| {
-                    to_json(
-                        r.get(0),
-                        r.get(1),
-                        r.get(2),
-                        r.get(3),
-                        r.get(4),
-                        r.get(5),
-                        r.get(6),
-                        r.get(7),
-                        r.get(8),
-                        r.get(9),
-                    )
-                })
+                row
             }
         };
+        let value = row.map(
+            |(
+                state,
+                code,
+                message,
+                enqueued,
+                attempts,
+                token,
+                executor,
+                action,
+                params,
+                created,
+            )| {
+                json!({
+                    "state": state, "status_code": code, "status_message": message,
+                    "enqueued": enqueued, "attempts": attempts, "fencing_token": token,
+                    "executor": executor, "action": action, "params": params, "created_us": created,
+                })
+            },
+        );
         Ok(value)
     }
 
