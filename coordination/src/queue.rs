@@ -92,11 +92,14 @@ impl Queue {
     pub fn with_view(session: &Session, view: &QueueView) -> Queue {
         let stop = CancellationToken::new();
         let view_shared = view.shared().clone();
-        tokio::spawn(guard_holdings(
-            view_shared.clone(),
-            session.clone(),
-            stop.clone(),
-        ));
+        // A producer's handle holds nothing, so there is nothing to guard.
+        if view_shared.watched {
+            tokio::spawn(guard_holdings(
+                view_shared.clone(),
+                session.clone(),
+                stop.clone(),
+            ));
+        }
         Queue {
             inner: Arc::new(Inner {
                 view: view_shared,
