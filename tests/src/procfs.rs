@@ -40,22 +40,42 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// The processes whose parent is `pid`.
-#[must_use]
-pub fn children_of(pid: u32) -> Vec<u32> {
+/// The processes whose `/proc/<pid>/stat` satisfies `keep` (given the text after the
+/// command name's closing parenthesis: `state ppid ...`) and whose command name does:
+/// `keep(comm, rest)`.
+fn pids_where(keep: impl Fn(&str, &str) -> bool) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-            ppid == Some(pid)
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // `pid (comm) state ppid ...`
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let comm = head.split_once('(').map_or("", |(_, comm)| comm);
+            keep(comm, rest)
         })
         .collect()
+}
+
+/// The processes whose parent is `pid`.
+#[must_use]
+pub fn children_of(pid: u32) -> Vec<u32> {
+    pids_where(|_, rest| {
+        rest.split_whitespace()
+            .nth(1)
+            .and_then(|ppid| ppid.parse::<u32>().ok())
+            == Some(pid)
+    })
+}
+
+/// The processes whose command name is one of `names`.
+#[must_use]
+pub fn pids_named(names: &[&str]) -> Vec<u32> {
+    pids_where(|comm, _| names.contains(&comm))
 }
 
 #[cfg(test)]
@@ -75,6 +95,10 @@ mod tests {
         }
         assert!(x > 0 && cpu_ticks(me) > 0);
         assert_eq!(rss_kib(u32::MAX), None);
+        let comm = std::fs::read_to_string(format!("/proc/{me}/comm")).unwrap();
+        assert!(pids_named(&[comm.trim()]).contains(&me));
+        let parent = std::os::unix::process::parent_id();
+        assert!(children_of(parent).contains(&me));
         assert_eq!(cpu_ticks(u32::MAX), 0);
     }
 }

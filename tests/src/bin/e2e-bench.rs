@@ -26,7 +26,7 @@ use clap::Parser;
 use drover_api::client::{ApiClient, ListJobs};
 use drover_api::model::SubmitJob;
 use drover_core::State;
-use drover_tests::procfs::{cpu_seconds, rss_kib};
+use drover_tests::procfs::{cpu_seconds, pids_named, rss_kib};
 use drover_tests::{drover_command, free_port, wait_api_ready, wait_until, LineChild, ZkServer};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -519,15 +519,8 @@ async fn docker_overhead(args: &Args, client: &ApiClient) -> anyhow::Result<()> 
 
 /// CPU seconds used so far by the Docker daemon and containerd.
 fn daemon_cpu() -> f64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| matches!(comm.trim(), "dockerd" | "containerd"))
-        })
+    pids_named(&["dockerd", "containerd"])
+        .into_iter()
         .map(cpu_seconds)
         .sum()
 }
