@@ -1,25 +1,27 @@
 //! Running one action as a Docker container through bollard.
 //!
-//! Parameters are copied in as `/drover/params.json` through the Docker API (an anonymous
-//! volume at `/drover`, so it works with a read-only root filesystem too) rather than
+//! Parameters are copied in as `/drover/params.json` through the Docker API rather than
 //! bind-mounted from an executor path: the executor may itself run in a container that
-//! talks to the host's Docker socket.
+//! talks to the host's Docker socket. Parameters seen before share a read-only volume
+//! filled once through the same API (see `params.rs`); `/drover` is read-only either way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::{body_full, Docker};
 use drover_actions::PullPolicy;
 use futures::{Stream, StreamExt};
 use tracing::{debug, info, warn};
+
+use crate::params::{Decision, ParamsCache, ParamsVolume};
 
 /// Labels drover puts on every container it creates.
 pub const LABEL_JOB: &str = "drover.job";
@@ -27,6 +29,29 @@ pub const LABEL_JOB: &str = "drover.job";
 pub const LABEL_EXECUTOR: &str = "drover.executor";
 /// Which attempt of the job it runs.
 pub const LABEL_ATTEMPT: &str = "drover.attempt";
+/// On a shared parameters volume and its holder container: the executor that owns them.
+pub const LABEL_PARAMS_OF: &str = "drover.params-of";
+
+/// Docker's default read-only paths (moby's `oci.DefaultLinuxSpec`), which setting
+/// `ReadonlyPaths` replaces, plus `/drover`: parameters are input, the same for every
+/// attempt, whether copied into the container or mounted from a shared volume.
+const READONLY_PATHS: [&str; 6] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/drover",
+];
+
+/// How long a parameters sighting, or an unused shared volume, is remembered.
+const PARAMS_TTL: Duration = Duration::from_secs(600);
+/// At most this many shared parameters volumes per executor.
+const PARAMS_VOLUMES: usize = 64;
+/// At most this many remembered parameter sightings.
+const PARAMS_SEEN: usize = 4096;
+/// How often unused shared volumes are looked for.
+const PARAMS_SWEEP: Duration = Duration::from_secs(60);
 
 /// What went wrong with a container.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +153,18 @@ pub struct DockerRuntime {
     docker: Docker,
     /// Images seen present, and when.
     present: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Shared parameters volumes and sightings.
+    params: Arc<Mutex<ParamsCache>>,
+    /// The shared volume each container mounts, until it is removed.
+    leases: Arc<Mutex<HashMap<String, Arc<ParamsVolume>>>>,
+    /// When unused shared volumes were last looked for.
+    swept: Arc<Mutex<Instant>>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn docker_err(op: &'static str) -> impl FnOnce(DockerError) -> ContainerError {
@@ -150,6 +187,13 @@ impl DockerRuntime {
         Ok(DockerRuntime {
             docker,
             present: Arc::default(),
+            params: Arc::new(Mutex::new(ParamsCache::new(
+                PARAMS_TTL,
+                PARAMS_VOLUMES,
+                PARAMS_SEEN,
+            ))),
+            leases: Arc::default(),
+            swept: Arc::new(Mutex::new(Instant::now())),
         })
     }
 
@@ -205,9 +249,7 @@ impl DockerRuntime {
     }
 
     fn images(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        self.present
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        locked(&self.present)
     }
 
     fn recently_present(&self, image: &str) -> bool {
@@ -225,15 +267,17 @@ impl DockerRuntime {
         self.images().remove(image);
     }
 
-    /// Creates the container and copies `/drover/params.json` into it; returns its id.
+    /// Creates the container with `/drover/params.json` in it; returns its id.
     ///
-    /// The file is written into the container's own filesystem; only a read-only root
-    /// filesystem gets an anonymous volume at `/drover` to hold it (a volume costs the
-    /// daemon a create and a remove per job).
+    /// The file is copied into the container's own filesystem (a read-only root filesystem
+    /// gets an anonymous volume at `/drover` to hold it), or, for parameters seen before,
+    /// the shared volume holding them is mounted read-only instead: no copy at all.
     ///
     /// # Errors
     /// [`ContainerError::Docker`].
     pub async fn create(&self, spec: &ContainerSpec) -> Result<String, ContainerError> {
+        self.sweep_params_volumes();
+        let shared = self.params_volume(spec).await;
         let host_config = HostConfig {
             memory: spec.memory.map(|m| m as i64),
             // no swap beyond the memory limit, so the limit means what it says
@@ -241,6 +285,16 @@ impl DockerRuntime {
             nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
             network_mode: Some(spec.network.clone()),
             readonly_rootfs: Some(spec.read_only),
+            readonly_paths: Some(READONLY_PATHS.iter().map(|p| (*p).to_owned()).collect()),
+            mounts: shared.as_ref().map(|volume| {
+                vec![Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: Some(volume.name.clone()),
+                    target: Some("/drover".to_owned()),
+                    read_only: Some(true),
+                    ..Default::default()
+                }]
+            }),
             ..Default::default()
         };
         let body = ContainerCreateBody {
@@ -251,7 +305,7 @@ impl DockerRuntime {
             working_dir: spec.workdir.clone(),
             user: spec.user.clone(),
             labels: Some(spec.labels.clone()),
-            volumes: spec.read_only.then(|| vec!["/drover".to_owned()]),
+            volumes: (spec.read_only && shared.is_none()).then(|| vec!["/drover".to_owned()]),
             host_config: Some(host_config),
             ..Default::default()
         };
@@ -264,11 +318,36 @@ impl DockerRuntime {
             .await
             .map_err(docker_err("create"))?
             .id;
-        // Into the volume, or as `drover/params.json` from the root.
-        let (archive, path) = if spec.read_only {
-            (params_archive(&spec.params_json, false), "/drover")
+        match shared {
+            Some(volume) => {
+                locked(&self.leases).insert(id.clone(), volume);
+            }
+            None => {
+                if let Err(e) = self
+                    .copy_params(&id, &spec.params_json, spec.read_only)
+                    .await
+                {
+                    self.remove(&id).await;
+                    return Err(e);
+                }
+            }
+        }
+        debug!(container = %id, name = %spec.name, "container created");
+        Ok(id)
+    }
+
+    /// Copies `params.json` into `/drover` of a created container.
+    async fn copy_params(
+        &self,
+        id: &str,
+        params: &[u8],
+        into_volume: bool,
+    ) -> Result<(), ContainerError> {
+        // Into a volume at /drover, or as `drover/params.json` from the root.
+        let (archive, path) = if into_volume {
+            (params_archive(params, false), "/drover")
         } else {
-            (params_archive(&spec.params_json, true), "/")
+            (params_archive(params, true), "/")
         };
         let archive = archive.map_err(|e| ContainerError::Docker {
             op: "archive params",
@@ -277,19 +356,166 @@ impl DockerRuntime {
         let options = UploadToContainerOptionsBuilder::default()
             .path(path)
             .build();
+        self.docker
+            .upload_to_container(id, Some(options), body_full(archive.into()))
+            .await
+            .map_err(docker_err("copy params"))
+    }
+
+    /// The shared volume holding `spec`'s parameters, building it the second time they
+    /// are seen; `None`: copy them into the container.
+    async fn params_volume(&self, spec: &ContainerSpec) -> Option<Arc<ParamsVolume>> {
+        let owner = spec.labels.get(LABEL_EXECUTOR)?;
+        let decision = locked(&self.params).decide(&spec.params_json, Instant::now());
+        match decision {
+            Decision::Copy => None,
+            Decision::Mount(volume) => Some(volume),
+            Decision::Build => {
+                let built = match self.build_params_volume(spec, owner).await {
+                    Ok(volume) => Some(Arc::new(volume)),
+                    Err(e) => {
+                        warn!(error = %e, "cannot build a shared parameters volume; copying the parameters into each container");
+                        None
+                    }
+                };
+                locked(&self.params).built(&spec.params_json, built.clone(), Instant::now());
+                built
+            }
+        }
+    }
+
+    /// A volume holding `params.json`, filled through a holder container that is never
+    /// started and keeps the volume in use until the executor removes both.
+    async fn build_params_volume(
+        &self,
+        spec: &ContainerSpec,
+        owner: &str,
+    ) -> Result<ParamsVolume, ContainerError> {
+        let labels = HashMap::from([(LABEL_PARAMS_OF.to_owned(), owner.to_owned())]);
+        let name = format!("drover-params-{:016x}", fastrand::u64(..));
+        self.docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(name.clone()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(docker_err("create params volume"))?;
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            // never started: the command only has to be there
+            entrypoint: Some(vec!["/drover/never-started".to_owned()]),
+            labels: Some(labels),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".to_owned()),
+                mounts: Some(vec![Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: Some(name.clone()),
+                    target: Some("/drover".to_owned()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let holder = match self.docker.create_container(None, body).await {
+            Ok(created) => created.id,
+            Err(e) => {
+                self.remove_volume(&name).await;
+                return Err(ContainerError::Docker {
+                    op: "create params holder",
+                    source: e,
+                });
+            }
+        };
+        let volume = ParamsVolume { name, holder };
         if let Err(e) = self
-            .docker
-            .upload_to_container(&id, Some(options), body_full(archive.into()))
+            .copy_params(&volume.holder, &spec.params_json, true)
             .await
         {
-            self.remove(&id).await;
-            return Err(ContainerError::Docker {
-                op: "copy params",
-                source: e,
-            });
+            self.remove_params_volume(&volume).await;
+            return Err(e);
         }
-        debug!(container = %id, name = %spec.name, "container created");
-        Ok(id)
+        debug!(volume = %volume.name, "shared parameters volume built");
+        Ok(volume)
+    }
+
+    /// Removes, in the background, shared volumes no container used for a while (at most
+    /// once per [`PARAMS_SWEEP`]).
+    fn sweep_params_volumes(&self) {
+        {
+            let mut swept = locked(&self.swept);
+            if swept.elapsed() < PARAMS_SWEEP {
+                return;
+            }
+            *swept = Instant::now();
+        }
+        let expired = locked(&self.params).expired(Instant::now());
+        if expired.is_empty() {
+            return;
+        }
+        let docker = self.clone();
+        tokio::spawn(async move {
+            for volume in expired {
+                docker.remove_params_volume(&volume).await;
+            }
+        });
+    }
+
+    /// Removes every shared parameters volume (the executor is stopping; its containers
+    /// are gone).
+    pub async fn remove_params_volumes(&self) {
+        let all = locked(&self.params).take_all();
+        for volume in &all {
+            self.remove_params_volume(volume).await;
+        }
+        if !all.is_empty() {
+            info!(count = all.len(), "removed the shared parameters volumes");
+        }
+    }
+
+    async fn remove_params_volume(&self, volume: &ParamsVolume) {
+        self.remove(&volume.holder).await;
+        self.remove_volume(&volume.name).await;
+    }
+
+    async fn remove_volume(&self, name: &str) {
+        let options = RemoveVolumeOptionsBuilder::default().force(true).build();
+        match self.docker.remove_volume(name, Some(options)).await {
+            Ok(()) => debug!(volume = %name, "volume removed"),
+            Err(e) => warn!(volume = %name, error = %e, "cannot remove volume"),
+        }
+    }
+
+    /// Removes the shared parameters volumes (and holders) a previous run of executor
+    /// `owner` left behind.
+    ///
+    /// # Errors
+    /// [`ContainerError::Docker`] if they cannot be listed.
+    pub async fn remove_params_leftovers(&self, owner: &str) -> Result<usize, ContainerError> {
+        let holders = self.list_labelled(LABEL_PARAMS_OF, owner).await?;
+        for holder in &holders {
+            self.remove(holder).await;
+        }
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_PARAMS_OF}={owner}")],
+        )]);
+        let options = ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let volumes = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(docker_err("list volumes"))?
+            .volumes
+            .unwrap_or_default();
+        for volume in &volumes {
+            self.remove_volume(&volume.name).await;
+        }
+        Ok(volumes.len())
     }
 
     /// Starts a created container.
@@ -382,8 +608,12 @@ impl DockerRuntime {
         }
     }
 
-    /// Removes a container and its anonymous volume, whatever its state.
+    /// Removes a container and its anonymous volume, whatever its state (and gives back
+    /// the shared parameters volume it mounted).
     pub async fn remove(&self, id: &str) {
+        // the lease goes only once the container is gone: a sweep never removes a
+        // volume still mounted
+        let _lease = locked(&self.leases).remove(id);
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
             .v(true)

@@ -14,6 +14,7 @@ mod config;
 pub mod container;
 mod error;
 mod health;
+mod params;
 mod reporter;
 mod runner;
 mod slot;
@@ -139,6 +140,9 @@ pub async fn run(
 
     shutdown.drain.cancelled().await;
     drain(&shared, &tracker, &shutdown).await;
+    if let Some(docker) = &shared.env.docker {
+        docker.remove_params_volumes().await;
+    }
     supervisor_stop.cancel();
     match tokio::time::timeout(Duration::from_secs(15), supervisor).await {
         Ok(Ok(())) => info!("drain: deregistered from /executors"),
@@ -190,5 +194,13 @@ async fn remove_leftovers(docker: &DockerRuntime, id: &str) {
             }
         }
         Err(e) => warn!(error = %e, "cannot list leftover containers"),
+    }
+    match docker.remove_params_leftovers(id).await {
+        Ok(0) => {}
+        Ok(count) => info!(
+            count,
+            "removed shared parameters volumes left by a previous run"
+        ),
+        Err(e) => warn!(error = %e, "cannot list leftover parameters volumes"),
     }
 }

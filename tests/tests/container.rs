@@ -80,6 +80,8 @@ async fn params_arrive_as_a_file_and_env_never_through_a_shell() -> anyhow::Resu
         assert_eq!(exit.code, 3);
         assert!(!exit.oom_killed);
     }
+    // the same parameters twice: the second run built a shared volume
+    docker.remove_params_volumes().await;
     Ok(())
 }
 
@@ -141,6 +143,7 @@ async fn stop_is_graceful_then_forced_and_remove_leaves_nothing() -> anyhow::Res
     );
     docker.remove(&id).await;
     docker.remove(&id2).await;
+    docker.remove_params_volumes().await;
     assert!(docker
         .list_labelled(LABEL_EXECUTOR, &executor)
         .await?

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use drover_core::{State, StatusCode};
-use executor_support::{containers_of, drover, Cluster, ExecutorOptions};
+use executor_support::{containers_of, drover, params_volumes_of, Cluster, ExecutorOptions};
 use futures::future::try_join_all;
 use serde_json::json;
 
@@ -457,5 +457,82 @@ async fn a_job_longer_than_the_drain_deadline_is_released_and_rerun_elsewhere() 
         log.contains("deadline reached") && log.contains("gave the job back"),
         "{log}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn repeated_parameters_share_one_read_only_volume_that_goes_with_the_executor(
+) -> anyhow::Result<()> {
+    use nix::sys::signal::Signal;
+    let cluster = Cluster::start().await?;
+    let mut executor = cluster.executor(&ExecutorOptions::new("exec-p", 2)).await?;
+    // the same parameters 12 times, others once each, with and without a read-only root
+    let mut submitted = Vec::new();
+    for action in ["params", "params-ro"] {
+        for n in 0..8 {
+            let params = if n % 4 == 3 {
+                json!({ "n": n, "action": action })
+            } else {
+                json!({ "same": true })
+            };
+            let id = cluster.submit(action, params.clone()).await?;
+            submitted.push((id, params));
+        }
+    }
+    let admin = cluster.admin()?;
+    for (id, params) in &submitted {
+        let job = cluster.finished(*id, Duration::from_secs(60)).await?;
+        assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
+        let lines: Vec<String> = admin
+            .logs(*id, 0, Some(10))
+            .await?
+            .lines
+            .into_iter()
+            .map(|l| l.line)
+            .collect();
+        assert_eq!(
+            lines,
+            [params.to_string(), "drover-read-only".to_owned()],
+            "job {id} ({}) saw its own parameters, read-only",
+            job.action
+        );
+    }
+    let (volumes, holders) = params_volumes_of("exec-p").await?;
+    assert_eq!(
+        (volumes.len(), holders.len()),
+        (1, 1),
+        "one volume and holder for the repeated parameters"
+    );
+    assert!(containers_of("exec-p").await?.is_empty());
+
+    // a drained executor takes its volumes with it
+    executor.signal(Signal::SIGTERM)?;
+    assert_eq!(executor.exit_code(Duration::from_secs(30)).await?, Some(0));
+    assert_eq!(params_volumes_of("exec-p").await?, (vec![], vec![]));
+
+    // a killed one leaves them; its next start removes them
+    let executor = cluster.executor(&ExecutorOptions::new("exec-p", 1)).await?;
+    for _ in 0..2 {
+        let id = cluster.submit("params", json!({ "again": 1 })).await?;
+        let job = cluster.finished(id, Duration::from_secs(60)).await?;
+        assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
+    }
+    let (volumes, holders) = params_volumes_of("exec-p").await?;
+    assert_eq!((volumes.len(), holders.len()), (1, 1));
+    executor.signal(Signal::SIGKILL)?;
+    drop(executor);
+    // (the killed process's registration lasts until its session expires, so wait for
+    // the new one's start-up clean-up rather than its registration)
+    let _restarted = cluster.executor(&ExecutorOptions::new("exec-p", 1)).await?;
+    drover_tests::wait_until(
+        "the restarted executor to remove the volume and holder",
+        Duration::from_secs(30),
+        || async {
+            params_volumes_of("exec-p")
+                .await
+                .is_ok_and(|v| v == (vec![], vec![]))
+        },
+    )
+    .await?;
     Ok(())
 }

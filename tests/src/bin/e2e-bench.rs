@@ -14,7 +14,9 @@
 //! 2. memory: the executor's resident set idle, and with `--busy` Docker jobs running;
 //! 3. Docker overhead: `--docker-jobs` jobs of `true` in the busybox image through drover,
 //!    and the same number of `docker run --rm` at the same concurrency (the executor's
-//!    slots), in the same run; prints the ratio.
+//!    slots), in the same run; prints the ratios: jobs without parameters (they repeat,
+//!    so they share one read-only parameters volume) and jobs with parameters unique to
+//!    each (copied into every container).
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -135,7 +137,7 @@ actions_dir = "{actions}"
     let mut api_process = spawn("api").await?;
     wait_api_ready(&mut api_process, &url, Duration::from_secs(60)).await?;
     let client = ApiClient::new(&url, Some(TOKEN.to_owned()))?;
-    let executor = spawn("executor").await?;
+    let mut executor = spawn("executor").await?;
     wait_until("the executor", Duration::from_secs(60), || async {
         client.executors().await.is_ok_and(|e| !e.is_empty())
     })
@@ -176,7 +178,14 @@ actions_dir = "{actions}"
     if args.docker_jobs > 0 {
         docker_overhead(&args, &client).await?;
     }
-    drop(executor);
+    // drained, so it removes what it made (shared parameters volumes included)
+    executor.signal(nix::sys::signal::Signal::SIGTERM)?;
+    if tokio::time::timeout(Duration::from_secs(60), executor.wait())
+        .await
+        .is_err()
+    {
+        eprintln!("the executor did not drain within 60 s");
+    }
     drop(api_process);
     Ok(())
 }
@@ -206,14 +215,36 @@ async fn submit_all(
     count: usize,
     submitters: usize,
 ) -> anyhow::Result<()> {
+    submit_params(client, action, count, submitters, false).await
+}
+
+/// [`submit_all`], with parameters `{"n": i}` unique to each job when `unique`.
+async fn submit_params(
+    client: &ApiClient,
+    action: &str,
+    count: usize,
+    submitters: usize,
+    unique: bool,
+) -> anyhow::Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..submitters {
         let (client, next, action) = (client.clone(), next.clone(), action.to_owned());
         tasks.push(tokio::spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < count {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= count {
+                    break;
+                }
                 let job = SubmitJob {
                     action: action.clone(),
+                    params: if unique {
+                        [("n".to_owned(), serde_json::json!(n))]
+                            .into_iter()
+                            .collect()
+                    } else {
+                        Default::default()
+                    },
                     ..SubmitJob::default()
                 };
                 client.submit(&job).await?;
@@ -481,40 +512,69 @@ async fn docker_overhead(args: &Args, client: &ApiClient) -> anyhow::Result<()> 
     let docker = started.elapsed();
     let docker_daemon = daemon_cpu() - daemon_before;
 
-    let daemon_before = daemon_cpu();
-    let started = Instant::now();
-    submit_all(client, "true", n, 4).await?;
-    wait_idle(client, Duration::from_secs(600)).await?;
-    let drover = started.elapsed();
-    let drover_daemon = daemon_cpu() - daemon_before;
-    let page = client
-        .list(&ListJobs {
-            action: Some("true".into()),
-            limit: Some(500),
-            ..Default::default()
-        })
-        .await?;
-    let ok = page
-        .jobs
-        .iter()
-        .filter(|j| j.state == State::Success)
-        .count();
-    ensure!(ok == n, "{ok} of {n} `true` jobs succeeded");
+    // Parameters that repeat (here none at all) share one volume: no copy per job.
+    // Parameters unique to each job are copied into each container.
+    let (same, same_daemon) = drover_round(client, n, false).await?;
+    let (unique, unique_daemon) = drover_round(client, n, true).await?;
+    let ratio = |d: Duration| d.as_secs_f64() / docker.as_secs_f64();
     println!(
-        "  Docker overhead, {n} × `true` at concurrency {concurrency}: drover {:.1} s ({:.1} jobs/s), \
-         docker run --rm {:.1} s ({:.1}/s): ratio {:.2}",
-        drover.as_secs_f64(),
-        n as f64 / drover.as_secs_f64(),
+        "  Docker overhead, {n} × `true` at concurrency {concurrency}: docker run --rm {:.1} s ({:.1}/s); \
+         drover {:.1} s ({:.1} jobs/s): ratio {:.2}; with parameters unique to each job {:.1} s: ratio {:.2}",
         docker.as_secs_f64(),
         n as f64 / docker.as_secs_f64(),
-        drover.as_secs_f64() / docker.as_secs_f64()
+        same.as_secs_f64(),
+        n as f64 / same.as_secs_f64(),
+        ratio(same),
+        unique.as_secs_f64(),
+        ratio(unique),
     );
     println!(
-        "  dockerd + containerd CPU per container: drover {:.1} ms, docker run --rm {:.1} ms",
-        drover_daemon * 1e3 / n as f64,
-        docker_daemon * 1e3 / n as f64
+        "  dockerd + containerd CPU per container: docker run --rm {:.1} ms, drover {:.1} ms, \
+         drover with unique parameters {:.1} ms",
+        docker_daemon * 1e3 / n as f64,
+        same_daemon * 1e3 / n as f64,
+        unique_daemon * 1e3 / n as f64,
     );
     Ok(())
+}
+
+/// `n` jobs of `true` through drover; their wall time and the daemon's CPU seconds.
+#[allow(clippy::cast_precision_loss)]
+async fn drover_round(
+    client: &ApiClient,
+    n: usize,
+    unique: bool,
+) -> anyhow::Result<(Duration, f64)> {
+    let daemon_before = daemon_cpu();
+    let started = Instant::now();
+    let before = succeeded(client, "true").await?;
+    submit_params(client, "true", n, 4, unique).await?;
+    wait_idle(client, Duration::from_secs(600)).await?;
+    let elapsed = started.elapsed();
+    let daemon = daemon_cpu() - daemon_before;
+    let ok = succeeded(client, "true").await? - before;
+    ensure!(ok == n, "{ok} of {n} `true` jobs succeeded");
+    Ok((elapsed, daemon))
+}
+
+/// How many `action` jobs succeeded so far.
+async fn succeeded(client: &ApiClient, action: &str) -> anyhow::Result<usize> {
+    let (mut count, mut cursor) = (0, None);
+    loop {
+        let page = client
+            .list(&ListJobs {
+                action: Some(action.into()),
+                state: Some(State::Success),
+                limit: Some(500),
+                cursor,
+            })
+            .await?;
+        count += page.jobs.len();
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            return Ok(count);
+        }
+    }
 }
 
 /// CPU seconds used so far by the Docker daemon and containerd.

@@ -62,6 +62,23 @@ command = ["true"]
 "#,
     ),
     (
+        "params",
+        r#"name = "params"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "cat /drover/params.json; echo; touch /drover/x 2>/dev/null && echo drover-writable || echo drover-read-only"]
+"#,
+    ),
+    (
+        "params-ro",
+        r#"name = "params-ro"
+image = "drover/busybox:latest"
+pull = "never"
+read_only = true
+command = ["sh", "-c", "cat /drover/params.json; echo; touch /drover/x 2>/dev/null && echo drover-writable || echo drover-read-only"]
+"#,
+    ),
+    (
         "linger",
         r#"name = "linger"
 image = "drover/busybox:latest"
@@ -340,18 +357,30 @@ impl Executor {
 
 /// Containers with a `drover.executor` label of `executor`, running or not.
 pub(crate) async fn containers_of(executor: &str) -> anyhow::Result<Vec<String>> {
+    docker_ids(&["ps", "-aq"], &format!("drover.executor={executor}")).await
+}
+
+/// The shared parameters volumes of `executor`, and their holder containers.
+pub(crate) async fn params_volumes_of(
+    executor: &str,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let label = format!("drover.params-of={executor}");
+    Ok((
+        docker_ids(&["volume", "ls", "-q"], &label).await?,
+        docker_ids(&["ps", "-aq"], &label).await?,
+    ))
+}
+
+/// What a `docker ... --filter label=<label>` listing prints, a line each.
+async fn docker_ids(listing: &[&str], label: &str) -> anyhow::Result<Vec<String>> {
     let out = tokio::process::Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=drover.executor={executor}"),
-        ])
+        .args(listing)
+        .args(["--filter", &format!("label={label}")])
         .output()
         .await?;
     ensure!(
         out.status.success(),
-        "docker ps failed: {}",
+        "docker {listing:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8_lossy(&out.stdout)
