@@ -486,7 +486,63 @@ async fn memory(args: &Args, client: &ApiClient, pids: &Pids, idle: u64) -> anyh
 async fn docker_overhead(args: &Args, client: &ApiClient) -> anyhow::Result<()> {
     let n = args.docker_jobs;
     let concurrency = args.slots;
-    // docker run first warms the daemon's caches for both.
+    // Parameters that repeat (here none at all) share one volume: no copy per job.
+    // Parameters unique to each job are copied into each container. The rounds run
+    // A B C C B A, so a daemon that slows down (or speeds up) over the run weighs on
+    // each kind alike; each figure is the sum of its two rounds.
+    docker_run_round(concurrency, concurrency).await?; // warm-up, not measured
+    let mut docker = Round::default();
+    let mut same = Round::default();
+    let mut unique = Round::default();
+    docker.add(docker_run_round(n, concurrency).await?);
+    same.add(drover_round(client, n, false).await?);
+    unique.add(drover_round(client, n, true).await?);
+    unique.add(drover_round(client, n, true).await?);
+    same.add(drover_round(client, n, false).await?);
+    docker.add(docker_run_round(n, concurrency).await?);
+    let (docker, docker_daemon) = (docker.wall, docker.daemon / 2.0);
+    let (same, same_daemon) = (same.wall, same.daemon / 2.0);
+    let (unique, unique_daemon) = (unique.wall, unique.daemon / 2.0);
+    let n2 = 2 * n;
+    let ratio = |d: Duration| d.as_secs_f64() / docker.as_secs_f64();
+    println!(
+        "  Docker overhead, 2 × {n} × `true` at concurrency {concurrency}: docker run --rm {:.1} s ({:.1}/s); \
+         drover {:.1} s ({:.1} jobs/s): ratio {:.2}; with parameters unique to each job {:.1} s: ratio {:.2}",
+        docker.as_secs_f64(),
+        n2 as f64 / docker.as_secs_f64(),
+        same.as_secs_f64(),
+        n2 as f64 / same.as_secs_f64(),
+        ratio(same),
+        unique.as_secs_f64(),
+        ratio(unique),
+    );
+    println!(
+        "  dockerd + containerd CPU per container: docker run --rm {:.1} ms, drover {:.1} ms, \
+         drover with unique parameters {:.1} ms",
+        docker_daemon * 1e3 / n as f64,
+        same_daemon * 1e3 / n as f64,
+        unique_daemon * 1e3 / n as f64,
+    );
+    Ok(())
+}
+
+/// Wall time and the daemon's CPU seconds, summed over rounds.
+#[derive(Debug, Default)]
+struct Round {
+    wall: Duration,
+    daemon: f64,
+}
+
+impl Round {
+    fn add(&mut self, (wall, daemon): (Duration, f64)) {
+        self.wall += wall;
+        self.daemon += daemon;
+    }
+}
+
+/// `n` × `docker run --rm ... true` by `concurrency` workers; wall time and the daemon's
+/// CPU seconds.
+async fn docker_run_round(n: usize, concurrency: usize) -> anyhow::Result<(Duration, f64)> {
     let daemon_before = daemon_cpu();
     let started = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
@@ -509,33 +565,7 @@ async fn docker_overhead(args: &Args, client: &ApiClient) -> anyhow::Result<()> 
     for task in tasks {
         task.await??;
     }
-    let docker = started.elapsed();
-    let docker_daemon = daemon_cpu() - daemon_before;
-
-    // Parameters that repeat (here none at all) share one volume: no copy per job.
-    // Parameters unique to each job are copied into each container.
-    let (same, same_daemon) = drover_round(client, n, false).await?;
-    let (unique, unique_daemon) = drover_round(client, n, true).await?;
-    let ratio = |d: Duration| d.as_secs_f64() / docker.as_secs_f64();
-    println!(
-        "  Docker overhead, {n} × `true` at concurrency {concurrency}: docker run --rm {:.1} s ({:.1}/s); \
-         drover {:.1} s ({:.1} jobs/s): ratio {:.2}; with parameters unique to each job {:.1} s: ratio {:.2}",
-        docker.as_secs_f64(),
-        n as f64 / docker.as_secs_f64(),
-        same.as_secs_f64(),
-        n as f64 / same.as_secs_f64(),
-        ratio(same),
-        unique.as_secs_f64(),
-        ratio(unique),
-    );
-    println!(
-        "  dockerd + containerd CPU per container: docker run --rm {:.1} ms, drover {:.1} ms, \
-         drover with unique parameters {:.1} ms",
-        docker_daemon * 1e3 / n as f64,
-        same_daemon * 1e3 / n as f64,
-        unique_daemon * 1e3 / n as f64,
-    );
-    Ok(())
+    Ok((started.elapsed(), daemon_cpu() - daemon_before))
 }
 
 /// `n` jobs of `true` through drover; their wall time and the daemon's CPU seconds.
