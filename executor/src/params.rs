@@ -26,8 +26,8 @@ pub struct ParamsVolume {
 enum Entry {
     /// Seen once, at this time.
     Seen(Instant),
-    /// A slot is building the volume; others copy meanwhile.
-    Building,
+    /// A slot started building the volume at this time; others copy meanwhile.
+    Building(Instant),
     /// Built; last handed out at this time.
     Ready(Arc<ParamsVolume>, Instant),
 }
@@ -82,11 +82,11 @@ impl ParamsCache {
                 *used = now;
                 Decision::Mount(volume.clone())
             }
-            Some(Entry::Building) => Decision::Copy,
+            Some(Entry::Building(since)) if now.duration_since(*since) < ttl => Decision::Copy,
             Some(entry) => {
                 let fresh = matches!(entry, Entry::Seen(seen) if now.duration_since(*seen) < ttl);
                 if fresh && room {
-                    *entry = Entry::Building;
+                    *entry = Entry::Building(now);
                     Decision::Build
                 } else {
                     *entry = Entry::Seen(now);
@@ -120,7 +120,8 @@ impl ParamsCache {
         let mut gone = Vec::new();
         self.entries.retain(|_, entry| match entry {
             Entry::Seen(seen) => now.duration_since(*seen) < ttl,
-            Entry::Building => true,
+            // a build that never reported back (its task was cancelled) is forgotten
+            Entry::Building(since) => now.duration_since(*since) < ttl,
             Entry::Ready(volume, used) => {
                 // one reference is ours: any other is a container's lease
                 let keep = Arc::strong_count(volume) > 1 || now.duration_since(*used) < ttl;
@@ -180,6 +181,10 @@ mod tests {
         assert_eq!(cache.decide(b"{}", t), Decision::Build);
         cache.built(b"{}", None, t);
         assert_eq!(cache.decide(b"{}", t), Decision::Build);
+        // a build that never reports back does not block the bytes for ever
+        let later = t + Duration::from_secs(61);
+        assert_eq!(cache.decide(b"{}", later), Decision::Copy);
+        assert_eq!(cache.decide(b"{}", later), Decision::Build);
     }
 
     #[test]
