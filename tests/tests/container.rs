@@ -51,8 +51,8 @@ async fn params_arrive_as_a_file_and_env_never_through_a_shell() -> anyhow::Resu
     init_test_tracing();
     let docker = DockerRuntime::connect().await?;
     docker.ensure_image(IMAGE, PullPolicy::Never).await?;
-    // Written into the container's own filesystem, or into a volume at /drover when the
-    // root filesystem is read-only.
+    // The first time copied into the container's own filesystem; the second time the
+    // same parameters come from a shared read-only volume (here with a read-only root).
     for read_only in [false, true] {
         let mut s = spec(
             "params",
