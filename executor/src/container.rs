@@ -7,14 +7,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use bollard::{body_full, Docker};
 use drover_actions::PullPolicy;
@@ -596,6 +597,46 @@ impl DockerRuntime {
         let oom_killed = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
         let code = state.and_then(|s| s.exit_code).unwrap_or(code);
         Ok(Exit { code, oom_killed })
+    }
+
+    /// Whether Docker saw the kernel's OOM killer in container `id` (started after
+    /// `since`): its `OOMKilled` flag or an `oom` event. Docker can handle a container's
+    /// exit before its OOM notice and then keep `OOMKilled: false`, so this looks for
+    /// about a second. Only worth asking for an exit code of 137 nobody asked for.
+    pub async fn oom_reported(&self, id: &str, since: SystemTime) -> bool {
+        let stamp = |t: SystemTime| {
+            let t = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+            format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+        };
+        let since = stamp(since);
+        let filters = HashMap::from([("container", vec![id]), ("event", vec!["oom"])]);
+        for attempt in 0..5 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let options = EventsOptionsBuilder::default()
+                .since(&since)
+                .until(&stamp(SystemTime::now()))
+                .filters(&filters)
+                .build();
+            let seen = self
+                .docker
+                .events(Some(options))
+                .any(|event| std::future::ready(event.is_ok()))
+                .await;
+            let flagged = self
+                .docker
+                .inspect_container(id, None)
+                .await
+                .ok()
+                .and_then(|c| c.state)
+                .and_then(|s| s.oom_killed)
+                .unwrap_or(false);
+            if seen || flagged {
+                return true;
+            }
+        }
+        false
     }
 
     /// Stops a container gracefully: SIGTERM, then SIGKILL after `grace`.

@@ -225,6 +225,8 @@ async fn supervise(
     stop: &Stop,
     timeout: Duration,
 ) -> Outcome {
+    // a second early: the daemon's event times and ours may disagree a little
+    let started = std::time::SystemTime::now() - Duration::from_secs(1);
     if let Err(e) = docker.start(id).await {
         let message = redact(&format!("cannot start the container: {e}"), &spec.secrets);
         return Outcome::Finished {
@@ -262,7 +264,12 @@ async fn supervise(
     }
     match (reason, exit) {
         (Some(reason), exit) => stopped(reason, exit.ok().map(|e| e.code)),
-        (None, Ok(exit)) => exited(exit, spec),
+        (None, Ok(mut exit)) => {
+            if exit.code == 137 && !exit.oom_killed {
+                exit.oom_killed = docker.oom_reported(id, started).await;
+            }
+            exited(exit, spec)
+        }
         (None, Err(e)) => Outcome::Finished {
             code: StatusCode::InternalError,
             exit_code: None,

@@ -98,9 +98,28 @@ async fn a_tiny_memory_limit_is_reported_as_oom() -> anyhow::Result<()> {
         ],
     );
     s.memory = Some(8 << 20);
-    let (_, exit) = run(&docker, &s).await?;
-    assert!(exit.oom_killed, "{exit:?}");
+    let since = std::time::SystemTime::now() - Duration::from_secs(1);
+    let id = docker.create(&s).await?;
+    docker.start(&id).await?;
+    let exit = within("container exit", Duration::from_secs(30), docker.wait(&id)).await??;
     assert_eq!(exit.code, 137);
+    // Docker may lose the flag when it handles the exit first; its `oom` event says it
+    assert!(
+        exit.oom_killed || docker.oom_reported(&id, since).await,
+        "{exit:?}"
+    );
+    docker.remove(&id).await;
+    // a SIGKILL that is not the OOM killer's is not reported as one
+    let killed = spec("sigkill", &["sh", "-c", "exit 137"]);
+    let since = std::time::SystemTime::now() - Duration::from_secs(1);
+    let id = docker.create(&killed).await?;
+    docker.start(&id).await?;
+    let exit = within("container exit", Duration::from_secs(30), docker.wait(&id)).await??;
+    assert_eq!(exit.code, 137);
+    assert!(!exit.oom_killed);
+    assert!(!docker.oom_reported(&id, since).await);
+    docker.remove(&id).await;
+    docker.remove_params_volumes().await;
     Ok(())
 }
 
@@ -108,14 +127,20 @@ async fn a_tiny_memory_limit_is_reported_as_oom() -> anyhow::Result<()> {
 async fn stop_is_graceful_then_forced_and_remove_leaves_nothing() -> anyhow::Result<()> {
     init_test_tracing();
     let docker = DockerRuntime::connect().await?;
-    let s = spec(
+    // its own executor label: the other tests' containers run meanwhile
+    let executor = format!("test-stop-{}", std::process::id());
+    let labelled = |mut s: ContainerSpec| {
+        s.labels.insert(LABEL_EXECUTOR.to_owned(), executor.clone());
+        s
+    };
+    let s = labelled(spec(
         "stop",
         &[
             "sh",
             "-c",
             "trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.1; done",
         ],
-    );
+    ));
     let id = docker.create(&s).await?;
     docker.start(&id).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -124,10 +149,10 @@ async fn stop_is_graceful_then_forced_and_remove_leaves_nothing() -> anyhow::Res
     let exit = docker.wait(&id).await?;
     assert_eq!(exit.code, 0, "the TERM trap ran");
     assert!(started.elapsed() < Duration::from_secs(4));
-    let stubborn = spec(
+    let stubborn = labelled(spec(
         "stubborn",
         &["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"],
-    );
+    ));
     let id2 = docker.create(&stubborn).await?;
     docker.start(&id2).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -136,7 +161,6 @@ async fn stop_is_graceful_then_forced_and_remove_leaves_nothing() -> anyhow::Res
     let exit = docker.wait(&id2).await?;
     assert_eq!(exit.code, 137, "killed after the grace period");
     assert!(started.elapsed() < Duration::from_secs(5));
-    let executor = format!("test-{}", std::process::id());
     assert_eq!(
         docker.list_labelled(LABEL_EXECUTOR, &executor).await?.len(),
         2
