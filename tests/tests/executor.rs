@@ -519,8 +519,8 @@ async fn repeated_parameters_share_one_read_only_volume_that_goes_with_the_execu
     }
     let (volumes, holders) = params_volumes_of("exec-p").await?;
     assert_eq!((volumes.len(), holders.len()), (1, 1));
-    // (kept, not dropped: dropping a test's executor cleans up after it)
     executor.signal(Signal::SIGKILL)?;
+    drop(executor);
     // (the killed process's registration lasts until its session expires, so wait for
     // the new one's start-up clean-up rather than its registration)
     let _restarted = cluster.executor(&ExecutorOptions::new("exec-p", 1)).await?;

@@ -264,7 +264,6 @@ metrics_listen = "127.0.0.1:{metrics_port}"
         Ok(Executor {
             child,
             metrics_port: options.metrics_port,
-            id: options.id.clone(),
         })
     }
 
@@ -322,51 +321,6 @@ metrics_listen = "127.0.0.1:{metrics_port}"
 pub(crate) struct Executor {
     pub(crate) child: LineChild,
     pub(crate) metrics_port: Option<u16>,
-    id: String,
-}
-
-/// A test's executor leaves nothing on the Docker host: it is killed (if it still runs)
-/// and its job containers, shared parameters volumes and their holders are removed.
-impl Drop for Executor {
-    fn drop(&mut self) {
-        let _ = self.child.signal(nix::sys::signal::Signal::SIGKILL);
-        let docker = |args: &[&str]| {
-            std::process::Command::new("docker")
-                .args(args)
-                .output()
-                .map(|out| {
-                    String::from_utf8_lossy(&out.stdout)
-                        .lines()
-                        .map(str::to_owned)
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        };
-        for label in ["drover.executor", "drover.params-of"] {
-            let filter = format!("label={label}={}", self.id);
-            let ids = docker(&["ps", "-aq", "--filter", &filter]);
-            if !ids.is_empty() {
-                docker(
-                    &[
-                        &["rm", "-f"][..],
-                        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
-                    ]
-                    .concat(),
-                );
-            }
-        }
-        let filter = format!("label=drover.params-of={}", self.id);
-        let volumes = docker(&["volume", "ls", "-q", "--filter", &filter]);
-        if !volumes.is_empty() {
-            docker(
-                &[
-                    &["volume", "rm", "-f"][..],
-                    &volumes.iter().map(String::as_str).collect::<Vec<_>>(),
-                ]
-                .concat(),
-            );
-        }
-    }
 }
 
 impl Executor {
