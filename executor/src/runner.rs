@@ -291,6 +291,15 @@ fn exited(exit: Exit, spec: &DockerSpec) -> Outcome {
             ),
             None => "killed for running out of memory (the host ran out; set a `memory` limit)".to_owned(),
         }
+    } else if let (137, Some(limit)) = (exit.code, spec.action.memory) {
+        // Docker can lose the OOM notice of a container that dies at once; with a limit
+        // set, say what the likely cause is rather than only the code
+        format!(
+            "killed with SIGKILL (exit code 137), and Docker did not report the OOM killer; \
+             the action's memory limit is {} MiB: if it ran out of memory, raise `memory` in {}",
+            limit >> 20,
+            spec.file.display()
+        )
     } else {
         format!("exited with code {}", exit.code)
     };
