@@ -499,12 +499,8 @@ impl DockerRuntime {
         for holder in &holders {
             self.remove(holder).await;
         }
-        let filters = HashMap::from([(
-            "label".to_owned(),
-            vec![format!("{LABEL_PARAMS_OF}={owner}")],
-        )]);
         let options = ListVolumesOptionsBuilder::default()
-            .filters(&filters)
+            .filters(&label_filter(LABEL_PARAMS_OF, owner))
             .build();
         let volumes = self
             .docker
@@ -677,10 +673,9 @@ impl DockerRuntime {
         label: &str,
         value: &str,
     ) -> Result<Vec<String>, ContainerError> {
-        let filters = HashMap::from([("label".to_owned(), vec![format!("{label}={value}")])]);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
-            .filters(&filters)
+            .filters(&label_filter(label, value))
             .build();
         let list = self
             .docker
@@ -689,6 +684,11 @@ impl DockerRuntime {
             .map_err(docker_err("list"))?;
         Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
+}
+
+/// A listing filter: only what is labelled `label=value`.
+fn label_filter(label: &str, value: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_owned(), vec![format!("{label}={value}")])])
 }
 
 /// A tar archive holding `params.json`.

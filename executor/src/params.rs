@@ -66,17 +66,18 @@ impl ParamsCache {
         }
     }
 
-    fn count(&self, ready: bool) -> usize {
+    /// Remembered sightings (parameters seen once).
+    fn sightings(&self) -> usize {
         self.entries
             .values()
-            .filter(|e| matches!(e, Entry::Seen(_)) != ready)
+            .filter(|e| matches!(e, Entry::Seen(_)))
             .count()
     }
 
     /// Decides how `params` reach the next container.
     pub fn decide(&mut self, params: &[u8], now: Instant) -> Decision {
         let ttl = self.ttl;
-        let room = self.count(true) < self.max_volumes;
+        let room = self.entries.len() - self.sightings() < self.max_volumes;
         match self.entries.get_mut(params) {
             Some(Entry::Ready(volume, used)) => {
                 *used = now;
@@ -94,7 +95,7 @@ impl ParamsCache {
                 }
             }
             None => {
-                if self.count(false) >= self.max_seen {
+                if self.sightings() >= self.max_seen {
                     self.entries.retain(|_, e| !matches!(e, Entry::Seen(_)));
                 }
                 self.entries.insert(params.to_vec(), Entry::Seen(now));
@@ -212,7 +213,7 @@ mod tests {
         );
         cache.decide(b"3", t);
         cache.decide(b"4", t);
-        assert!(cache.count(false) <= 2);
+        assert!(cache.sightings() <= 2);
         assert!(matches!(cache.decide(b"1", t), Decision::Mount(_)));
     }
 

@@ -575,9 +575,10 @@ async fn drover_round(
     n: usize,
     unique: bool,
 ) -> anyhow::Result<(Duration, f64)> {
+    // counted outside the measured window
+    let before = succeeded(client, "true").await?;
     let daemon_before = daemon_cpu();
     let started = Instant::now();
-    let before = succeeded(client, "true").await?;
     submit_params(client, "true", n, 4, unique).await?;
     wait_idle(client, Duration::from_secs(600)).await?;
     let elapsed = started.elapsed();
