@@ -412,4 +412,8 @@ pub struct Distribution {
     pub next_tick: Option<String>,
     /// When the leader wrote this, RFC 3339.
     pub updated_at: String,
+    /// Set by the API when a leader is named but its next tick is long overdue (several
+    /// intervals, at least 30 s): the leader is not ticking. Says how late it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stuck: Option<String>,
 }

@@ -67,6 +67,11 @@ impl Election {
 
     /// Joins the election and waits until this contender leads.
     ///
+    /// A session has at most one contender per election: campaigning first deletes the
+    /// session's earlier nodes (one a leadership dropped while disconnected leaves behind
+    /// for as long as the session lives), and a contender never waits on a node of its own
+    /// session.
+    ///
     /// # Errors
     /// [`Error::SessionLost`] if the session ends while waiting; ZooKeeper errors.
     ///
@@ -75,6 +80,10 @@ impl Election {
     /// background).
     pub async fn campaign(&self) -> Result<Leadership> {
         self.session.ensure_path(&self.path).await?;
+        // One contender per session: a node of ours left by an earlier campaign (a
+        // leadership dropped while disconnected, a withdraw that never ran) would
+        // otherwise sit ahead of the new one for as long as the session lives.
+        self.delete_own_nodes().await?;
         let prefix = format!("{}{LOCK_MARK}", uuid::Uuid::new_v4().simple());
         let node = self.create_contender(&prefix).await?;
         let withdraw = Withdraw {
@@ -96,7 +105,14 @@ impl Election {
                 .check_and_watch_stat(&predecessor)
                 .await
                 .map_err(|e| Error::zk("exists", &predecessor, e))?;
-            if stat.is_none() {
+            let Some(stat) = stat else {
+                continue;
+            };
+            if stat.ephemeral_owner == client.session_id().0 {
+                // Never wait on a node of our own session: it can only go with the
+                // session, so waiting on it would wait forever.
+                warn!(election = %self.path, %predecessor, "deleting a contender node of our own session that sits ahead of us");
+                delete_node(&self.session, &predecessor).await?;
                 continue;
             }
             debug!(election = %self.path, %predecessor, "waiting for predecessor");
@@ -149,6 +165,24 @@ impl Election {
                 Err(e) => return Err(Error::zk("create", &path, e)),
             }
         }
+    }
+
+    /// Deletes every contender node of this session.
+    async fn delete_own_nodes(&self) -> Result<()> {
+        let client = self.session.client();
+        let owner = client.session_id().0;
+        for node in self.sorted_contenders().await? {
+            let path = format!("{}/{node}", self.path);
+            match client.check_stat(&path).await {
+                Ok(Some(stat)) if stat.ephemeral_owner == owner => {
+                    info!(election = %self.path, node = %path, "deleting a stale contender node of our own session");
+                    delete_node(&self.session, &path).await?;
+                }
+                Ok(_) => {}
+                Err(e) => return Err(Error::zk("exists", &path, e)),
+            }
+        }
+        Ok(())
     }
 
     /// Contender node names, leader first.
@@ -259,10 +293,29 @@ async fn guard(session: Session, node: String, lost: LostSignal, stop: Cancellat
 }
 
 async fn withdraw(session: &Session, node: &str) {
-    match session.client().delete(node, None).await {
-        Ok(()) | Err(ZkError::NoNode) => debug!(%node, "withdrew from election"),
+    match delete_node(session, node).await {
+        Ok(()) => debug!(%node, "withdrew from election"),
         Err(e) => {
             warn!(%node, error = %e, "cannot withdraw from election; the node goes with the session")
+        }
+    }
+}
+
+/// Deletes `node`, waiting out disconnections, until it is gone or the session is.
+async fn delete_node(session: &Session, node: &str) -> Result<()> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        session.wait_connected().await?;
+        match session.client().delete(node, None).await {
+            Ok(()) | Err(ZkError::NoNode) => return Ok(()),
+            Err(e) => {
+                let err = Error::zk("delete", node, e);
+                if !err.is_transient() {
+                    return Err(err);
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
         }
     }
 }
@@ -292,9 +345,10 @@ impl Leadership {
 
 impl Drop for Leadership {
     fn drop(&mut self) {
-        if self.lost.trip(LostReason::Finished) {
-            spawn_withdraw(self.session.clone(), self.node.clone());
-        }
+        // Withdraw whether or not the loss already tripped: after a disconnection the
+        // node outlives the leadership for as long as the session does.
+        self.lost.trip(LostReason::Finished);
+        spawn_withdraw(self.session.clone(), self.node.clone());
     }
 }
 
@@ -324,7 +378,10 @@ fn spawn_withdraw(session: Session, path: String) {
             if matches!(session.health(), Health::Lost(_)) {
                 return;
             }
-            let _ = tokio::time::timeout(Duration::from_secs(30), withdraw(&session, &path)).await;
+            // A node of a live session that is never deleted blocks the election until
+            // the session ends: keep trying for as long as the session may live.
+            let patience = (session.timeout() * 4).max(Duration::from_secs(30));
+            let _ = tokio::time::timeout(patience, withdraw(&session, &path)).await;
         });
     }
 }

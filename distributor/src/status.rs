@@ -67,6 +67,7 @@ pub(crate) async fn publish(
         last_job: progress.last_job.clone(),
         next_tick: progress.next_tick.map(rfc3339),
         updated_at: rfc3339(SystemTime::now()),
+        stuck: None,
     };
     let data = serde_json::to_vec(&status).unwrap_or_default();
     let path = path(&plan.name);

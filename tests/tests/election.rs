@@ -40,9 +40,9 @@ async fn one_leader_at_a_time_and_succession_on_resign() -> anyhow::Result<()> {
 async fn a_dropped_campaign_withdraws_its_contender() -> anyhow::Result<()> {
     init_test_tracing();
     let zk = ZkServer::start().await?;
-    let session = connect(&zk.connect_string(), SESSION).await?;
-    let a = Election::new(&session, "poll", "a")?;
-    let b = Election::new(&session, "poll", "b")?;
+    // One contender per session and election: b runs on a session of its own.
+    let a = Election::new(&connect(&zk.connect_string(), SESSION).await?, "poll", "a")?;
+    let b = Election::new(&connect(&zk.connect_string(), SESSION).await?, "poll", "b")?;
     let _leader = a.campaign().await?;
     assert!(
         tokio::time::timeout(Duration::from_millis(300), b.campaign())
@@ -175,5 +175,77 @@ async fn deleting_the_leaders_node_trips_its_loss() -> anyhow::Result<()> {
     .await?;
     assert_eq!(reason, LostReason::NodeDeleted);
     assert!(!leadership.is_leader());
+    Ok(())
+}
+
+/// What a distributor does with an election: lead until the leadership is lost, drop
+/// it, campaign again. Sends its id each time it is elected.
+fn campaign_forever(
+    election: Election,
+    id: &'static str,
+    elected: tokio::sync::mpsc::UnboundedSender<&'static str>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match election.campaign().await {
+                Ok(leadership) => {
+                    let _ = elected.send(id);
+                    leadership.lost().tripped().await;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_leader_whose_connection_blips_never_waits_on_its_own_old_node() -> anyhow::Result<()> {
+    init_test_tracing();
+    let zk = ZkServer::start().await?;
+    let proxies = [
+        TcpProxy::start(zk.connect_string()).await?,
+        TcpProxy::start(zk.connect_string()).await?,
+    ];
+    let sessions = [
+        connect(&proxies[0].connect_string(), SESSION).await?,
+        connect(&proxies[1].connect_string(), SESSION).await?,
+    ];
+    let (tx, mut elected) = tokio::sync::mpsc::unbounded_channel();
+    let a = campaign_forever(Election::new(&sessions[0], "blip", "a")?, "a", tx.clone());
+    let mut leader = within("a's first election", Duration::from_secs(5), elected.recv()).await?;
+    assert_eq!(leader, Some("a"));
+    let b = campaign_forever(Election::new(&sessions[1], "blip", "b")?, "b", tx);
+    let observer = Election::new(&connect(&zk.connect_string(), SESSION).await?, "blip", "-")?;
+    drover_tests::wait_until("b to queue behind a", Duration::from_secs(5), || async {
+        observer.contenders().await.is_ok_and(|c| c == ["a", "b"])
+    })
+    .await?;
+
+    for blip in 0..4 {
+        // A short cut of the leader's link, well inside the session timeout: the session
+        // survives, the leadership does not (it trips at the disconnection).
+        let proxy = &proxies[usize::from(leader == Some("b"))];
+        proxy.block().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        proxy.unblock();
+        leader = within(
+            "a new leader after the blip (a stuck election never elects one)",
+            SESSION * 4,
+            elected.recv(),
+        )
+        .await?;
+        eprintln!("blip {blip}: {leader:?} leads");
+        drover_tests::wait_until(
+            "one contender node per session",
+            Duration::from_secs(5),
+            || async { observer.contenders().await.is_ok_and(|c| c.len() == 2) },
+        )
+        .await?;
+    }
+    for session in &sessions {
+        assert_eq!(session.health(), drover_coordination::Health::Connected);
+    }
+    a.abort();
+    b.abort();
     Ok(())
 }

@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
 use axum::extract::State;
 use axum::Json;
 use drover_coordination::{Election, ZkError};
@@ -169,7 +172,81 @@ async fn read_distributions(session: &drover_coordination::Session) -> Result<Ve
             Ok(election) => election.leader().await.ok().flatten(),
             Err(_) => None,
         };
+        status.stuck = stuck(&status, OffsetDateTime::now_utc());
         out.push(status);
     }
     Ok(out)
+}
+
+/// Why a led distribution looks stuck: its next tick is overdue by more than three
+/// intervals (the gap between its last and next tick) and at least 30 s.
+fn stuck(status: &Distribution, now: OffsetDateTime) -> Option<String> {
+    let parse = |text: &Option<String>| {
+        text.as_deref()
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+    };
+    status.leader.as_ref()?;
+    let next = parse(&status.next_tick)?;
+    let period: time::Duration =
+        parse(&status.last_tick).map_or(time::Duration::ZERO, |last| next - last);
+    let overdue = now - next;
+    let limit = std::cmp::max(period.saturating_mul(3), time::Duration::seconds(30));
+    (overdue > limit).then(|| {
+        format!(
+            "leader {} has not ticked: the tick due at {} is {}s overdue; restart that distributor (see drover distributions)",
+            status.leader.as_deref().unwrap_or("?"),
+            status.next_tick.as_deref().unwrap_or("?"),
+            overdue.whole_seconds()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(leader: Option<&str>, last: Option<&str>, next: Option<&str>) -> Distribution {
+        Distribution {
+            name: "d".into(),
+            action: "noop".into(),
+            schedule: "every 10s".into(),
+            catch_up: "latest".into(),
+            leader: leader.map(Into::into),
+            published_by: "a".into(),
+            last_tick: last.map(Into::into),
+            last_job: None,
+            next_tick: next.map(Into::into),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+            stuck: None,
+        }
+    }
+
+    #[test]
+    fn a_leader_is_stuck_after_three_overdue_intervals_and_thirty_seconds() {
+        let at = |t: &str| OffsetDateTime::parse(t, &Rfc3339).unwrap();
+        let s = status(
+            Some("a"),
+            Some("2026-01-01T00:00:00Z"),
+            Some("2026-01-01T00:01:00Z"),
+        );
+        assert_eq!(
+            stuck(&s, at("2026-01-01T00:03:59Z")),
+            None,
+            "under 3 intervals"
+        );
+        let why = stuck(&s, at("2026-01-01T00:04:01Z")).unwrap();
+        assert!(
+            why.contains("leader a") && why.contains("181s overdue"),
+            "{why}"
+        );
+        let fast = status(
+            Some("a"),
+            Some("2026-01-01T00:00:00Z"),
+            Some("2026-01-01T00:00:01Z"),
+        );
+        assert_eq!(stuck(&fast, at("2026-01-01T00:00:20Z")), None, "under 30 s");
+        assert!(stuck(&fast, at("2026-01-01T00:00:32Z")).is_some());
+        let unled = status(None, None, Some("2026-01-01T00:00:01Z"));
+        assert_eq!(stuck(&unled, at("2027-01-01T00:00:00Z")), None);
+    }
 }

@@ -15,7 +15,16 @@ pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
         Output::Table if distributions.is_empty() => {
             eprintln!("no distribution has published a status yet (is a distributor running?)");
         }
-        Output::Table => output::emit(&table(&distributions))?,
+        Output::Table => {
+            output::emit(&table(&distributions))?;
+            for d in distributions.iter().filter(|d| d.stuck.is_some()) {
+                eprintln!(
+                    "warning: {}: {}",
+                    d.name,
+                    d.stuck.as_deref().unwrap_or_default()
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -29,7 +38,11 @@ fn table(distributions: &[Distribution]) -> String {
                 d.name.clone(),
                 d.action.clone(),
                 d.schedule.clone(),
-                d.leader.clone().unwrap_or_else(|| "(none)".to_owned()),
+                match (&d.leader, &d.stuck) {
+                    (None, _) => "(none)".to_owned(),
+                    (Some(leader), None) => leader.clone(),
+                    (Some(leader), Some(_)) => format!("{leader} (STUCK)"),
+                },
                 d.last_tick.clone().unwrap_or_else(dash),
                 d.next_tick.clone().unwrap_or_else(dash),
                 d.last_job
@@ -69,6 +82,7 @@ mod tests {
             last_job: Some("67e55044-10b1-426f-9247-bb680e5fe0c8".into()),
             next_tick: None,
             updated_at: "2025-01-02T02:00:01.000Z".into(),
+            stuck: None,
         };
         let text = table(&[d]);
         assert!(text.starts_with("NAME"), "{text}");
