@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use drover_coordination::{Health, Membership, Queue, Session, ZkSettings};
-use drover_core::{JobId, Priority};
+use drover_coordination::{EntryState, Health, Membership, Queue, Session, ZkSettings};
+use drover_core::{FencingToken, JobId, Priority};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -99,6 +99,47 @@ impl Coordinator {
         }
     }
 
+    /// Checks in ZooKeeper that queue entry `entry` holds job `id` and is taken under
+    /// `token` (its taken node's creation zxid): the proof a claim must bring. A server
+    /// that has not seen the take yet is synced with the leader and read again.
+    ///
+    /// # Errors
+    /// [`Error::EntryRefused`] when ZooKeeper shows otherwise; [`Error::Unavailable`]
+    /// without a healthy session or an answer within the enqueue timeout.
+    pub(crate) async fn verify_claim(
+        &self,
+        id: JobId,
+        entry: &str,
+        token: FencingToken,
+    ) -> Result<()> {
+        let connected = self.healthy().ok_or_else(|| Error::Unavailable {
+            dependency: "zookeeper",
+            detail: "the API has no ZooKeeper session to check the claim's queue entry".into(),
+        })?;
+        let check = async {
+            let unavailable = |err: drover_coordination::Error| Error::Unavailable {
+                dependency: "zookeeper",
+                detail: format!("cannot read queue entry {entry}: {err}"),
+            };
+            let queue = &connected.queue;
+            let mut seen = queue.entry_state(entry, false).await.map_err(unavailable)?;
+            if seen.taken.is_none_or(|held| held < token) {
+                // This server may lag behind the one the executor took on.
+                seen = queue.entry_state(entry, true).await.map_err(unavailable)?;
+            }
+            judge(seen, id, entry, token)
+        };
+        tokio::time::timeout(self.enqueue_timeout, check)
+            .await
+            .map_err(|_| Error::Unavailable {
+                dependency: "zookeeper",
+                detail: format!(
+                    "no answer within {:?} checking queue entry {entry}",
+                    self.enqueue_timeout
+                ),
+            })?
+    }
+
     /// The registered executors.
     ///
     /// # Errors
@@ -188,4 +229,52 @@ async fn maintain(
         }
     }
     tx.send_replace(None);
+}
+
+/// Whether `seen` is the proof a claim of `id` through `entry` by the holder of `token`
+/// needs.
+fn judge(seen: EntryState, id: JobId, entry: &str, token: FencingToken) -> Result<()> {
+    let refuse = |code, message| Err(Error::EntryRefused { code, message });
+    match seen.taken {
+        None => {
+            return refuse(
+                "entry_not_taken",
+                format!(
+                    "queue entry {entry} is not taken: take it before claiming job {id} (the token is the taken node's creation zxid); if you had taken it, your session lost it: move on"
+                ),
+            )
+        }
+        Some(held) if held > token => {
+            return refuse(
+                "entry_retaken",
+                format!(
+                    "queue entry {entry} was taken again (token {held}) after your take (token {token}): another executor holds it now; move on"
+                ),
+            )
+        }
+        Some(held) if held < token => {
+            return refuse(
+                "entry_not_taken",
+                format!(
+                    "queue entry {entry} is taken under token {held}, not {token}: claim with the token of your own take (the taken node's creation zxid)"
+                ),
+            )
+        }
+        Some(_) => {}
+    }
+    let expected = id.to_string();
+    match seen.payload {
+        Some(data) if String::from_utf8_lossy(&data).trim() == expected => Ok(()),
+        Some(data) => refuse(
+            "entry_mismatch",
+            format!(
+                "queue entry {entry} holds {:?}, not job {id}: claim the job the entry names",
+                String::from_utf8_lossy(&data)
+            ),
+        ),
+        None => refuse(
+            "entry_not_taken",
+            format!("queue entry {entry} no longer exists (consumed): move on"),
+        ),
+    }
 }

@@ -152,6 +152,16 @@ pub enum Error {
         status_code: StatusCode,
     },
 
+    /// A claim's queue entry is not what it says in ZooKeeper (409): not taken under
+    /// the claim's token, taken again since, or holding another job.
+    #[error("{message}")]
+    EntryRefused {
+        /// `entry_not_taken`, `entry_retaken` or `entry_mismatch`.
+        code: &'static str,
+        /// What ZooKeeper showed and what to do.
+        message: String,
+    },
+
     /// The request conflicts with the job's state in another way (409).
     #[error("{message}")]
     Conflict {
@@ -163,6 +173,13 @@ pub enum Error {
         state: State,
         /// The job's current code.
         status_code: StatusCode,
+    },
+
+    /// Another API process is running the reconciler right now (409); nothing was done.
+    #[error("another API process is reconciling now ({holder}); this run was skipped: the next tick runs it")]
+    ReconcileRunning {
+        /// Which session holds the lock.
+        holder: String,
     },
 
     /// A partial id matches several jobs (409, with the candidates).
@@ -224,6 +241,8 @@ impl Error {
             Error::IllegalTransition { .. }
             | Error::Fenced { .. }
             | Error::Conflict { .. }
+            | Error::EntryRefused { .. }
+            | Error::ReconcileRunning { .. }
             | Error::Ambiguous { .. } => HttpStatus::CONFLICT,
             Error::Unavailable { .. } => HttpStatus::SERVICE_UNAVAILABLE,
             Error::Database(err) if is_unavailable(err) => HttpStatus::SERVICE_UNAVAILABLE,
@@ -249,8 +268,11 @@ impl Error {
             Error::JobNotFound { .. } | Error::RouteNotFound { .. } => "not_found",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::IllegalTransition { .. } => "illegal_transition",
-            Error::Fenced { code, .. } | Error::Conflict { code, .. } => code,
+            Error::Fenced { code, .. }
+            | Error::Conflict { code, .. }
+            | Error::EntryRefused { code, .. } => code,
             Error::Ambiguous { .. } => "ambiguous_id",
+            Error::ReconcileRunning { .. } => "reconcile_in_progress",
             Error::Unavailable { .. } => "unavailable",
             Error::Database(err) if is_unavailable(err) => "unavailable",
             _ => "internal",

@@ -22,6 +22,7 @@ const ZK_CONNECTED: &str = "drover_zookeeper_connected";
 const RECONCILE_RUNS: &str = "drover_reconcile_runs_total";
 const RECONCILE_REPAIRS: &str = "drover_reconcile_repairs_total";
 const CLEANUP_DELETED: &str = "drover_cleanup_deleted_jobs_total";
+const CLAIM_CHECK: &str = "drover_claim_check_seconds";
 const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
@@ -49,6 +50,9 @@ impl Metrics {
     pub(crate) fn new() -> Result<Metrics> {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), &BUCKETS)
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(Matcher::Full(CLAIM_CHECK.to_owned()), &BUCKETS)
+            })
             .map_err(|err| Error::Internal(format!("metrics buckets: {err}")))?
             .build_recorder();
         recorder.describe_histogram(
@@ -80,6 +84,13 @@ impl Metrics {
             KeyName::from_const_str(CLEANUP_DELETED),
             None,
             SharedString::const_str("finished jobs deleted by cleanup"),
+        );
+        recorder.describe_histogram(
+            KeyName::from_const_str(CLAIM_CHECK),
+            Some(Unit::Seconds),
+            SharedString::const_str(
+                "time a claim spends proving its queue entry in ZooKeeper, by outcome",
+            ),
         );
         let handle = recorder.handle();
         Ok(Metrics {
@@ -136,6 +147,15 @@ impl Metrics {
                 .register_counter(&key, &METADATA)
                 .increment(repairs.count);
         }
+    }
+
+    /// Records how long a claim's ZooKeeper check took and whether it passed.
+    pub(crate) fn observe_claim_check(&self, passed: bool, elapsed: Duration) {
+        let outcome = if passed { "proven" } else { "refused" };
+        let key = Key::from_parts(CLAIM_CHECK, vec![Label::new("outcome", outcome)]);
+        self.recorder
+            .register_histogram(&key, &METADATA)
+            .record(elapsed.as_secs_f64());
     }
 
     /// Counts jobs deleted by cleanup.

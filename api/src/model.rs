@@ -47,6 +47,10 @@ pub struct Job {
     /// The fencing token of the current (or last) holder.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub fencing_token: Option<FencingToken>,
+    /// The queue entry (`entry-PPP-NNNNNNNNNN`) the current (or last) holder claimed
+    /// through: only a re-take of this entry may take a running job over.
+    #[serde(default)]
+    pub queue_entry: Option<String>,
     /// Last heartbeat, RFC 3339.
     pub last_heartbeat: Option<String>,
     /// Creation time, RFC 3339.
@@ -99,11 +103,15 @@ pub struct SubmitJob {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Claim {
-    /// The fencing token of the queue entry the executor holds.
+    /// The fencing token of the queue entry the executor holds: its taken node's
+    /// creation zxid, which the API checks in ZooKeeper.
     #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub token: FencingToken,
     /// The executor's id.
     pub executor: String,
+    /// The queue entry the executor took (`entry-PPP-NNNNNNNNNN`): its payload must be
+    /// this job's id and its taken node must have been created at `token`.
+    pub entry: String,
 }
 
 /// `POST /v1/jobs/{id}/heartbeat`.

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use drover_coordination::{Queue, Session, ZkError};
+use drover_coordination::{Lock, Queue, Session, ZkError};
 use drover_core::{FencingToken, JobId, State};
 use futures::stream::{self, StreamExt};
 use tracing::{debug, info, warn};
@@ -94,6 +94,7 @@ impl Reconciler {
         thresholds: Thresholds,
     ) -> Result<Reconciled> {
         let _one_at_a_time = self.running.lock().await;
+        let _cluster_wide = lock_cluster_wide(session).await?;
         let started = Instant::now();
         let listing = self.list(session, queue).await?;
         let mut report = Reconciled {
@@ -159,18 +160,21 @@ impl Reconciler {
                 .cloned()
                 .collect()
         };
-        let read: Vec<(String, Option<Option<JobId>>)> = stream::iter(unknown)
+        let read: Vec<(String, Result<Option<Option<JobId>>>)> = stream::iter(unknown)
             .map(|name| {
                 let path = format!("{entries_path}/{name}");
                 async move {
                     let payload = match client.get_data(&path).await {
-                        Ok((data, _)) => Some(
+                        Ok((data, _)) => Ok(Some(
                             std::str::from_utf8(&data)
                                 .ok()
                                 .and_then(|text| text.trim().parse::<JobId>().ok()),
-                        ),
+                        )),
                         // Consumed since the listing: nothing to learn.
-                        Err(_) => None,
+                        Err(ZkError::NoNode) => Ok(None),
+                        // Anything else leaves the entry unknown: a run that went on
+                        // would take its job for entry-less and enqueue it twice.
+                        Err(err) => Err(zk_unavailable(&format!("read {path}"), err)),
                     };
                     (name, payload)
                 }
@@ -179,10 +183,18 @@ impl Reconciler {
             .collect()
             .await;
         let mut cache = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failure = None;
         for (name, payload) in read {
-            if let Some(job) = payload {
-                cache.insert(name, job);
+            match payload {
+                Ok(Some(job)) => {
+                    cache.insert(name, job);
+                }
+                Ok(None) => {}
+                Err(err) => failure = Some(err),
             }
+        }
+        if let Some(err) = failure {
+            return Err(err);
         }
         let present: HashSet<&String> = names.iter().collect();
         cache.retain(|name, _| present.contains(name));
@@ -371,4 +383,19 @@ async fn holder_alive(
         }
     }
     Ok(false)
+}
+
+/// The reconciler's cluster-wide lock: an ephemeral node of the running API's session,
+/// so at most one run happens among every API process, and one that dies mid-run frees
+/// it with its session.
+const LOCK_PATH: &str = "/locks/reconcile";
+
+async fn lock_cluster_wide(session: &Session) -> Result<Lock> {
+    match Lock::try_acquire(session, LOCK_PATH).await {
+        Ok(Ok(lock)) => Ok(lock),
+        Ok(Err(holder)) => Err(Error::ReconcileRunning {
+            holder: format!("zookeeper session {holder}"),
+        }),
+        Err(err) => Err(zk_unavailable(&format!("lock {LOCK_PATH}"), err)),
+    }
 }

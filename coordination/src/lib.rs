@@ -7,11 +7,13 @@
 //! - [`Election`] / [`Leadership`] — per-name leader election in kazoo's `Election` layout.
 //! - [`Membership`] / [`Registration`] — executors' ephemeral `/executors/<id>` records.
 //! - [`ZkSettings`] — hosts, chroot, session timeout, digest auth and ACLs.
+//! - [`Lock`] — a try-lock: one ephemeral node, at most one session at a time.
 //! - [`LostSignal`] — what a holder watches to stop acting on something it no longer holds.
 
 mod election;
 mod entry;
 mod error;
+mod lock;
 mod lost;
 mod membership;
 mod queue;
@@ -23,9 +25,10 @@ mod view;
 
 pub use election::{Election, Leadership};
 pub use error::{Error, LostReason, Result, ZkError};
+pub use lock::Lock;
 pub use lost::LostSignal;
 pub use membership::{ExecutorInfo, Membership, Registration};
-pub use queue::{Queue, QueueStats};
+pub use queue::{EntryState, Queue, QueueStats};
 pub use queue_view::QueueView;
 pub use session::{Health, Session};
 pub use settings::ZkSettings;

@@ -18,8 +18,8 @@ use drover_core::{FencingToken, JobId, Priority};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tracing::{debug, info, warn};
-use zookeeper_client::CreateMode;
+use tracing::debug;
+use zookeeper_client::{CreateMode, MultiReadResult};
 
 use crate::entry;
 use crate::error::{Error, LostReason, Result, ZkError};
@@ -291,6 +291,53 @@ impl Queue {
         ))
     }
 
+    /// What ZooKeeper shows of entry `name`, in one round trip: its taken marker's token
+    /// and its payload. With `fresh`, the server is first synced with the leader, so a
+    /// take made through another server is seen.
+    ///
+    /// # Errors
+    /// ZooKeeper errors (a missing node is not one).
+    pub async fn entry_state(&self, name: &str, fresh: bool) -> Result<EntryState> {
+        let client = self.inner.session.client();
+        let marker = format!("{}/{name}", self.view().taken);
+        let payload = format!("{}/{name}", self.view().entries);
+        if fresh {
+            client
+                .sync(&marker)
+                .await
+                .map_err(|e| Error::zk("sync", &marker, e))?;
+        }
+        let mut reader = client.new_multi_reader();
+        for path in [&marker, &payload] {
+            reader
+                .add_get_data(path)
+                .map_err(|e| Error::zk("get", path, e))?;
+        }
+        let results = reader
+            .commit()
+            .await
+            .map_err(|e| Error::zk("get", &marker, e))?;
+        let mut found = Vec::with_capacity(2);
+        for (result, path) in results.into_iter().zip([&marker, &payload]) {
+            found.push(match result {
+                MultiReadResult::Data { data, stat } => Some((data, stat.czxid)),
+                MultiReadResult::Error {
+                    err: ZkError::NoNode,
+                } => None,
+                MultiReadResult::Error { err } => return Err(Error::zk("get", path, err)),
+                _ => None,
+            });
+        }
+        let mut found = found.into_iter();
+        Ok(EntryState {
+            taken: found
+                .next()
+                .flatten()
+                .map(|(_, czxid)| FencingToken::new(czxid)),
+            payload: found.next().flatten().map(|(data, _)| data),
+        })
+    }
+
     /// Entries in the view (a hint; see [`Queue::counts`] for the server's).
     pub fn view_len(&self) -> usize {
         self.view().view().len()
@@ -312,6 +359,15 @@ impl Queue {
             .view()
             .held_by(self.inner.session.client().session_id().0)
     }
+}
+
+/// What ZooKeeper shows of one queue entry ([`Queue::entry_state`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryState {
+    /// The token of its taken marker (the marker's creation zxid), if it is taken.
+    pub taken: Option<FencingToken>,
+    /// Its payload, if the entry exists.
+    pub payload: Option<Vec<u8>>,
 }
 
 fn check_data(data: &[u8]) -> Result<()> {
@@ -358,7 +414,7 @@ async fn lock_entry(inner: Arc<Inner>, name: String) -> Result<Option<Taken>> {
     };
     let lost = LostSignal::new();
     view.view()
-        .acquired(&name, lost.clone(), client.session_id().0);
+        .acquired(&name, lost.clone(), client.session_id().0, stat.czxid);
     let mut taken = Taken {
         queue: inner.clone(),
         name,
@@ -389,23 +445,50 @@ async fn lock_entry(inner: Arc<Inner>, name: String) -> Result<Option<Taken>> {
     }
 }
 
+/// Checks, with the holder's own session (which sees its own writes), whether the
+/// markers the view doubts still exist: those that do not are lost.
+async fn check_suspects(view: &Shared, session: &Session) {
+    let client = session.client();
+    let owner = client.session_id().0;
+    let suspects = view.view().take_suspects(owner);
+    for (name, token) in suspects {
+        let path = format!("{}/{name}", view.taken);
+        let ours = match client.check_stat(&path).await {
+            Ok(stat) => stat.is_some_and(|s| s.czxid == token && s.ephemeral_owner == owner),
+            // Unsure: the session's own health decides (a long disconnection gives up).
+            Err(e) => {
+                debug!(entry = %name, error = %e, "cannot check a doubted marker; keeping it");
+                true
+            }
+        };
+        if !ours {
+            view.view().marker_gone(&name, token);
+        }
+    }
+}
+
+/// How long after the client noticed a disconnection a session's holdings are given up,
+/// as a fraction of the session timeout. The client notices after 2/5 of the timeout
+/// without a reply, so holders stop at about half the timeout after the last contact:
+/// the other half is for killing their work before the server can expire the session
+/// and let anyone else take the entries.
+const GIVE_UP_AFTER_NOTICED: u32 = 10;
+
 /// Trips the lost signal of everything a session holds when the session ends, or when it
-/// has been disconnected so long that the server may have expired it (the client notices
-/// silence after ~2/5 of the timeout; giving up half a timeout later is still before the
-/// server can expire it). Entries given up while the session survives are released once
-/// it reconnects, so they go back to the queue instead of staying locked.
+/// has been disconnected so long that the server may soon expire it. A holding given up
+/// while the session survives is finished by its holder, once its work is stopped: the
+/// holder's [`Taken`] deletes the marker if it is still ours.
 async fn guard_holdings(view: Arc<Shared>, session: Session, stop: CancellationToken) {
     let owner = session.client().session_id().0;
     let mut health = session.health_watch();
-    let mut orphans: Vec<String> = Vec::new();
+    let mut suspects = view.suspects.subscribe();
     loop {
         let state = *health.borrow_and_update();
         let give_up = match state {
-            Health::Connected => {
-                release_orphans(&view, &session, std::mem::take(&mut orphans)).await;
-                None
+            Health::Connected => None,
+            Health::Suspended { since } => {
+                Some(Instant::from_std(since) + session.timeout() / GIVE_UP_AFTER_NOTICED)
             }
-            Health::Suspended { since } => Some(Instant::from_std(since) + session.timeout() / 2),
             Health::Lost(reason) => {
                 view.view().lose_owner(owner, reason);
                 view.changed.notify_waiters();
@@ -420,36 +503,19 @@ async fn guard_holdings(view: Arc<Shared>, session: Session, stop: CancellationT
         };
         tokio::select! {
             changed = health.changed() => if changed.is_err() { return },
+            changed = suspects.changed(), if state == Health::Connected => {
+                if changed.is_err() {
+                    return;
+                }
+                check_suspects(&view, &session).await;
+            },
             () = give_up => {
-                orphans.extend(view.view().lose_owner(owner, LostReason::Suspended));
+                view.view().lose_owner(owner, LostReason::Suspended);
                 if health.changed().await.is_err() {
                     return;
                 }
             },
             () = stop.cancelled() => return,
-        }
-    }
-}
-
-/// Deletes the markers of entries given up during a long disconnection, if they are still
-/// this session's.
-async fn release_orphans(view: &Shared, session: &Session, orphans: Vec<String>) {
-    let client = session.client();
-    for name in orphans {
-        let path = format!("{}/{name}", view.taken);
-        match client.check_stat(&path).await {
-            Ok(Some(stat)) if stat.ephemeral_owner == client.session_id().0 => {
-                match client.delete(&path, Some(stat.version)).await {
-                    Ok(()) => info!(entry = %name, "released an entry given up while disconnected"),
-                    Err(e) => {
-                        warn!(entry = %name, error = %e, "cannot release an entry given up while disconnected")
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                warn!(entry = %name, error = %e, "cannot check an entry given up while disconnected")
-            }
         }
     }
 }

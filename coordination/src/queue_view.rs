@@ -22,7 +22,7 @@ use zookeeper_client::{AddWatchMode, EventType, MultiReadResult, PersistentWatch
 
 use crate::error::{Error, LostReason, Result};
 use crate::session::Session;
-use crate::view::View;
+use crate::view::{View, NO_ZXID};
 
 /// How often the picture is rebuilt from a listing even when nothing seems wrong.
 const RESYNC_EVERY: Duration = Duration::from_secs(30);
@@ -52,6 +52,9 @@ pub(crate) struct Shared {
     pub(crate) watched: bool,
     /// Woken whenever an entry may have become free (or the view closed).
     pub(crate) changed: Notify,
+    /// Bumped when the view names new suspects (see [`View::take_suspects`]) for their
+    /// holders' sessions to check.
+    pub(crate) suspects: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -127,6 +130,7 @@ impl QueueView {
             view: Mutex::new(View::default()),
             watched,
             changed: Notify::new(),
+            suspects: tokio::sync::watch::Sender::new(0),
         });
         session.ensure_path(&shared.entries).await?;
         session.ensure_path(&shared.taken).await?;
@@ -163,23 +167,35 @@ async fn resync(shared: &Shared) -> Result<()> {
             .add_get_children(path)
             .map_err(|e| Error::zk("list", path, e))?;
     }
+    // The taken directory's pzxid orders the listing against our own takes.
+    reader
+        .add_get_data(&shared.taken)
+        .map_err(|e| Error::zk("get", &shared.taken, e))?;
     let results = reader
         .commit()
         .await
         .map_err(|e| Error::zk("list", &shared.root, e))?;
-    let mut lists = results.into_iter().map(|r| match r {
-        MultiReadResult::Children { children } => Ok(children),
-        MultiReadResult::Error { err } => Err(Error::zk("list", &shared.root, err)),
-        _ => Ok(Vec::new()),
-    });
-    let entries = lists.next().unwrap_or(Ok(Vec::new()))?;
-    let taken = lists.next().unwrap_or(Ok(Vec::new()))?;
+    let mut pzxid = NO_ZXID;
+    let mut lists = Vec::with_capacity(2);
+    for result in results {
+        match result {
+            MultiReadResult::Children { children } => lists.push(children),
+            MultiReadResult::Data { stat, .. } => pzxid = stat.pzxid,
+            MultiReadResult::Error { err } => return Err(Error::zk("list", &shared.root, err)),
+            _ => {}
+        }
+    }
+    let mut lists = lists.into_iter();
+    let entries = lists.next().unwrap_or_default();
+    let taken = lists.next().unwrap_or_default();
     debug!(
         entries = entries.len(),
         taken = taken.len(),
         "queue view rebuilt"
     );
-    shared.view().reset(entries, taken);
+    if shared.view().reset(entries, taken, pzxid) {
+        shared.suspects.send_modify(|n| *n += 1);
+    }
     shared.changed.notify_waiters();
     Ok(())
 }
@@ -236,7 +252,9 @@ async fn keep(shared: Arc<Shared>, mut watcher: PersistentWatcher) {
                 if let Some(name) = event.path.strip_prefix(&entries_dir) {
                     shared.view().entry_deleted(name);
                 } else if let Some(name) = event.path.strip_prefix(&taken_dir) {
-                    shared.view().taken_deleted(name);
+                    if shared.view().taken_deleted(name, event.zxid) {
+                        shared.suspects.send_modify(|n| *n += 1);
+                    }
                     shared.changed.notify_waiters();
                 }
             }

@@ -97,11 +97,15 @@ impl Taken {
     async fn finish(&mut self, consume: bool) -> Result<()> {
         self.done = true;
         let shared = &self.queue.view;
-        if let Some(reason) = self.lost.reason() {
-            return Err(self.not_held(reason));
-        }
         if !shared.view().finishing(&self.name) {
-            return Err(self.not_held(self.lost.reason().unwrap_or(LostReason::NodeDeleted)));
+            // Given up (a long disconnection, a deletion seen in the view): the marker
+            // may still be ours on the server, and then it must go, or it would keep
+            // the entry from everyone for as long as the session lives.
+            let reason = self.lost.reason().unwrap_or(LostReason::NodeDeleted);
+            if !self.marker_is_ours().await? {
+                return Err(self.not_held(reason));
+            }
+            debug!(entry = %self.name, %reason, "the marker of an entry given up is still ours; finishing it");
         }
         let outcome = self.commit_finish(consume).await;
         if let Err(Error::Zk { .. } | Error::NotAuthorized { .. } | Error::InvalidArgument(_)) =
@@ -121,6 +125,36 @@ impl Taken {
 }
 
 impl Taken {
+    /// Whether the server still has our marker: created at our token, owned by our
+    /// session. Waits out disconnections; `false` once the session is gone.
+    async fn marker_is_ours(&self) -> Result<bool> {
+        let session = &self.queue.session;
+        let path = format!("{}/{}", self.queue.view.taken, self.name);
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            if session.wait_connected().await.is_err() {
+                return Ok(false);
+            }
+            let client = session.client();
+            match client.check_stat(&path).await {
+                Ok(stat) => {
+                    return Ok(stat.is_some_and(|stat| {
+                        stat.czxid == self.token.get()
+                            && stat.ephemeral_owner == client.session_id().0
+                    }))
+                }
+                Err(e) => match Error::zk("stat", &path, e) {
+                    Error::SessionLost(_) => return Ok(false),
+                    e if e.is_transient() => {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                    }
+                    e => return Err(e),
+                },
+            }
+        }
+    }
+
     /// The transaction behind consume (delete marker and entry) or release (delete the
     /// marker). A connection loss leaves it unknown whether the transaction happened, so
     /// it is retried once the session is back, and a retry that finds the nodes already
@@ -195,7 +229,9 @@ async fn exists(client: &zookeeper_client::Client, path: &str) -> Result<bool> {
 
 impl Drop for Taken {
     fn drop(&mut self) {
-        if self.done || self.orphan || self.lost.is_lost() {
+        // A lost entry is released too: if its marker is still ours (the session came
+        // back), it must not stay locked for as long as the session lives.
+        if self.done || self.orphan {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

@@ -11,6 +11,9 @@ use crate::entry;
 use crate::error::LostReason;
 use crate::lost::LostSignal;
 
+/// What ZooKeeper reports for a zxid it does not know.
+pub(crate) const NO_ZXID: i64 = -1;
+
 /// The widest window of head entries takers spread over under contention.
 const MAX_SPREAD: u32 = 64;
 
@@ -22,6 +25,9 @@ pub(crate) struct View {
     /// Entries a local taker is trying to take right now.
     inflight: HashSet<String>,
     held: HashMap<String, Held>,
+    /// Held entries whose marker a listing or an event says is gone, though neither can
+    /// be ordered against our take: the holder's session checks them.
+    suspects: Vec<String>,
     /// Grows when takers collide with other processes, shrinks when they succeed.
     contention: u32,
     closed: Option<LostReason>,
@@ -32,24 +38,35 @@ struct Held {
     lost: LostSignal,
     /// The session that holds it.
     owner: i64,
+    /// The marker's creation zxid (the fencing token).
+    token: i64,
     /// Consume or release is under way: the node's deletion is ours, not a loss.
     finishing: bool,
 }
 
 impl View {
-    /// Replaces the picture with a fresh listing; held entries missing from `taken` are lost.
-    pub(crate) fn reset(&mut self, entries: Vec<String>, taken: Vec<String>) {
+    /// Replaces the picture with a fresh listing whose taken directory was last changed
+    /// at zxid `pzxid` ([`NO_ZXID`] if unknown). A held entry missing from `taken` is lost
+    /// only if the listing is newer than our take: a server that lags behind the one we
+    /// took on lists the directory as it was before. Returns whether suspects were added.
+    pub(crate) fn reset(&mut self, entries: Vec<String>, taken: Vec<String>, pzxid: i64) -> bool {
         self.entries = entries.into_iter().filter(|n| entry::is_entry(n)).collect();
         self.taken = taken.into_iter().collect();
-        let gone: Vec<String> = self
+        let missing: Vec<(String, i64)> = self
             .held
-            .keys()
-            .filter(|name| !self.taken.contains(*name))
-            .cloned()
+            .iter()
+            .filter(|(name, held)| !held.finishing && !self.taken.contains(*name))
+            .map(|(name, held)| (name.clone(), held.token))
             .collect();
-        for name in gone {
-            self.lose(&name, LostReason::NodeDeleted);
+        let mut suspects = false;
+        for (name, token) in missing {
+            if pzxid == NO_ZXID {
+                suspects |= self.suspect(&name);
+            } else if pzxid > token {
+                self.lose(&name, LostReason::NodeDeleted);
+            }
         }
+        suspects
     }
 
     /// An entry node appeared.
@@ -69,10 +86,55 @@ impl View {
         self.taken.insert(name.to_owned());
     }
 
-    /// A taken marker disappeared; if it was ours and we did not remove it, we lost it.
-    pub(crate) fn taken_deleted(&mut self, name: &str) {
+    /// A taken marker disappeared at zxid `zxid` ([`NO_ZXID`] if the server does not
+    /// say, as before ZooKeeper 3.9). If it was ours and we did not remove it, we lost it;
+    /// a deletion older than our take is a previous holder's, seen late. One that cannot
+    /// be ordered makes the entry a suspect; returns whether it did.
+    pub(crate) fn taken_deleted(&mut self, name: &str, zxid: i64) -> bool {
         self.taken.remove(name);
-        if self.held.get(name).is_some_and(|h| !h.finishing) {
+        let Some(held) = self.held.get(name).filter(|h| !h.finishing) else {
+            return false;
+        };
+        if zxid == NO_ZXID {
+            return self.suspect(name);
+        }
+        if zxid > held.token {
+            self.lose(name, LostReason::NodeDeleted);
+        }
+        false
+    }
+
+    fn suspect(&mut self, name: &str) -> bool {
+        if self.suspects.iter().any(|s| s == name) {
+            return false;
+        }
+        self.suspects.push(name.to_owned());
+        true
+    }
+
+    /// The suspects `owner` holds, with their tokens, for its session to check.
+    pub(crate) fn take_suspects(&mut self, owner: i64) -> Vec<(String, i64)> {
+        let mut mine = Vec::new();
+        let held = &self.held;
+        self.suspects.retain(|name| match held.get(name) {
+            Some(h) if h.owner == owner => {
+                mine.push((name.clone(), h.token));
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
+        mine
+    }
+
+    /// The holder's session found the marker of `name` gone (or not created at
+    /// `token`): the holding is lost.
+    pub(crate) fn marker_gone(&mut self, name: &str, token: i64) {
+        if self
+            .held
+            .get(name)
+            .is_some_and(|h| h.token == token && !h.finishing)
+        {
             self.lose(name, LostReason::NodeDeleted);
         }
     }
@@ -148,8 +210,9 @@ impl View {
         }
     }
 
-    /// We created the taken marker: from now on the entry is held, and losing it trips `lost`.
-    pub(crate) fn acquired(&mut self, name: &str, lost: LostSignal, owner: i64) {
+    /// We created the taken marker at zxid `token`: from now on the entry is held, and
+    /// losing it trips `lost`.
+    pub(crate) fn acquired(&mut self, name: &str, lost: LostSignal, owner: i64, token: i64) {
         self.inflight.remove(name);
         self.taken.insert(name.to_owned());
         self.contention = self.contention.saturating_sub(1);
@@ -162,6 +225,7 @@ impl View {
             Held {
                 lost,
                 owner,
+                token,
                 finishing: false,
             },
         );
@@ -223,11 +287,12 @@ mod tests {
                 "entry-100-0000000001",
             ]),
             vec![],
+            0,
         );
         let order: Vec<String> = (0..3)
             .map(|_| {
                 let n = view.pick(|len| len - 1).unwrap();
-                view.acquired(&n, LostSignal::new(), 1);
+                view.acquired(&n, LostSignal::new(), 1, 10);
                 n
             })
             .collect();
@@ -248,6 +313,7 @@ mod tests {
         view.reset(
             names(&["entry-100-0000000001", "entry-100-0000000002", "other"]),
             names(&["entry-100-0000000001"]),
+            0,
         );
         assert_eq!(view.pick(|_| 0).as_deref(), Some("entry-100-0000000002"));
         assert_eq!(
@@ -264,7 +330,7 @@ mod tests {
             .map(|i| format!("entry-100-{i:010}"))
             .chain(["entry-200-0000000099".into()])
             .collect();
-        view.reset(all, vec![]);
+        view.reset(all, vec![], 0);
         let first = view.pick(|_| 0).unwrap();
         view.collided(&first);
         view.collided("entry-100-0000000001");
@@ -280,7 +346,7 @@ mod tests {
             "only the seven free priority-100 entries are candidates"
         );
         assert_eq!(n.as_deref(), Some("entry-100-0000000009"));
-        view.acquired("entry-100-0000000009", LostSignal::new(), 1);
+        view.acquired("entry-100-0000000009", LostSignal::new(), 1, 10);
         assert!(view.contention < 7, "success shrinks the window");
     }
 
@@ -290,13 +356,14 @@ mod tests {
         view.reset(
             names(&["entry-100-0000000001", "entry-100-0000000002"]),
             vec![],
+            0,
         );
         let (a, b) = (LostSignal::new(), LostSignal::new());
-        view.acquired("entry-100-0000000001", a.clone(), 1);
-        view.acquired("entry-100-0000000002", b.clone(), 2);
+        view.acquired("entry-100-0000000001", a.clone(), 1, 10);
+        view.acquired("entry-100-0000000002", b.clone(), 2, 10);
         assert!(view.finishing("entry-100-0000000001"));
-        view.taken_deleted("entry-100-0000000001");
-        view.taken_deleted("entry-100-0000000002");
+        view.taken_deleted("entry-100-0000000001", 20);
+        view.taken_deleted("entry-100-0000000002", 20);
         assert!(!a.is_lost());
         assert_eq!(b.reason(), Some(LostReason::NodeDeleted));
         assert!(
@@ -311,13 +378,15 @@ mod tests {
         view.reset(
             names(&["entry-100-0000000001", "entry-100-0000000002"]),
             vec![],
+            0,
         );
         let (a, b) = (LostSignal::new(), LostSignal::new());
-        view.acquired("entry-100-0000000001", a.clone(), 1);
-        view.acquired("entry-100-0000000002", b.clone(), 2);
+        view.acquired("entry-100-0000000001", a.clone(), 1, 10);
+        view.acquired("entry-100-0000000002", b.clone(), 2, 10);
         view.reset(
             names(&["entry-100-0000000001", "entry-100-0000000002"]),
             names(&["entry-100-0000000002"]),
+            20,
         );
         assert_eq!(a.reason(), Some(LostReason::NodeDeleted));
         assert!(!b.is_lost());
@@ -328,8 +397,39 @@ mod tests {
         view.close(LostReason::SessionExpired);
         assert_eq!(b.reason(), Some(LostReason::SessionExpired));
         let late = LostSignal::new();
-        view.acquired("entry-100-0000000003", late.clone(), 1);
+        view.acquired("entry-100-0000000003", late.clone(), 1, 10);
         assert!(late.is_lost(), "nothing can be held on a closed view");
         assert_eq!(view.held_by(1), 0);
+    }
+
+    #[test]
+    fn stale_deletions_and_lagging_listings_never_trip_a_newer_take() {
+        let mut view = View::default();
+        view.reset(names(&["entry-100-0000000001"]), vec![], 5);
+        let a = LostSignal::new();
+        // Our marker, created at zxid 30, replaced a previous holder's, deleted at 25.
+        view.acquired("entry-100-0000000001", a.clone(), 1, 30);
+        assert!(!view.taken_deleted("entry-100-0000000001", 25));
+        assert!(!a.is_lost(), "the previous holder's deletion, seen late");
+        // A listing from a server that has not seen our take yet.
+        assert!(!view.reset(names(&["entry-100-0000000001"]), vec![], 28));
+        assert!(!a.is_lost(), "a listing older than our take");
+        // Without a zxid (ZooKeeper before 3.9) the entry becomes a suspect for its
+        // session to check, once.
+        assert!(view.taken_deleted("entry-100-0000000001", NO_ZXID));
+        assert!(!view.taken_deleted("entry-100-0000000001", NO_ZXID));
+        assert!(view.take_suspects(2).is_empty(), "another session's");
+        assert_eq!(
+            view.take_suspects(1),
+            [("entry-100-0000000001".to_owned(), 30)]
+        );
+        assert!(!a.is_lost());
+        view.marker_gone("entry-100-0000000001", 30);
+        assert_eq!(a.reason(), Some(LostReason::NodeDeleted));
+        // A newer deletion of a held marker trips at once.
+        let b = LostSignal::new();
+        view.acquired("entry-100-0000000002", b.clone(), 1, 40);
+        view.taken_deleted("entry-100-0000000002", 41);
+        assert_eq!(b.reason(), Some(LostReason::NodeDeleted));
     }
 }

@@ -202,7 +202,12 @@ impl DistributorConfig {
         }
         let positive = [
             ("reconcile_every", self.reconcile_every, MIN_INTERVAL),
-            ("reconcile_grace", self.reconcile_grace, Duration::ZERO),
+            // the API refuses a grace below its enqueue timeout (2 s by default)
+            (
+                "reconcile_grace",
+                self.reconcile_grace,
+                Duration::from_secs(1),
+            ),
             (
                 "reconcile_stale_after",
                 self.reconcile_stale_after,

@@ -283,6 +283,9 @@ async fn act(ctx: &Context, plan: &Plan, leadership: &Leadership, tick: SystemTi
                         entries = report.entries_seen,
                         "reconcile found nothing to repair"
                     ),
+                    Err(e) if e.is_conflict() => {
+                        debug!(error = %e, "another API process is reconciling; skipped this tick");
+                    }
                     Err(e) => warn!(error = %e, "reconcile failed; the next tick tries again"),
                 }
                 Acted::Done(None)

@@ -99,6 +99,7 @@ async fn handle(shared: &Shared, taken: Taken) {
     let claim = Claim {
         token: taken.token(),
         executor: shared.env.executor_id.clone(),
+        entry: taken.name().to_owned(),
     };
     let claiming = Instant::now();
     let job = match shared.api.claim(job_id, &claim).await {
@@ -228,7 +229,15 @@ async fn report(shared: &Shared, job: &Job, taken: Taken, outcome: Outcome) {
                 }
             }
         }
+        Outcome::Abandoned(StopReason::Fenced) => {
+            // Another holder (or the API) owns the job now: this entry must never go
+            // back for a third taker.
+            warn!(job = %job.id, "the API fenced us off; stopped the job, wrote nothing more and consume the entry");
+            consume(taken).await;
+        }
         Outcome::Abandoned(reason) => {
+            // The entry is lost; if its marker is still ours after all (the session
+            // came back), dropping the handle deletes it now that the container is gone.
             warn!(job = %job.id, ?reason, "job is no longer ours; stopped it and wrote nothing more");
         }
         Outcome::Released(message) => {

@@ -15,11 +15,14 @@
 //!   under the kazoo venv of `scripts/setup`.
 //! - [`drover_command`]: the built `drover` binary as a child process.
 //! - [`connect`]: a drover coordination session on a test server.
+//! - [`hold_entry`] / [`retake`]: take one job's queue entry as an executor would, for
+//!   claims the API checks in ZooKeeper.
 //! - [`init_test_tracing`]: a `RUST_LOG` subscriber that writes through the test harness.
 
 mod drover;
 mod ensemble;
 mod four_letter;
+mod hold;
 mod postgres;
 pub mod procfs;
 mod proxy;
@@ -30,6 +33,7 @@ mod zookeeper;
 pub use drover::{drover_binary, drover_command, free_port, run_drover, wait_api_ready};
 pub use ensemble::{Ensemble, EnsembleBuilder};
 pub use four_letter::ZkMode;
+pub use hold::{entries_of, hold_entry, release_hold, retake, take_named, Hold};
 pub use postgres::{PgServer, PgServerBuilder};
 pub use proxy::TcpProxy;
 pub use python::{

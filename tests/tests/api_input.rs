@@ -4,6 +4,8 @@
 mod api_support;
 
 use api_support::{assert_api_error, Backend, TestApi, ADMIN, EXECUTOR, SUBMITTER};
+use drover_coordination::Queue;
+use drover_core::Priority;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -125,21 +127,33 @@ async fn bad_input_is_a_4xx_with_a_reason(backend: Backend) -> anyhow::Result<()
     let refused: Vec<(String, Value, &str, Vec<&str>)> = vec![
         (
             job("claim"),
-            json!({ "token": 1, "executor": "" }),
+            json!({ "token": 1, "executor": "", "entry": "entry-100-0000000001" }),
             "invalid_input",
             vec!["executor"],
         ),
         (
             job("claim"),
-            json!({ "token": "one", "executor": "e" }),
+            json!({ "token": "one", "executor": "e", "entry": "entry-100-0000000001" }),
             "invalid_input",
             vec!["token"],
         ),
         (
             job("claim"),
-            json!({ "executor": "e" }),
+            json!({ "executor": "e", "entry": "entry-100-0000000001" }),
             "invalid_input",
             vec!["token"],
+        ),
+        (
+            job("claim"),
+            json!({ "token": 1, "executor": "e" }),
+            "invalid_input",
+            vec!["entry"],
+        ),
+        (
+            job("claim"),
+            json!({ "token": 1, "executor": "e", "entry": "entry-1-2" }),
+            "invalid_input",
+            vec!["entry", "entry-100-0000000042"],
         ),
         (
             job("heartbeat"),
@@ -210,7 +224,12 @@ async fn bad_input_is_a_4xx_with_a_reason(backend: Backend) -> anyhow::Result<()
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_api_error(&answer, "not_found", &[&unknown.to_string()]);
     }
-    let (status, answer) = api.claim(&unknown.to_string(), 1, "e").await?;
+    // An entry whose job is gone (deleted by cleanup, say): the claim says so.
+    let stray = Queue::producer(api.hands().await?, "/job").await?;
+    stray
+        .put(unknown.to_string().as_bytes(), Priority::DEFAULT)
+        .await?;
+    let (_, status, answer) = api.take_and_claim(&unknown.to_string(), "e").await?;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
     let (status, answer) = api.get("/v1/nothing-here", ADMIN).await?;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -226,12 +245,12 @@ async fn bad_input_is_a_4xx_with_a_reason(backend: Backend) -> anyhow::Result<()
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_api_error(&answer, "invalid_input", &["after"]);
     // Lines with NUL bytes are stored (as U+FFFD), not a database error.
-    api.claim(&id, 1, "e").await?;
+    let (hold, _, _) = api.take_and_claim(&id, "e").await?;
     let (status, answer) = api
         .post(
             &job("logs"),
             EXECUTOR,
-            json!({ "token": 1, "lines": [{ "stream": "stdout", "line": "a\u{0}b" }] }),
+            json!({ "token": hold.token, "lines": [{ "stream": "stdout", "line": "a\u{0}b" }] }),
         )
         .await?;
     assert_eq!(status, StatusCode::OK, "{answer}");
@@ -285,7 +304,7 @@ async fn tokens_and_roles_are_enforced(backend: Backend) -> anyhow::Result<()> {
         .post(
             &format!("/v1/jobs/{id}/claim"),
             SUBMITTER,
-            json!({ "token": 1, "executor": "e" }),
+            json!({ "token": 1, "executor": "e", "entry": "entry-100-0000000001" }),
         )
         .await?;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -305,11 +324,12 @@ async fn tokens_and_roles_are_enforced(backend: Backend) -> anyhow::Result<()> {
         let (status, _) = api.get(&format!("/v1/jobs/{id}"), token).await?;
         assert_eq!(status, StatusCode::OK);
     }
+    let hold = api.take(&id).await?;
     let (status, _) = api
         .post(
             &format!("/v1/jobs/{id}/claim"),
             ADMIN,
-            json!({ "token": 1, "executor": "admin" }),
+            json!({ "token": hold.token, "executor": "admin", "entry": hold.entry }),
         )
         .await?;
     assert_eq!(status, StatusCode::OK);
@@ -327,9 +347,12 @@ async fn health_metrics_and_openapi_are_served(backend: Backend) -> anyhow::Resu
     let api = TestApi::start(backend).await?;
     let id = api.submit_noop().await?;
     let done = api.submit_noop().await?;
-    api.claim(&done, 1, "e").await?;
-    api.finish(&done, json!({ "token": 1, "status_code": "SUCCEEDED" }))
-        .await?;
+    let (hold, _, _) = api.take_and_claim(&done, "e").await?;
+    api.finish(
+        &done,
+        json!({ "token": hold.token, "status_code": "SUCCEEDED" }),
+    )
+    .await?;
     api.get(&format!("/v1/jobs/{id}"), SUBMITTER).await?;
 
     let (status, health) = api.call(Method::GET, "/healthz", None, None).await?;

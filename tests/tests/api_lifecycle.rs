@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use api_support::{assert_api_error, Backend, TestApi, ADMIN, DEADLINE, SUBMITTER};
 use drover_coordination::Queue;
-use drover_tests::{connect, within};
+use drover_tests::{connect, within, Hold};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -21,6 +21,7 @@ on_both_databases!(
     cancel_racing_claim_never_loses_the_cancel,
     cancel_and_kill_of_a_running_job_reach_the_executor,
     release_beyond_max_attempts_fails_the_job,
+    claims_are_proven_in_zookeeper_and_a_duplicate_entry_never_takes_over,
 );
 
 fn is_rfc3339(value: &Value) -> bool {
@@ -58,14 +59,19 @@ async fn full_lifecycle_through_the_real_queue(backend: Backend) -> anyhow::Resu
     assert_eq!(taken.job_id()?.to_string(), id);
     assert!(taken.name().starts_with("entry-005-"), "{}", taken.name());
     let token = taken.token().get();
+    let hold = Hold {
+        entry: taken.name().to_owned(),
+        token,
+    };
 
-    let (status, claimed) = api.claim(&id, token, "executor-1").await?;
+    let (status, claimed) = api.claim(&id, &hold, "executor-1").await?;
     assert_eq!(status, StatusCode::OK, "{claimed}");
     assert_eq!(claimed["state"], "RUNNING");
     assert_eq!(claimed["status_code"], "PREPARING");
     assert_eq!(claimed["attempts"], 1);
     assert_eq!(claimed["executor"], "executor-1");
     assert_eq!(claimed["fencing_token"], token);
+    assert_eq!(claimed["queue_entry"], taken.name());
     assert!(is_rfc3339(&claimed["started_at"]), "{claimed}");
 
     let (status, reply) = api
@@ -142,32 +148,37 @@ async fn full_lifecycle_through_the_real_queue(backend: Backend) -> anyhow::Resu
 async fn an_old_token_changes_nothing_after_a_reclaim(backend: Backend) -> anyhow::Result<()> {
     let api = TestApi::start(backend).await?;
     let id = api.submit_noop().await?;
-    let (status, _) = api.claim(&id, 100, "zombie").await?;
+    let (zombie, status, _) = api.take_and_claim(&id, "zombie").await?;
     assert_eq!(status, StatusCode::OK);
-    // The first holder's session died; a newer token re-claims it.
-    let (status, reclaimed) = api.claim(&id, 200, "successor").await?;
+    // The first holder's session died, so its entry was taken again: the newer token
+    // of the same entry re-claims the job.
+    let successor = api.retake(&zombie).await?;
+    let (status, reclaimed) = api.claim(&id, &successor, "successor").await?;
     assert_eq!(status, StatusCode::OK, "{reclaimed}");
     assert_eq!(reclaimed["attempts"], 2);
     assert_eq!(reclaimed["executor"], "successor");
-    assert_eq!(reclaimed["fencing_token"], 200);
+    assert_eq!(reclaimed["fencing_token"], successor.token);
+    let (old, new) = (zombie.token, successor.token);
 
     // Every write of the zombie is refused, and nothing changes.
     let stale_writes = [
         (
             "heartbeat",
-            json!({ "token": 100, "progress": 99, "status_code": "FINALIZING" }),
+            json!({ "token": old, "progress": 99, "status_code": "FINALIZING" }),
         ),
         (
             "finish",
-            json!({ "token": 100, "status_code": "SUCCEEDED", "exit_code": 0 }),
+            json!({ "token": old, "status_code": "SUCCEEDED", "exit_code": 0 }),
         ),
-        ("release", json!({ "token": 100, "message": "zombie" })),
+        ("release", json!({ "token": old, "message": "zombie" })),
         (
             "logs",
-            json!({ "token": 100, "lines": [{ "stream": "stdout", "line": "zombie" }] }),
+            json!({ "token": old, "lines": [{ "stream": "stdout", "line": "zombie" }] }),
         ),
-        ("claim", json!({ "token": 100, "executor": "zombie" })),
-        ("claim", json!({ "token": 200, "executor": "zombie" })),
+        (
+            "claim",
+            json!({ "token": new, "executor": "zombie", "entry": successor.entry }),
+        ),
     ];
     for (endpoint, body) in stale_writes {
         let (status, answer) = api
@@ -178,29 +189,33 @@ async fn an_old_token_changes_nothing_after_a_reclaim(backend: Backend) -> anyho
             )
             .await?;
         assert_eq!(status, StatusCode::CONFLICT, "{endpoint}: {answer}");
-        assert_api_error(&answer, "stale_token", &["200"]);
+        assert_api_error(&answer, "stale_token", &[&new.to_string()]);
         assert_eq!(answer["state"], "RUNNING");
     }
+    // The zombie's own claim again: ZooKeeper shows its entry taken since.
+    let (status, answer) = api.claim(&id, &zombie, "zombie").await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_api_error(&answer, "entry_retaken", &[&new.to_string()]);
     assert_eq!(api.job(&id).await?, reclaimed, "the record is unchanged");
     let record = api.db_record(&id).await?.expect("the row");
     assert_eq!(
         (record["fencing_token"].clone(), record["executor"].clone()),
-        (json!(200), json!("successor"))
+        (json!(new), json!("successor"))
     );
     let (_, logs) = api.get(&format!("/v1/jobs/{id}/logs"), SUBMITTER).await?;
     assert_eq!(logs["lines"], json!([]));
 
     // A token that never claimed is not the holder either.
-    let (status, answer) = api.heartbeat(&id, json!({ "token": 300 })).await?;
+    let (status, answer) = api.heartbeat(&id, json!({ "token": new + 1 })).await?;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_api_error(&answer, "not_holder", &["claim"]);
     // The holder moves forward, never back.
     let (status, _) = api
-        .heartbeat(&id, json!({ "token": 200, "status_code": "FINALIZING" }))
+        .heartbeat(&id, json!({ "token": new, "status_code": "FINALIZING" }))
         .await?;
     assert_eq!(status, StatusCode::OK);
     let (status, answer) = api
-        .heartbeat(&id, json!({ "token": 200, "status_code": "EXECUTING" }))
+        .heartbeat(&id, json!({ "token": new, "status_code": "EXECUTING" }))
         .await?;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_api_error(&answer, "illegal_transition", &["FINALIZING", "EXECUTING"]);
@@ -212,10 +227,11 @@ async fn eight_concurrent_claims_one_winner(backend: Backend) -> anyhow::Result<
     let api = TestApi::start(backend).await?;
     for round in 0..5 {
         let id = api.submit_noop().await?;
+        let hold = api.take(&id).await?;
         let claims = (0..8).map(|i| {
-            let api = &api;
+            let (api, hold) = (&api, &hold);
             let id = id.clone();
-            async move { api.claim(&id, 1000 + round, &format!("executor-{i}")).await }
+            async move { api.claim(&id, hold, &format!("executor-{i}")).await }
         });
         let answers = within("8 claims", DEADLINE, futures::future::join_all(claims)).await?;
         let mut winners = Vec::new();
@@ -254,11 +270,11 @@ async fn a_job_cancelled_while_queued_never_runs(backend: Backend) -> anyhow::Re
         "{canceled}"
     );
     // Its queue entry is still there; an executor that takes it is refused.
-    let (status, answer) = api.claim(&id, 77, "executor-1").await?;
+    let (hold, status, answer) = api.take_and_claim(&id, "executor-1").await?;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_api_error(&answer, "job_finished", &["CANCELED", "consume"]);
     assert_eq!(answer["state"], "CANCELED");
-    let (status, answer) = api.heartbeat(&id, json!({ "token": 77 })).await?;
+    let (status, answer) = api.heartbeat(&id, json!({ "token": hold.token })).await?;
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
     let (status, answer) = api
         .post(&format!("/v1/jobs/{id}/cancel"), SUBMITTER, json!({}))
@@ -275,11 +291,12 @@ async fn a_job_cancelled_while_queued_never_runs(backend: Backend) -> anyhow::Re
 
 async fn cancel_racing_claim_never_loses_the_cancel(backend: Backend) -> anyhow::Result<()> {
     let api = TestApi::start(backend).await?;
-    for round in 0..10 {
+    for _ in 0..10 {
         let id = api.submit_noop().await?;
         let cancel_path = format!("/v1/jobs/{id}/cancel");
+        let hold = api.take(&id).await?;
         let cancel = api.post(&cancel_path, SUBMITTER, json!({}));
-        let claim = api.claim(&id, 10 + round, "racer");
+        let claim = api.claim(&id, &hold, "racer");
         let ((cancel_status, _), (claim_status, claimed)) = tokio::try_join!(cancel, claim)?;
         assert_eq!(cancel_status, StatusCode::OK);
         let job = api.job(&id).await?;
@@ -287,7 +304,7 @@ async fn cancel_racing_claim_never_loses_the_cancel(backend: Backend) -> anyhow:
             // The claim won: the executor must learn of the cancel.
             assert_eq!(job["state"], "RUNNING", "{claimed}");
             assert_eq!(job["cancel_requested"], true);
-            let (_, reply) = api.heartbeat(&id, json!({ "token": 10 + round })).await?;
+            let (_, reply) = api.heartbeat(&id, json!({ "token": hold.token })).await?;
             assert_eq!(reply["cancel_requested"], true);
         } else {
             assert_eq!(claim_status, StatusCode::CONFLICT);
@@ -303,7 +320,8 @@ async fn cancel_and_kill_of_a_running_job_reach_the_executor(
 ) -> anyhow::Result<()> {
     let api = TestApi::start(backend).await?;
     let id = api.submit_noop().await?;
-    api.claim(&id, 5, "executor-1").await?;
+    let (hold, _, _) = api.take_and_claim(&id, "executor-1").await?;
+    let token = hold.token;
     let (status, job) = api
         .post(&format!("/v1/jobs/{id}/cancel"), SUBMITTER, json!({}))
         .await?;
@@ -312,7 +330,7 @@ async fn cancel_and_kill_of_a_running_job_reach_the_executor(
         (job["state"].clone(), job["cancel_requested"].clone()),
         (json!("RUNNING"), json!(true))
     );
-    let (_, reply) = api.heartbeat(&id, json!({ "token": 5 })).await?;
+    let (_, reply) = api.heartbeat(&id, json!({ "token": token })).await?;
     assert_eq!(
         reply,
         json!({ "cancel_requested": true, "kill_requested": false })
@@ -327,13 +345,13 @@ async fn cancel_and_kill_of_a_running_job_reach_the_executor(
         .await?;
     assert_eq!(status, StatusCode::OK, "{job}");
     assert_eq!(job["kill_requested"], true);
-    let (_, reply) = api.heartbeat(&id, json!({ "token": 5 })).await?;
+    let (_, reply) = api.heartbeat(&id, json!({ "token": token })).await?;
     assert_eq!(
         reply,
         json!({ "cancel_requested": true, "kill_requested": true })
     );
     let (status, done) = api
-        .finish(&id, json!({ "token": 5, "status_code": "KILLED_BY_ADMIN", "message": "stopped the container" }))
+        .finish(&id, json!({ "token": token, "status_code": "KILLED_BY_ADMIN", "message": "stopped the container" }))
         .await?;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -343,10 +361,10 @@ async fn cancel_and_kill_of_a_running_job_reach_the_executor(
 
     // A running job released after a cancel request ends CANCELED instead of requeueing.
     let id = api.submit_noop().await?;
-    api.claim(&id, 6, "executor-1").await?;
+    let (hold, _, _) = api.take_and_claim(&id, "executor-1").await?;
     api.post(&format!("/v1/jobs/{id}/cancel"), SUBMITTER, json!({}))
         .await?;
-    let (status, released) = api.release(&id, 6, "draining").await?;
+    let (status, released) = api.release(&id, hold.token, "draining").await?;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(released["status_code"], "CANCELLED_BY_USER");
 
@@ -376,9 +394,15 @@ async fn release_beyond_max_attempts_fails_the_job(backend: Backend) -> anyhow::
         .await?;
     let id = job["id"].as_str().unwrap_or_default().to_owned();
     let mut tokens = HashSet::new();
-    for (attempt, token) in [(1, 10), (2, 20)] {
+    let mut hold = api.take(&id).await?;
+    for attempt in [1, 2] {
+        if attempt > 1 {
+            // A drained executor releases its marker; the next one takes the entry.
+            hold = api.retake(&hold).await?;
+        }
+        let token = hold.token;
         tokens.insert(token);
-        let (status, claimed) = api.claim(&id, token, "drainer").await?;
+        let (status, claimed) = api.claim(&id, &hold, "drainer").await?;
         assert_eq!(status, StatusCode::OK, "{claimed}");
         assert_eq!(claimed["attempts"], attempt);
         let (status, released) = api.release(&id, token, "drain deadline").await?;
@@ -403,7 +427,8 @@ async fn release_beyond_max_attempts_fails_the_job(backend: Backend) -> anyhow::
             }
         }
     }
-    let (status, body) = api.claim(&id, 30, "drainer").await?;
+    let hold = api.retake(&hold).await?;
+    let (status, body) = api.claim(&id, &hold, "drainer").await?;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_api_error(&body, "job_finished", &["ATTEMPTS_EXHAUSTED"]);
 
@@ -412,10 +437,102 @@ async fn release_beyond_max_attempts_fails_the_job(backend: Backend) -> anyhow::
         .submit(json!({ "action": "noop", "max_attempts": 1 }))
         .await?;
     let id = job["id"].as_str().unwrap_or_default().to_owned();
-    api.claim(&id, 40, "doomed").await?;
-    let (status, body) = api.claim(&id, 50, "successor").await?;
+    let (doomed, _, _) = api.take_and_claim(&id, "doomed").await?;
+    let successor = api.retake(&doomed).await?;
+    let (status, body) = api.claim(&id, &successor, "successor").await?;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["status_code"], "ATTEMPTS_EXHAUSTED");
     assert_eq!(api.job(&id).await?["status_code"], "ATTEMPTS_EXHAUSTED");
+    api.stop().await
+}
+
+async fn claims_are_proven_in_zookeeper_and_a_duplicate_entry_never_takes_over(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let id = api.submit_noop().await?;
+    let (holder, status, claimed) = api.take_and_claim(&id, "holder").await?;
+    assert_eq!(status, StatusCode::OK, "{claimed}");
+    let unchanged = api.job(&id).await?;
+
+    // Any number is not a token: the claim must name a marker that exists with it.
+    for (token, code) in [
+        (i64::MAX, "entry_not_taken"),
+        (holder.token - 1, "entry_retaken"),
+    ] {
+        let forged = Hold {
+            entry: holder.entry.clone(),
+            token,
+        };
+        let (status, answer) = api.claim(&id, &forged, "forger").await?;
+        assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+        assert_api_error(&answer, code, &[&holder.entry, &holder.token.to_string()]);
+    }
+    // A duplicate entry of the running job (a late enqueue, a reconciler's repair):
+    // its newer token proves nothing about the holder, who is running fine.
+    let queue = Queue::producer(api.hands().await?, "/job").await?;
+    let duplicate = queue
+        .put(id.as_bytes(), drover_core::Priority::DEFAULT)
+        .await?;
+    let dup = drover_tests::take_named(api.hands().await?, &duplicate).await?;
+    assert!(dup.token > holder.token);
+    let (status, answer) = api.claim(&id, &dup, "duplicate-taker").await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_api_error(
+        &answer,
+        "held_elsewhere",
+        &[&holder.entry, "duplicate", "consume"],
+    );
+    assert_eq!(answer["state"], "RUNNING");
+    // An entry of another job, and one nobody took.
+    let other = api.submit_noop().await?;
+    let other_hold = api.take(&other).await?;
+    let (status, answer) = api.claim(&id, &other_hold, "confused").await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_api_error(&answer, "entry_mismatch", &[&other]);
+    let untaken = queue
+        .put(id.as_bytes(), drover_core::Priority::DEFAULT)
+        .await?;
+    let guess = Hold {
+        entry: untaken,
+        token: dup.token + 1,
+    };
+    let (status, answer) = api.claim(&id, &guess, "guesser").await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_api_error(&answer, "entry_not_taken", &["take it before claiming"]);
+    let (status, answer) = api
+        .post(
+            &format!("/v1/jobs/{id}/claim"),
+            api_support::EXECUTOR,
+            json!({ "token": 1, "executor": "e", "entry": "../taken" }),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_api_error(&answer, "invalid_input", &["entry-100-0000000042"]);
+    assert_eq!(
+        api.job(&id).await?,
+        unchanged,
+        "no refused claim changed the job"
+    );
+
+    // Tokens only grow, queued or not: after a newer holder released the job, an
+    // older take of a duplicate entry cannot claim it.
+    let job = api.submit_noop().await?;
+    let older = api.take(&job).await?;
+    let second = queue
+        .put(job.as_bytes(), drover_core::Priority::DEFAULT)
+        .await?;
+    let newer = drover_tests::take_named(api.hands().await?, &second).await?;
+    let (status, answer) = api.claim(&job, &newer, "newer").await?;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, released) = api.release(&job, newer.token, "draining").await?;
+    assert_eq!(
+        (status, released["state"].clone()),
+        (StatusCode::OK, json!("QUEUED"))
+    );
+    let (status, answer) = api.claim(&job, &older, "older").await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_api_error(&answer, "stale_token", &[&newer.token.to_string()]);
+    assert_eq!(api.job(&job).await?["state"], "QUEUED");
     api.stop().await
 }

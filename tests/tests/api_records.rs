@@ -194,17 +194,17 @@ async fn the_log_cap_keeps_what_fits_and_one_marker(backend: Backend) -> anyhow:
     let api = TestApi::start(backend).await?;
     let cap = api.config.log_cap_bytes; // 4096 in tests
     let id = api.submit_noop().await?;
-    api.claim(&id, 9, "chatty").await?;
+    let token = api.take_and_claim(&id, "chatty").await?.0.token;
     let path = format!("/v1/jobs/{id}/logs");
-    let (_, first) = api.post(&path, EXECUTOR, batch(9, 30, 100)).await?;
+    let (_, first) = api.post(&path, EXECUTOR, batch(token, 30, 100)).await?;
     assert_eq!(first, json!({ "accepted": 30, "truncated": false }));
-    let (_, second) = api.post(&path, EXECUTOR, batch(9, 30, 100)).await?;
+    let (_, second) = api.post(&path, EXECUTOR, batch(token, 30, 100)).await?;
     assert_eq!(
         second,
         json!({ "accepted": 10, "truncated": true }),
         "what fits of 4096 after 3000"
     );
-    let (_, third) = api.post(&path, EXECUTOR, batch(9, 5, 10)).await?;
+    let (_, third) = api.post(&path, EXECUTOR, batch(token, 5, 10)).await?;
     assert_eq!(third, json!({ "accepted": 0, "truncated": true }));
 
     let (_, page) = api.get(&format!("{path}?limit=10000"), SUBMITTER).await?;
@@ -231,7 +231,7 @@ async fn the_log_cap_keeps_what_fits_and_one_marker(backend: Backend) -> anyhow:
 async fn following_logs_streams_lines_as_they_arrive(backend: Backend) -> anyhow::Result<()> {
     let api = TestApi::start(backend).await?;
     let id = api.submit_noop().await?;
-    api.claim(&id, 3, "streamer").await?;
+    let token = api.take_and_claim(&id, "streamer").await?.0.token;
     let path = format!("/v1/jobs/{id}/logs");
     let response = api
         .http
@@ -247,7 +247,7 @@ async fn following_logs_streams_lines_as_they_arrive(backend: Backend) -> anyhow
 
     // Each batch arrives while the job still runs.
     for round in 0..3 {
-        let batch = json!({ "token": 3, "lines": [
+        let batch = json!({ "token": token, "lines": [
             { "stream": "stdout", "line": format!("round {round} a") },
             { "stream": "stderr", "line": format!("round {round} b") } ] });
         api.post(&path, EXECUTOR, batch).await?;
@@ -264,7 +264,7 @@ async fn following_logs_streams_lines_as_they_arrive(backend: Backend) -> anyhow
     }
     api.finish(
         &id,
-        json!({ "token": 3, "status_code": "SUCCEEDED", "exit_code": 0 }),
+        json!({ "token": token, "status_code": "SUCCEEDED", "exit_code": 0 }),
     )
     .await?;
     let rest = within(
@@ -311,7 +311,7 @@ async fn following_logs_streams_lines_as_they_arrive(backend: Backend) -> anyhow
 
     // A follower of a job that never ends does not hold up a graceful shutdown.
     let running = api.submit_noop().await?;
-    api.claim(&running, 4, "forever").await?;
+    api.take_and_claim(&running, "forever").await?;
     let response = api
         .http
         .get(format!("{}/v1/jobs/{running}/logs?follow=true", api.base))

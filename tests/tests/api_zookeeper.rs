@@ -61,19 +61,24 @@ async fn zookeeper_stopping_during_submits_commits_whole_records(
     zk.stop().await?;
     api.wait_zookeeper_lost().await?;
     let offline = submit_and_check(&api, false).await?;
-    // The API still serves and is ready (its database answers); the job can still be
-    // claimed (the reconciler would have enqueued it).
+    // The API still serves and is ready (its database answers); a claim cannot be
+    // proven without ZooKeeper, so it is refused as unavailable (nothing changes).
     let (status, ready) = api.call(Method::GET, "/readyz", None, None).await?;
     assert_eq!(status, StatusCode::OK);
     assert_ne!(ready["zookeeper"], "connected");
     let (status, body) = api.get("/v1/executors", SUBMITTER).await?;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_api_error(&body, "unavailable", &["zookeeper"]);
-    let (status, claimed) = api.claim(&offline, 1, "e").await?;
-    assert_eq!(
-        (status, claimed["status_code"].clone()),
-        (StatusCode::OK, json!("PREPARING"))
-    );
+    let (status, claimed) = api
+        .post(
+            &format!("/v1/jobs/{offline}/claim"),
+            api_support::EXECUTOR,
+            json!({ "token": 1, "executor": "e", "entry": "entry-100-0000000001" }),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{claimed}");
+    assert_api_error(&claimed, "unavailable", &["zookeeper", "queue entry"]);
+    assert_eq!(api.job(&offline).await?["status_code"], "CREATED");
 
     zk.restart().await?;
     api.wait_zookeeper("connected").await?;

@@ -12,9 +12,9 @@ use drover_tests::wait_until;
 
 const DAY_US: i64 = 86_400 * 1_000_000;
 
-/// A noop job claimed under a token far above any real zxid (so executors' later claims
-/// are stale), with three log lines, finished unless `finish` is false.
-async fn finished_job(cluster: &Cluster, n: i64, finish: bool) -> anyhow::Result<Job> {
+/// A noop job whose entry the test takes and claims (so no executor runs it), with
+/// three log lines, finished unless `finish` is false.
+async fn finished_job(cluster: &Cluster, _n: i64, finish: bool) -> anyhow::Result<Job> {
     let admin = cluster.admin()?;
     let executor = cluster.client(EXECUTOR)?;
     let job = admin
@@ -24,13 +24,15 @@ async fn finished_job(cluster: &Cluster, n: i64, finish: bool) -> anyhow::Result
         })
         .await?
         .job;
-    let token = FencingToken::new((1 << 62) + n);
+    let hold = drover_tests::hold_entry(&cluster.session, &job.id.to_string()).await?;
+    let token = FencingToken::new(hold.token);
     executor
         .claim(
             job.id,
             &Claim {
                 token,
                 executor: "hand".into(),
+                entry: hold.entry,
             },
         )
         .await?;

@@ -473,3 +473,114 @@ async fn sessions_sharing_a_view_lose_only_their_own_entries() -> anyhow::Result
     assert_eq!(steady.counts().await?, (0, 0));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_previous_holders_deletion_seen_late_never_trips_a_newer_take() -> anyhow::Result<()> {
+    init_test_tracing();
+    let zk = ZkServer::start().await?;
+    // The view watches through a link the test can hold up; the taker takes directly.
+    let proxy = TcpProxy::start(zk.connect_string()).await?;
+    let watch_session = connect(&proxy.connect_string(), Duration::from_secs(4)).await?;
+    let view = QueueView::open(&watch_session, "/job").await?;
+    let taker = Queue::with_view(&connect(&zk.connect_string(), SESSION).await?, &view);
+    let name = taker.put(b"job", Priority::default()).await?;
+    wait_until(
+        "the view to see the entry",
+        Duration::from_secs(5),
+        || async { view.len() == 1 },
+    )
+    .await?;
+
+    // While the view's events are held up, a previous holder takes and releases the
+    // entry; then ours takes it.
+    proxy.blackhole();
+    let previous = connect(&zk.connect_string(), SESSION).await?;
+    let marker = format!("/job/taken/{name}");
+    let options =
+        zookeeper_client::CreateMode::Ephemeral.with_acls(zookeeper_client::Acls::anyone_all());
+    previous
+        .client()
+        .create(&marker, b"previous", &options)
+        .await?;
+    previous.client().delete(&marker, None).await?;
+    let taken = taker
+        .take(Some(Duration::from_secs(5)))
+        .await?
+        .expect("the entry");
+    assert_eq!(taken.name(), name);
+
+    // The events arrive: the previous holder's create and delete, then ours.
+    proxy.unblock();
+    let sentinel = taker.put(b"sentinel", Priority::default()).await?;
+    wait_until("the view to catch up", Duration::from_secs(5), || async {
+        view.len() == 2
+    })
+    .await?;
+    let settled = tokio::time::timeout(Duration::from_millis(500), taken.lost().tripped()).await;
+    assert!(
+        settled.is_err(),
+        "a deletion older than our take tripped our holding: {:?}",
+        taken.lost().reason()
+    );
+    assert_eq!(taker.held(), 1);
+    taken.consume().await?;
+    let sentinel_entry = taker
+        .take(Some(Duration::from_secs(5)))
+        .await?
+        .expect("sentinel");
+    assert_eq!(sentinel_entry.name(), sentinel);
+    sentinel_entry.consume().await?;
+    assert_eq!(taker.counts().await?, (0, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_entry_given_up_while_the_session_survives_is_freed_by_its_holder() -> anyhow::Result<()>
+{
+    init_test_tracing();
+    let zk = ZkServer::start().await?;
+    let proxy = TcpProxy::start(zk.connect_string()).await?;
+    let session_timeout = Duration::from_secs(4);
+    let holder = Queue::open(
+        &connect(&proxy.connect_string(), session_timeout).await?,
+        "/job",
+    )
+    .await?;
+    let other = Queue::open(&connect(&zk.connect_string(), SESSION).await?, "/job").await?;
+    holder.put(b"job", Priority::default()).await?;
+    let taken = holder
+        .take(Some(Duration::from_secs(5)))
+        .await?
+        .expect("an entry");
+
+    // Silence long enough to give the holding up (about half the session timeout),
+    // short enough for the session to survive.
+    proxy.blackhole();
+    let cut = Instant::now();
+    let reason = within("the give-up", session_timeout, taken.lost().tripped()).await?;
+    let given_up = cut.elapsed();
+    proxy.unblock();
+    assert_eq!(reason, LostReason::Suspended);
+    assert!(
+        given_up < session_timeout * 7 / 10,
+        "given up after {given_up:?}: too close to the session timeout of {session_timeout:?}"
+    );
+    // The marker is still ours: the entry is locked until the holder, its work stopped,
+    // lets it go.
+    assert_eq!(
+        other
+            .take(Some(Duration::from_millis(500)))
+            .await?
+            .map(|t| t.name().to_owned()),
+        None
+    );
+    drop(taken);
+    let retaken = other
+        .take(Some(Duration::from_secs(5)))
+        .await?
+        .expect("the entry, freed by its holder once the session was back");
+    eprintln!("given up after {given_up:?}; freed by the holder, re-taken");
+    retaken.consume().await?;
+    assert_eq!(other.counts().await?, (0, 0));
+    Ok(())
+}

@@ -26,7 +26,9 @@ fn now_us() -> i64 {
 
 /// A `zk-actor` process that takes the first free entry and holds it: a stand-in for an
 /// executor that will vanish. Returns it and the entry's fencing token and payload.
-async fn ghost_take(cluster: &Cluster) -> anyhow::Result<(LineChild, FencingToken, String)> {
+async fn ghost_take(
+    cluster: &Cluster,
+) -> anyhow::Result<(LineChild, FencingToken, String, String)> {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_zk-actor"));
     command.args([
         "take",
@@ -42,7 +44,7 @@ async fn ghost_take(cluster: &Cluster) -> anyhow::Result<(LineChild, FencingToke
         "unexpected {line:?}"
     );
     let token = FencingToken::new(parts[2].parse()?);
-    Ok((ghost, token, parts[3].to_owned()))
+    Ok((ghost, token, parts[3].to_owned(), parts[1].to_owned()))
 }
 
 async fn submit(
@@ -81,7 +83,7 @@ async fn reconcile_repairs_each_case_and_every_job_runs_exactly_once() -> anyhow
     let exhausted = submit(&cluster, 2, Some(1)).await?;
     let mut ghosts = Vec::new();
     for (job, executor) in [(&vanished, "ghost-1"), (&exhausted, "ghost-2")] {
-        let (ghost, token, data) = ghost_take(&cluster).await?;
+        let (ghost, token, data, entry) = ghost_take(&cluster).await?;
         ensure!(
             data == job.id.to_string(),
             "the ghost took {data}, not {}",
@@ -90,6 +92,7 @@ async fn reconcile_repairs_each_case_and_every_job_runs_exactly_once() -> anyhow
         let claim = Claim {
             token,
             executor: executor.into(),
+            entry,
         };
         let claimed = executor_api.claim(job.id, &claim).await?;
         ensure!(claimed.state == State::Running);
@@ -126,7 +129,7 @@ async fn reconcile_repairs_each_case_and_every_job_runs_exactly_once() -> anyhow
     }
 
     // A distributor runs the reconciler; nothing else repairs anything.
-    let body = "reconcile_every = \"500ms\"\nreconcile_grace = \"1s\"\nreconcile_stale_after = \"1500ms\"\n";
+    let body = "reconcile_every = \"500ms\"\nreconcile_grace = \"2s\"\nreconcile_stale_after = \"1500ms\"\n";
     let distributor = cluster.distributor("dist-r", body).await?;
     let took = wait_until("every repair", DEADLINE, || async {
         let job = |id| admin.get(id);

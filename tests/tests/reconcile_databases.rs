@@ -29,12 +29,16 @@ async fn entries_of(
     Ok(out)
 }
 
+/// A reconcile run with the shortest grace the API accepts (its enqueue timeout), after
+/// waiting that long so every record made before the call counts as old enough.
 async fn reconcile(api: &TestApi) -> anyhow::Result<Value> {
+    let grace = api.config.enqueue_timeout;
+    tokio::time::sleep(grace).await;
     let (status, body) = api
         .post(
             "/v1/admin/reconcile",
             ADMIN,
-            json!({ "grace_ms": 0, "stale_after_ms": 0 }),
+            json!({ "grace_ms": grace.as_millis() as u64, "stale_after_ms": 0 }),
         )
         .await?;
     ensure!(
@@ -46,6 +50,17 @@ async fn reconcile(api: &TestApi) -> anyhow::Result<Value> {
 
 async fn reconcile_and_clean_up(backend: Backend) -> anyhow::Result<()> {
     let api = TestApi::start(backend).await?;
+    // A grace shorter than the enqueue timeout would duplicate entries in flight.
+    let (status, body) = api
+        .post("/v1/admin/reconcile", ADMIN, json!({ "grace_ms": 0 }))
+        .await?;
+    ensure!(status == StatusCode::BAD_REQUEST, "{status}: {body}");
+    ensure!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("enqueue timeout") && m.contains("at least 800")),
+        "{body}"
+    );
     let hosts = api.zk.as_ref().context("zookeeper")?.connect_string();
     let session = drover_tests::connect(&hosts, Duration::from_secs(4)).await?;
 
@@ -59,8 +74,10 @@ async fn reconcile_and_clean_up(backend: Backend) -> anyhow::Result<()> {
         .delete(&format!("/job/entries/{}", names[0]), None)
         .await?;
     let running = api.submit_noop().await?;
-    let (status, body) = api.claim(&running, 1 << 40, "ghost").await?;
+    let (ghost, status, body) = api.take_and_claim(&running, "ghost").await?;
     ensure!(status == StatusCode::OK, "{body}");
+    // The ghost's session ends: its marker goes.
+    drover_tests::release_hold(api.hands().await?, &ghost).await?;
     let queue = Queue::open(&session, "/job").await?;
     let orphan = queue.put_job(JobId::new(), Priority::DEFAULT).await?;
 
@@ -94,10 +111,10 @@ async fn reconcile_and_clean_up(backend: Backend) -> anyhow::Result<()> {
     );
 
     // Cleanup: two finished jobs with logs, one batch each.
-    for (n, id) in [&lost_entry, &running].into_iter().enumerate() {
-        let token = (1_i64 << 41) + i64::try_from(n)?;
-        let (status, body) = api.claim(id, token, "hand").await?;
+    for id in [&lost_entry, &running] {
+        let (hold, status, body) = api.take_and_claim(id, "hand").await?;
         ensure!(status == StatusCode::OK, "{body}");
+        let token = hold.token;
         let (status, body) = api
             .post(
                 &format!("/v1/jobs/{id}/logs"),
@@ -198,4 +215,64 @@ async fn reconcile_and_clean_up(backend: Backend) -> anyhow::Result<()> {
     api.stop().await
 }
 
-on_both_databases!(reconcile_and_clean_up);
+on_both_databases!(
+    reconcile_and_clean_up,
+    one_reconcile_at_a_time_and_an_unreadable_entry_is_never_taken_for_absent
+);
+
+async fn one_reconcile_at_a_time_and_an_unreadable_entry_is_never_taken_for_absent(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let hands = api.hands().await?;
+    // Another API replica's run holds the cluster-wide lock: this one is skipped.
+    let other = drover_coordination::Lock::try_acquire(hands, "/locks/reconcile")
+        .await?
+        .map_err(|holder| anyhow::anyhow!("the lock is held by {holder}"))?;
+    let grace = api.config.enqueue_timeout.as_millis() as u64;
+    let (status, body) = api
+        .post("/v1/admin/reconcile", ADMIN, json!({ "grace_ms": grace }))
+        .await?;
+    ensure!(status == StatusCode::CONFLICT, "{status}: {body}");
+    ensure!(body["error"] == "reconcile_in_progress", "{body}");
+    drop(other);
+    drover_tests::wait_until("the lock to be free", Duration::from_secs(5), || async {
+        reconcile(&api).await.is_ok()
+    })
+    .await?;
+
+    // A queued job whose only entry the API cannot read (an ACL it has no right to):
+    // a read error is not "absent", so the run fails instead of enqueueing it twice.
+    let job = api.submit_noop().await?;
+    let names = entries_of(hands, &job).await?;
+    ensure!(names.len() == 1, "{names:?}");
+    let client = hands.client();
+    client
+        .delete(&format!("/job/entries/{}", names[0]), None)
+        .await?;
+    let digest = drover_tests::digest_id("someone-else", "secret");
+    let acl = [zookeeper_client::Acl::new(
+        zookeeper_client::Permission::ALL,
+        zookeeper_client::AuthId::new("digest", &digest),
+    )];
+    let options = zookeeper_client::CreateMode::PersistentSequential
+        .with_acls(zookeeper_client::Acls::new(&acl));
+    client
+        .create("/job/entries/entry-100-", job.as_bytes(), &options)
+        .await?;
+    tokio::time::sleep(api.config.enqueue_timeout).await;
+    let (status, body) = api
+        .post("/v1/admin/reconcile", ADMIN, json!({ "grace_ms": grace }))
+        .await?;
+    ensure!(
+        status == StatusCode::SERVICE_UNAVAILABLE,
+        "{status}: {body}"
+    );
+    ensure!(
+        body["message"].as_str().is_some_and(|m| m.contains("read")),
+        "{body}"
+    );
+    let count = client.list_children("/job/entries").await?.len();
+    ensure!(count == 1, "no second entry was made: {count} entries");
+    api.stop().await
+}

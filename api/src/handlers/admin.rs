@@ -64,6 +64,18 @@ pub(crate) async fn reconcile(
         grace: threshold("grace_ms", body.grace_ms, DEFAULT_GRACE)?,
         stale_after: threshold("stale_after_ms", body.stale_after_ms, DEFAULT_STALE_AFTER)?,
     };
+    let enqueue_timeout = state.config.enqueue_timeout;
+    if thresholds.grace < enqueue_timeout {
+        return Err(Error::InvalidInput {
+            field: "grace_ms".into(),
+            reason: format!(
+                "{} ms is shorter than this API's enqueue timeout ({} ms): a submit whose enqueue is still in flight would look entry-less and get a second entry; use at least {} (distributor.reconcile_grace)",
+                thresholds.grace.as_millis(),
+                enqueue_timeout.as_millis(),
+                enqueue_timeout.as_millis()
+            ),
+        });
+    }
     let (session, queue) = state.zk.connected().ok_or_else(zookeeper_unavailable)?;
     let report = state
         .reconciler

@@ -32,6 +32,28 @@ fn check_executor(executor: &str) -> Result<()> {
     Ok(())
 }
 
+/// An entry name as kazoo's `LockingQueue` makes them: `entry-PPP-` and ten digits.
+fn check_entry(entry: &str) -> Result<()> {
+    let shaped = entry
+        .strip_prefix("entry-")
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(ppp, seq)| {
+            ppp.len() == 3
+                && seq.len() == 10
+                && ppp.bytes().chain(seq.bytes()).all(|b| b.is_ascii_digit())
+        });
+    if shaped {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput {
+            field: "entry".into(),
+            reason: format!(
+                "{entry:?} is not a queue entry name: send the name of the entry you took, like entry-100-0000000042"
+            ),
+        })
+    }
+}
+
 fn check_message(message: Option<&str>) -> Result<Option<String>> {
     match message {
         Some(text) if text.len() > MAX_MESSAGE_LEN => Err(Error::InvalidInput {
@@ -59,8 +81,18 @@ pub(crate) async fn claim(
     JsonBody(body): JsonBody<Claim>,
 ) -> Result<Json<Job>> {
     check_executor(&body.executor)?;
+    check_entry(&body.entry)?;
+    let checking = std::time::Instant::now();
+    let checked = state.zk.verify_claim(id, &body.entry, body.token).await;
+    state
+        .metrics
+        .observe_claim_check(checked.is_ok(), checking.elapsed());
+    checked?;
     Ok(Json(
-        state.store.claim(id, body.token, &body.executor).await?,
+        state
+            .store
+            .claim(id, body.token, &body.executor, &body.entry)
+            .await?,
     ))
 }
 

@@ -65,9 +65,14 @@ fn corrupt(err: Error) -> Step {
     Step::Fail(err)
 }
 
-/// Why a claim by `token` matched nothing; `Ok` with a move when the job's holder is
-/// gone and the implied release ends the job (cancel/kill requested, attempts used up).
-pub(crate) fn claim_refusal(row: &JobRow, token: FencingToken) -> Result<(StatusCode, Move), Step> {
+/// Why a claim by `token` through queue entry `entry` matched nothing; `Ok` with a move
+/// when the job's holder is gone and the implied release ends the job (cancel/kill
+/// requested, attempts used up).
+pub(crate) fn claim_refusal(
+    row: &JobRow,
+    token: FencingToken,
+    entry: &str,
+) -> Result<(StatusCode, Move), Step> {
     let code = row.code().map_err(corrupt)?;
     if code.is_terminal() {
         return Err(Step::Fail(finished(
@@ -76,27 +81,42 @@ pub(crate) fn claim_refusal(row: &JobRow, token: FencingToken) -> Result<(Status
             "it will not run again: consume the queue entry",
         )));
     }
-    if code.state() == State::Queued {
-        return Err(match checked(code, StatusCode::Preparing) {
-            Err(err) => Step::Fail(err),
-            Ok(()) => Step::Retry,
-        });
-    }
     let stored = row.token();
     if stored.is_some_and(|stored| stored >= token) {
         return Err(fenced(
             code,
             "stale_token",
             format!(
-                "job {} is held by fencing token {} (executor {}), which is not older than yours ({token}): your queue entry is stale; consume it and move on",
+                "job {} was claimed with fencing token {} (executor {}), which is not older than yours ({token}): your queue entry is stale; consume it and move on",
                 row.id,
                 token_text(stored),
                 row.executor.as_deref().unwrap_or("unknown"),
             ),
         ));
     }
-    // RUNNING under an older token: its holder is gone. Re-claiming releases first, and
-    // that release may end the job instead.
+    if code.state() == State::Queued {
+        return Err(match checked(code, StatusCode::Preparing) {
+            Err(err) => Step::Fail(err),
+            Ok(()) => Step::Retry,
+        });
+    }
+    if let Some(held) = row.queue_entry.as_deref().filter(|held| *held != entry) {
+        // Another entry of the same job (a duplicate the reconciler or a late enqueue
+        // made): it proves nothing about the holder, who may be running fine.
+        return Err(fenced(
+            code,
+            "held_elsewhere",
+            format!(
+                "job {} is running under queue entry {held} (executor {}, token {}); your entry {entry} is a duplicate: consume it and move on (the job is taken over only through a re-take of {held})",
+                row.id,
+                row.executor.as_deref().unwrap_or("unknown"),
+                token_text(stored),
+            ),
+        ));
+    }
+    // RUNNING under an older token of the same entry: the entry was taken again, so its
+    // holder's marker is gone. Re-claiming releases first, and that release may end the
+    // job instead.
     let (end, why) = if row.kill_requested {
         (
             StatusCode::KilledByAdmin,

@@ -62,25 +62,29 @@ macro_rules! current {
 pub(super) use current;
 
 impl Store {
-    /// Claims the job for the holder of `token`: `QUEUED` → `RUNNING`/`PREPARING`.
+    /// Claims the job for the holder of `token` on queue entry `entry`: `QUEUED` →
+    /// `RUNNING`/`PREPARING`, or a take-over of a `RUNNING` job through a re-take of
+    /// the entry it was claimed through. The caller has checked the marker in ZooKeeper.
     ///
     /// # Errors
     /// [`Error::JobNotFound`]; 409s ([`Error::Fenced`], [`Error::Conflict`],
-    /// [`Error::IllegalTransition`]) when the job is terminal, held by a token that is
-    /// not older, or not claimable; database errors.
+    /// [`Error::IllegalTransition`]) when the job is terminal, was claimed with a token
+    /// that is not older, runs under another entry, or is not claimable; database errors.
     pub(crate) async fn claim(
         &self,
         id: JobId,
         token: FencingToken,
         executor: &str,
+        entry: &str,
     ) -> Result<Job> {
         let message = format!("claimed by executor {executor}");
         for _ in 0..RETRIES {
-            let (sql, id_text, executor, message) = (
+            let (sql, id_text, executor, message, entry) = (
                 self.sql.clone(),
                 id.to_string(),
                 executor.to_owned(),
                 message.clone(),
+                entry.to_owned(),
             );
             let step = on_writer!(&self.pools, move |conn| {
                 let claimed = sqlx::query_as::<_, JobRow>(&sql.fenced.claim)
@@ -89,6 +93,7 @@ impl Store {
                     .bind(&executor)
                     .bind(&message)
                     .bind(super::now_us())
+                    .bind(&entry)
                     .fetch_optional(&mut *conn)
                     .await?;
                 if let Some(row) = claimed {
@@ -97,7 +102,7 @@ impl Store {
                 let Some(row) = current!(&mut *conn, sql, id_text)? else {
                     return Ok(Step::Fail(super::not_found(id)));
                 };
-                let step = match claim_refusal(&row, token) {
+                let step = match claim_refusal(&row, token, &entry) {
                     Err(step) => step,
                     Ok((code, mv)) => match cas!(&mut *conn, sql, row, code, mv)? {
                         Some(ended) => Step::Fail(super::decide::finished(

@@ -13,7 +13,7 @@ use crate::model::Job;
 pub(crate) const JOB_COLUMNS: &str = "id, action, params, priority, status_code, \
     status_message, progress, exit_code, attempts, max_attempts, timeout_secs, executor, \
     fencing_token, last_heartbeat_us, created_us, started_us, finished_us, idempotency_key, \
-    enqueued, retry_of, cancel_requested, kill_requested";
+    enqueued, retry_of, cancel_requested, kill_requested, queue_entry";
 
 /// A `jobs` row (its `state` column, which mirrors the code's state for filters and
 /// indexes, is not read back). Integers are `i64` (PostgreSQL `BIGINT`, SQLite `INTEGER`); times are
@@ -42,6 +42,7 @@ pub(crate) struct JobRow {
     pub(crate) retry_of: Option<String>,
     pub(crate) cancel_requested: bool,
     pub(crate) kill_requested: bool,
+    pub(crate) queue_entry: Option<String>,
 }
 
 impl JobRow {
@@ -105,6 +106,7 @@ impl JobRow {
             timeout_secs: u64::try_from(self.timeout_secs).unwrap_or(0),
             executor: self.executor.clone(),
             fencing_token: self.token(),
+            queue_entry: self.queue_entry.clone(),
             last_heartbeat: self.last_heartbeat_us.map(rfc3339),
             created_at: rfc3339(self.created_us),
             started_at: self.started_us.map(rfc3339),

@@ -45,7 +45,9 @@ fn codes_into(to: StatusCode, state: State, also: impl Fn(StatusCode) -> bool) -
 impl Statements {
     pub(crate) fn new() -> Statements {
         let claimed = StatusCode::Preparing;
-        // A RUNNING job under an older token: its holder died. Re-claiming counts as a
+        // Tokens only grow: a claim older than the stored token is stale whatever the
+        // state. A RUNNING job is re-claimed only through a re-take of the entry its holder
+        // claimed through (proof that holder's marker is gone); a re-claim counts as a
         // release (to ENQUEUED) then a claim, so both moves must be legal.
         let reclaimable = codes_into(StatusCode::Enqueued, State::Running, |_| {
             can_transition(StatusCode::Enqueued, claimed)
@@ -53,9 +55,11 @@ impl Statements {
         let claim = format!(
             "UPDATE jobs SET state = '{running}', status_code = '{claimed}', status_message = $4, \
              progress = 0, attempts = attempts + 1, executor = $3, fencing_token = $2, \
-             started_us = $5, last_heartbeat_us = $5, exit_code = NULL, finished_us = NULL \
-             WHERE id = $1 AND (status_code IN ({queued}) OR (status_code IN ({reclaimable}) \
-             AND fencing_token < $2 AND attempts < max_attempts \
+             queue_entry = $6, started_us = $5, last_heartbeat_us = $5, exit_code = NULL, \
+             finished_us = NULL \
+             WHERE id = $1 AND (fencing_token IS NULL OR fencing_token < $2) \
+             AND (status_code IN ({queued}) OR (status_code IN ({reclaimable}) \
+             AND (queue_entry IS NULL OR queue_entry = $6) AND attempts < max_attempts \
              AND cancel_requested = FALSE AND kill_requested = FALSE)) \
              RETURNING {JOB_COLUMNS}",
             running = State::Running,

@@ -1,6 +1,8 @@
-//! Job API benchmark: full job lifecycles (submit → claim → heartbeat → finish) over
-//! HTTP against the API served in-process, on SQLite and on PostgreSQL, with a real
-//! ZooKeeper (every submit is committed, put on the queue, then marked enqueued).
+//! Job API benchmark: full job lifecycles (submit → take → claim → heartbeat → finish →
+//! consume) over HTTP against the API served in-process, on SQLite and on PostgreSQL,
+//! with a real ZooKeeper (every submit is committed, put on the queue, then marked
+//! enqueued; every claim names a real taken entry, which the API proves in ZooKeeper).
+//! The claim check's own time comes from the API's `drover_claim_check_seconds`.
 //!
 //! ```text
 //! cargo run --release -p drover-tests --bin api-bench -- [--backend sqlite,postgres] \
@@ -9,14 +11,14 @@
 //! The load generator shares the machine (and the process) with the API, ZooKeeper and
 //! PostgreSQL: every figure is from this run on this machine.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use clap::{Parser, ValueEnum};
 use drover_api::{ApiConfig, ApiToken, Role};
-use drover_coordination::ZkSettings;
+use drover_coordination::{Queue, ZkSettings};
 use drover_tests::procfs::{children_of, cpu_ticks as ticks_of, TICKS_PER_SECOND};
 use drover_tests::{wait_until, PgServer, ZkServer};
 use serde_json::{json, Value};
@@ -189,12 +191,17 @@ async fn run_backend(args: &Args, backend: Backend, zk: &ZkServer) -> anyhow::Re
     if args.probe > 0 {
         probe(&http, &base, args.probe, args.clients).await?;
     }
-    let tokens = Arc::new(AtomicU64::new(1));
-    run_lifecycles(&http, &base, args.warmup, args.clients, &tokens).await?;
+    if args.without_zookeeper {
+        bail!("--without-zookeeper: claims are proven in ZooKeeper, so lifecycles need it");
+    }
+    // The executors' side: takes from the real queue, one watched view for all clients.
+    let hands = drover_tests::connect(&zk.connect_string(), Duration::from_secs(10)).await?;
+    let queue = Queue::open(&hands, "/job").await?;
+    run_lifecycles(&http, &base, args.warmup, args.clients, &queue).await?;
     let pg_pid = pg.as_ref().and_then(PgServer::pid);
     let cpu_before = CpuTicks::now(zk.pid(), pg_pid);
     let started = Instant::now();
-    let mut samples = run_lifecycles(&http, &base, args.lifecycles, args.clients, &tokens).await?;
+    let mut samples = run_lifecycles(&http, &base, args.lifecycles, args.clients, &queue).await?;
     let elapsed = started.elapsed();
     let cpu = CpuTicks::now(zk.pid(), pg_pid).since(&cpu_before);
 
@@ -220,6 +227,26 @@ async fn run_backend(args: &Args, backend: Backend, zk: &ZkServer) -> anyhow::Re
         );
         println!("  {name:<10} {p50:>9.2} {p99:>9.2} {max:>9.2}");
     }
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let (sum, count) = histogram_totals(&metrics, "drover_claim_check_seconds");
+    let claims = &samples[1].0;
+    #[allow(clippy::cast_precision_loss)]
+    let claim_mean_ms = claims.iter().sum::<u64>() as f64 / claims.len().max(1) as f64 / 1000.0;
+    #[allow(clippy::cast_precision_loss)]
+    let check_mean_ms = if count > 0.0 {
+        sum / count * 1000.0
+    } else {
+        0.0
+    };
+    println!(
+        "  claim check in ZooKeeper (warm-up included): {count:.0} checks, mean {check_mean_ms:.3} ms = {:.0}% of the mean claim ({claim_mean_ms:.3} ms)",
+        100.0 * check_mean_ms / claim_mean_ms.max(f64::EPSILON)
+    );
 
     shutdown.cancel();
     server.await??;
@@ -301,25 +328,35 @@ async fn probe(
     Ok(())
 }
 
+/// The sum and count of a Prometheus histogram, over every label set.
+fn histogram_totals(text: &str, name: &str) -> (f64, f64) {
+    let total = |suffix: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{suffix}")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    (total("_sum"), total("_count"))
+}
+
 /// Runs `count` lifecycles on `clients` concurrent clients; latencies per call kind.
 async fn run_lifecycles(
     http: &reqwest::Client,
     base: &str,
     count: usize,
     clients: usize,
-    tokens: &Arc<AtomicU64>,
+    queue: &Queue,
 ) -> anyhow::Result<[Samples; 4]> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for client in 0..clients {
-        let (http, base, next, tokens) =
-            (http.clone(), base.to_owned(), next.clone(), tokens.clone());
+        let (http, base, next, queue) =
+            (http.clone(), base.to_owned(), next.clone(), queue.clone());
         tasks.push(tokio::spawn(async move {
             let mut samples: [Samples; 4] = Default::default();
             let executor = format!("bench-{client}");
             while next.fetch_add(1, Ordering::Relaxed) < count {
-                let token = i64::try_from(tokens.fetch_add(1, Ordering::Relaxed))?;
-                lifecycle(&http, &base, &executor, token, &mut samples).await?;
+                lifecycle(&http, &base, &executor, &queue, &mut samples).await?;
             }
             Ok::<_, anyhow::Error>(samples)
         }));
@@ -349,7 +386,7 @@ async fn lifecycle(
     http: &reqwest::Client,
     base: &str,
     executor: &str,
-    token: i64,
+    queue: &Queue,
     samples: &mut [Samples; 4],
 ) -> anyhow::Result<()> {
     let submit = json!({ "action": "bench" });
@@ -366,8 +403,14 @@ async fn lifecycle(
         "submit was not enqueued: job {}",
         job.id
     );
-    let url = format!("{base}/v1/jobs/{}/", job.id);
-    let claim = json!({ "token": token, "executor": executor });
+    // Take whatever entry comes first (another client's job, often), as an executor does.
+    let taken = queue
+        .take(Some(Duration::from_secs(30)))
+        .await?
+        .context("nothing to take after a submit")?;
+    let token = taken.token().get();
+    let url = format!("{base}/v1/jobs/{}/", taken.job_id()?);
+    let claim = json!({ "token": token, "executor": executor, "entry": taken.name() });
     let claimed: JobAnswer = call(
         http,
         &format!("{url}claim"),
@@ -406,6 +449,7 @@ async fn lifecycle(
         job.id,
         done.state
     );
+    taken.consume().await?;
     Ok(())
 }
 

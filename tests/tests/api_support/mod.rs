@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use drover_api::{ApiConfig, ApiToken, Role};
 use drover_coordination::ZkSettings;
-use drover_tests::{init_test_tracing, wait_until, within, PgServer, ZkServer};
+use drover_tests::{init_test_tracing, wait_until, within, Hold, PgServer, ZkServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -67,6 +67,10 @@ pub struct TestApi {
     pub zk: Option<ZkServer>,
     pub database_url: String,
     pub config: ApiConfig,
+    /// ZooKeeper as the API was pointed at it (may be down).
+    pub zk_hosts: String,
+    /// The test's own session, for taking queue entries as an executor would.
+    hands: tokio::sync::OnceCell<drover_coordination::Session>,
     database: Database,
     shutdown: CancellationToken,
     task: Option<JoinHandle<drover_api::Result<()>>>,
@@ -145,6 +149,8 @@ impl TestApi {
             zk: None,
             database_url: url,
             config,
+            zk_hosts: zk_hosts.to_owned(),
+            hands: tokio::sync::OnceCell::new(),
             database,
             shutdown,
             task: Some(task),
@@ -265,16 +271,45 @@ impl TestApi {
         Ok(job["id"].as_str().context("a job id")?.to_owned())
     }
 
+    /// The test's own ZooKeeper session.
+    pub async fn hands(&self) -> anyhow::Result<&drover_coordination::Session> {
+        self.hands
+            .get_or_try_init(|| drover_tests::connect(&self.zk_hosts, Duration::from_secs(4)))
+            .await
+    }
+
+    /// Takes the job's queue entry as an executor would.
+    pub async fn take(&self, id: &str) -> anyhow::Result<Hold> {
+        drover_tests::hold_entry(self.hands().await?, id).await
+    }
+
+    /// Takes the same entry again (the old marker gone, as when its holder died).
+    pub async fn retake(&self, hold: &Hold) -> anyhow::Result<Hold> {
+        drover_tests::retake(self.hands().await?, hold).await
+    }
+
+    /// Takes the job's entry and claims it; returns the hold with the answer.
+    pub async fn take_and_claim(
+        &self,
+        id: &str,
+        executor: &str,
+    ) -> anyhow::Result<(Hold, StatusCode, Value)> {
+        let hold = self.take(id).await?;
+        let (status, body) = self.claim(id, &hold, executor).await?;
+        Ok((hold, status, body))
+    }
+
+    /// Claims the job with a held entry.
     pub async fn claim(
         &self,
         id: &str,
-        token: i64,
+        hold: &Hold,
         executor: &str,
     ) -> anyhow::Result<(StatusCode, Value)> {
         self.post(
             &format!("/v1/jobs/{id}/claim"),
             EXECUTOR,
-            json!({ "token": token, "executor": executor }),
+            json!({ "token": hold.token, "executor": executor, "entry": hold.entry }),
         )
         .await
     }

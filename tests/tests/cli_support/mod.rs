@@ -175,15 +175,24 @@ pub(crate) struct FakeExecutor {
     client: ApiClient,
     id: JobId,
     token: FencingToken,
+    /// Holds the taken marker for as long as the fake executor lives.
+    _session: drover_coordination::Session,
 }
 
 impl FakeExecutor {
     pub(crate) async fn claim(sandbox: &Sandbox, id: JobId) -> anyhow::Result<FakeExecutor> {
         let client = sandbox.client(EXECUTOR)?;
-        let token = FencingToken::new(1000);
+        let session = drover_tests::connect(
+            &sandbox.zk.connect_string(),
+            std::time::Duration::from_secs(4),
+        )
+        .await?;
+        let hold = drover_tests::hold_entry(&session, &id.to_string()).await?;
+        let token = FencingToken::new(hold.token);
         let claim = Claim {
             token,
             executor: "fake-executor".to_owned(),
+            entry: hold.entry,
         };
         let job = client.claim(id, &claim).await.context("claim")?;
         ensure!(
@@ -191,7 +200,12 @@ impl FakeExecutor {
             "claimed job is {:?}",
             job.state
         );
-        Ok(FakeExecutor { client, id, token })
+        Ok(FakeExecutor {
+            client,
+            id,
+            token,
+            _session: session,
+        })
     }
 
     pub(crate) async fn progress(&self, percent: u8) -> anyhow::Result<()> {
