@@ -75,6 +75,20 @@ pub(crate) enum Command {
     /// Lists the distributions with their current leader and last / next tick.
     #[command(after_help = EXIT_CODES)]
     Distributions(ClientArgs),
+    /// The executor's watchdog process (started by `drover executor`, not by hand).
+    #[command(name = "executor-watchdog", hide = true)]
+    ExecutorWatchdog(WatchdogArgs),
+}
+
+/// What `drover executor` passes its watchdog.
+#[derive(Debug, Args)]
+pub(crate) struct WatchdogArgs {
+    /// The executor's id (its containers' `drover.executor` label).
+    pub(crate) executor: String,
+    /// The directory the two share.
+    pub(crate) dir: PathBuf,
+    /// Silence, in milliseconds, after which the containers are killed.
+    pub(crate) silence_ms: u64,
 }
 
 /// A role's options.

@@ -469,10 +469,11 @@ async fn check_suspects(view: &Shared, session: &Session) {
 
 /// How long after the client noticed a disconnection a session's holdings are given up,
 /// as a fraction of the session timeout. The client notices after 2/5 of the timeout
-/// without a reply, so holders stop at about half the timeout after the last contact:
-/// the other half is for killing their work before the server can expire the session
-/// and let anyone else take the entries.
-const GIVE_UP_AFTER_NOTICED: u32 = 10;
+/// without a reply, so holders stop at about 13/20 of the timeout after the last
+/// contact: the rest (7/20: 3.5 s of the default 10 s) is for killing their work before
+/// the server can expire the session and let anyone else take the entries. Shorter
+/// would turn more passing disconnections into reruns.
+const GIVE_UP_AFTER_NOTICED: u32 = 4;
 
 /// Trips the lost signal of everything a session holds when the session ends, or when it
 /// has been disconnected so long that the server may soon expire it. A holding given up

@@ -44,6 +44,10 @@ pub struct ExecutorConfig {
     /// Run that listener at all (default true; tests running several executors on one
     /// host turn it off).
     pub metrics: bool,
+    /// Run a watchdog process that kills this executor's containers when the executor
+    /// stops answering for 2/5 of the ZooKeeper session timeout (frozen) or dies
+    /// (default true; needs Docker). Off only when the executor is not the `drover` binary.
+    pub watchdog: bool,
 }
 
 impl Default for ExecutorConfig {
@@ -61,6 +65,7 @@ impl Default for ExecutorConfig {
             log_flush_interval: Duration::from_millis(500),
             metrics_listen: SocketAddr::from(([0, 0, 0, 0], 9101)),
             metrics: true,
+            watchdog: true,
         }
     }
 }

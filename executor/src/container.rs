@@ -13,9 +13,9 @@ use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::{body_full, Docker};
 use drover_actions::PullPolicy;
@@ -286,6 +286,9 @@ impl DockerRuntime {
             nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
             network_mode: Some(spec.network.clone()),
             readonly_rootfs: Some(spec.read_only),
+            // a real init as PID 1 (Docker's docker-init): signals reach the action, so a
+            // graceful stop is one, and zombies are reaped
+            init: Some(true),
             readonly_paths: Some(READONLY_PATHS.iter().map(|p| (*p).to_owned()).collect()),
             mounts: shared.as_ref().map(|volume| {
                 vec![Mount {
@@ -645,6 +648,32 @@ impl DockerRuntime {
         }
     }
 
+    /// Kills a container at once (SIGKILL) and waits until Docker says it is not running:
+    /// for work that is no longer ours, where a grace period would be an overlap.
+    pub async fn kill(&self, id: &str) {
+        let options = KillContainerOptionsBuilder::default()
+            .signal("KILL")
+            .build();
+        if let Err(e) = self.docker.kill_container(id, Some(options)).await {
+            debug!(container = %id, error = %e, "kill failed (it may have exited already)");
+        }
+    }
+
+    /// Kills and removes every container of `job` (earlier attempts a previous holder
+    /// left on this daemon).
+    pub async fn kill_job_leftovers(&self, job: drover_core::JobId) {
+        match self.list_labelled(LABEL_JOB, &job.to_string()).await {
+            Ok(ids) => {
+                for id in ids {
+                    warn!(container = %id, job = %job, "killing a container an earlier holder of the job left running");
+                    self.kill(&id).await;
+                    self.remove(&id).await;
+                }
+            }
+            Err(e) => warn!(job = %job, error = %e, "cannot list earlier containers of the job"),
+        }
+    }
+
     /// Removes a container and its anonymous volume, whatever its state (and gives back
     /// the shared parameters volume it mounted).
     pub async fn remove(&self, id: &str) {
@@ -662,6 +691,26 @@ impl DockerRuntime {
             }) => {}
             Err(e) => warn!(container = %id, error = %e, "cannot remove container"),
         }
+    }
+
+    /// Ids of running containers labelled with `label=value`.
+    ///
+    /// # Errors
+    /// [`ContainerError::Docker`].
+    pub async fn running_labelled(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> Result<Vec<String>, ContainerError> {
+        let options = ListContainersOptionsBuilder::default()
+            .filters(&label_filter(label, value))
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(docker_err("list"))?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
     /// Ids of containers (running or not) labelled with `label=value`.

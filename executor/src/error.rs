@@ -15,4 +15,7 @@ pub enum Error {
     /// The metrics endpoint could not be served.
     #[error("{0}")]
     Metrics(String),
+    /// The watchdog process could not be started.
+    #[error("{0}")]
+    Watchdog(String),
 }

@@ -20,6 +20,7 @@ mod runner;
 mod slot;
 mod stop;
 mod supervisor;
+pub mod watchdog;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -83,6 +84,13 @@ pub async fn run(
     if let Some(docker) = &docker {
         remove_leftovers(docker, &id).await;
     }
+    let watchdog = match &docker {
+        Some(_) if config.watchdog => Some(Arc::new(watchdog::Watchdog::start(
+            &id,
+            watchdog::silence_for(zk.session_timeout),
+        )?)),
+        _ => None,
+    };
     let metrics = if config.metrics {
         let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
@@ -110,6 +118,7 @@ pub async fn run(
             docker,
             stop_grace: config.stop_grace,
             api,
+            watchdog,
         },
         backoff: Backoff::new(Duration::from_millis(200), config.backoff_max),
         queue: queue_rx,

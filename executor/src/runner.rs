@@ -43,6 +43,8 @@ pub(crate) struct RunEnv {
     pub(crate) stop_grace: Duration,
     /// The API, for built-in actions that call it (`cleanup_jobs`).
     pub(crate) api: drover_api::client::ApiClient,
+    /// The watchdog that kills our containers if we freeze or die.
+    pub(crate) watchdog: Option<std::sync::Arc<crate::watchdog::Watchdog>>,
 }
 
 /// Runs `action` for `job` until it ends or `stop` trips.
@@ -186,6 +188,11 @@ async fn run_docker(
             }
         }
     };
+    if job.attempts > 1 {
+        // A take-over: a previous holder's container may still run on this daemon (it
+        // froze or died); it is not its job any more.
+        docker.kill_job_leftovers(job.id).await;
+    }
     if let Some(reason) = stop.reason() {
         return stopped(reason, None);
     }
@@ -210,6 +217,12 @@ async fn run_docker(
             ))
         }
     };
+    // The create may have taken long (a slow daemon, a paused executor): the job may
+    // not be ours any more, and starting it now would be a second live run.
+    if let Some(reason) = stop.reason() {
+        docker.remove(&id).await;
+        return stopped(reason, None);
+    }
     let outcome = supervise(docker, &id, env, spec, reporter, stop, timeout).await;
     docker.remove(&id).await;
     outcome
@@ -251,7 +264,12 @@ async fn supervise(
         },
         why = stop.tripped() => {
             reason = Some(why);
-            docker.stop(id, env.stop_grace).await;
+            if why.abandons() {
+                // Someone else may run the job now: not a second of grace.
+                docker.kill(id).await;
+            } else {
+                docker.stop(id, env.stop_grace).await;
+            }
             docker.wait(id).await
         },
     };
@@ -261,6 +279,14 @@ async fn supervise(
         .is_err()
     {
         warn!(container = %id, "container output did not end within 10 s of its exit");
+    }
+    if env.watchdog.as_ref().is_some_and(|w| w.killed(id)) {
+        // We were frozen long enough for the watchdog to act: the job did not fail, it
+        // was stopped so that no second run could overlap it. Give it back.
+        return Outcome::Released(format!(
+            "executor {} stopped answering (frozen or starved) for longer than its watchdog allows, so the watchdog killed the container before anyone else could run the job",
+            env.executor_id
+        ));
     }
     match (reason, exit) {
         (Some(reason), exit) => stopped(reason, exit.ok().map(|e| e.code)),

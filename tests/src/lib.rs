@@ -9,6 +9,8 @@
 //!   free loopback port; a database per test, stop, kill (crash), restart.
 //! - [`TcpProxy`]: a TCP forwarder that cuts ([`TcpProxy::block`]) or silences
 //!   ([`TcpProxy::blackhole`]) a client's link to a server, to expire sessions.
+//! - [`OverlapMonitor`]: polls Docker for two running containers of one job.
+//! - [`DockerProxy`]: a Docker API socket that holds up container creates.
 //! - [`wait_until`] and [`within`]: poll a predicate, or bound a future that could hang,
 //!   with a message saying what was awaited.
 //! - [`Python`], [`run_python`] and [`spawn_python`]: scripts (inline or in `python/`)
@@ -19,10 +21,12 @@
 //!   claims the API checks in ZooKeeper.
 //! - [`init_test_tracing`]: a `RUST_LOG` subscriber that writes through the test harness.
 
+mod docker_proxy;
 mod drover;
 mod ensemble;
 mod four_letter;
 mod hold;
+mod overlap;
 mod postgres;
 pub mod procfs;
 mod proxy;
@@ -30,10 +34,12 @@ mod python;
 mod wait;
 mod zookeeper;
 
+pub use docker_proxy::DockerProxy;
 pub use drover::{drover_binary, drover_command, free_port, run_drover, wait_api_ready};
 pub use ensemble::{Ensemble, EnsembleBuilder};
 pub use four_letter::ZkMode;
 pub use hold::{entries_of, hold_entry, release_hold, retake, take_named, Hold};
+pub use overlap::{JobSighting, OverlapMonitor};
 pub use postgres::{PgServer, PgServerBuilder};
 pub use proxy::TcpProxy;
 pub use python::{

@@ -14,8 +14,8 @@ use serde_json::json;
 #[tokio::test]
 async fn two_hundred_docker_jobs_over_two_executors() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
-    let _a = cluster.executor(&ExecutorOptions::new("exec-a", 4)).await?;
-    let _b = cluster.executor(&ExecutorOptions::new("exec-b", 4)).await?;
+    let a = cluster.executor(&ExecutorOptions::new("exec-a", 4)).await?;
+    let b = cluster.executor(&ExecutorOptions::new("exec-b", 4)).await?;
     let started = Instant::now();
     let ids = try_join_all((0..200).map(|n| cluster.submit("echo", json!({ "n": n })))).await?;
     let jobs = try_join_all(
@@ -35,7 +35,14 @@ async fn two_hundred_docker_jobs_over_two_executors() -> anyhow::Result<()> {
         HashSet::from(["exec-a".to_owned(), "exec-b".to_owned()]),
         "both executors ran jobs"
     );
-    assert!(jobs.iter().all(|j| j.attempts == 1), "each ran once");
+    let reruns: Vec<_> = jobs.iter().filter(|j| j.attempts != 1).collect();
+    assert!(
+        reruns.is_empty(),
+        "each ran once, but {} ran again: {reruns:#?}\nexec-a:\n{}\nexec-b:\n{}",
+        reruns.len(),
+        a.log(),
+        b.log()
+    );
     for executor in ["exec-a", "exec-b"] {
         assert!(
             containers_of(executor).await?.is_empty(),
@@ -282,10 +289,16 @@ async fn an_executor_whose_session_expires_stops_its_containers_and_writes_nothi
         assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
         assert_eq!(job.executor.as_deref(), Some("exec-other"));
     }
+    let log = frozen.log();
     assert!(
-        frozen.log().contains("no longer ours"),
-        "the frozen executor said it gave up:\n{}",
-        frozen.log()
+        [
+            "no longer ours",
+            "fenced us off",
+            "killed the container before anyone else"
+        ]
+        .iter()
+        .any(|said| log.contains(said)),
+        "the frozen executor said it gave up:\n{log}"
     );
     Ok(())
 }

@@ -40,6 +40,15 @@ pub(crate) async fn run(
         Command::Kill(args) => control::run(control::Verb::Kill, args).await,
         Command::Executors(args) => executors::run(args).await,
         Command::Distributions(args) => distributions::run(args).await,
+        Command::ExecutorWatchdog(args) => {
+            drover_executor::watchdog::run(
+                args.executor,
+                args.dir,
+                std::time::Duration::from_millis(args.silence_ms),
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! A small real cluster for executor tests: ZooKeeper, `drover api` (SQLite) and
 //! `drover executor` processes, with Docker actions on the `drover/busybox` image.
 
+#![allow(dead_code)] // each test file uses part of it
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -79,6 +81,14 @@ command = ["sh", "-c", "cat /drover/params.json; echo; touch /drover/x 2>/dev/nu
 "#,
     ),
     (
+        "stubborn",
+        r#"name = "stubborn"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "trap '' TERM; i=0; while [ $i -lt ${DROVER_PARAM_SECONDS:-30}0 ]; do sleep 0.1; i=$((i+1)); done; echo finished"]
+"#,
+    ),
+    (
         "linger",
         r#"name = "linger"
 image = "drover/busybox:latest"
@@ -104,6 +114,11 @@ pub(crate) struct ExecutorOptions {
     pub(crate) slots: usize,
     pub(crate) drain_timeout: Duration,
     pub(crate) metrics_port: Option<u16>,
+    /// `DOCKER_HOST` for this executor (a [`drover_tests::DockerProxy`]).
+    pub(crate) docker_host: Option<String>,
+    /// ZooKeeper as this executor reaches it (a [`drover_tests::TcpProxy`]), if not
+    /// directly.
+    pub(crate) zk_hosts: Option<String>,
 }
 
 impl ExecutorOptions {
@@ -113,6 +128,8 @@ impl ExecutorOptions {
             slots,
             drain_timeout: Duration::from_secs(120),
             metrics_port: None,
+            docker_host: None,
+            zk_hosts: None,
         }
     }
 }
@@ -162,7 +179,9 @@ token = "{EXECUTOR}"
 role = "executor"
 "#,
             url = self.url,
-            zk = self.zk.connect_string(),
+            zk = executor
+                .and_then(|e| e.zk_hosts.clone())
+                .unwrap_or_else(|| self.zk.connect_string()),
             session = SESSION.as_millis(),
             port = self.api_port,
             db = db.display(),
@@ -260,6 +279,9 @@ metrics_listen = "127.0.0.1:{metrics_port}"
             .arg(&config)
             .env("RUST_LOG", "info,drover_executor=debug")
             .env("NO_COLOR", "1");
+        if let Some(host) = &options.docker_host {
+            command.env("DOCKER_HOST", host);
+        }
         let child = LineChild::spawn(command)?;
         Ok(Executor {
             child,
@@ -386,6 +408,58 @@ async fn docker_ids(listing: &[&str], label: &str) -> anyhow::Result<Vec<String>
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_owned)
+        .collect())
+}
+
+/// Docker's events for containers of job `id` since `since` (Unix seconds): (time in
+/// nanoseconds, action such as `start` or `die`, the `drover.attempt` label), in order.
+pub(crate) async fn container_events(
+    id: JobId,
+    since: u64,
+) -> anyhow::Result<Vec<(u128, String, String)>> {
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 1;
+    let out = tokio::process::Command::new("docker")
+        .args([
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+        ])
+        .args(["--filter", "type=container"])
+        .args(["--filter", &format!("label=drover.job={id}")])
+        .args([
+            "--format",
+            "{{.TimeNano}} {{.Action}} {{index .Actor.Attributes \"drover.attempt\"}}",
+        ])
+        .output()
+        .await?;
+    ensure!(
+        out.status.success(),
+        "docker events failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut events = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut parts = line.split_whitespace();
+        if let (Some(t), Some(action), Some(attempt)) = (parts.next(), parts.next(), parts.next()) {
+            events.push((t.parse()?, action.to_owned(), attempt.to_owned()));
+        }
+    }
+    Ok(events)
+}
+
+/// The `drover.attempt` label of every container of job `id` that Docker started since
+/// `since` (Unix seconds), in order.
+pub(crate) async fn started_attempts(id: JobId, since: u64) -> anyhow::Result<Vec<String>> {
+    Ok(container_events(id, since)
+        .await?
+        .into_iter()
+        .filter(|(_, action, _)| action == "start")
+        .map(|(_, _, attempt)| attempt)
         .collect())
 }
 

@@ -1,0 +1,192 @@
+//! Executors when faults combine with running work: a job lost while its container is
+//! being created, a fenced holder, an oversized result, and what they leave behind. Real
+//! ZooKeeper, `drover api` and `drover executor` processes, and the Docker engine.
+
+mod executor_support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use drover_core::State;
+use drover_tests::{connect, entries_of, wait_until, DockerProxy, OverlapMonitor, TcpProxy};
+use executor_support::{container_events, started_attempts, Cluster, ExecutorOptions, SESSION};
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_lost_while_its_container_is_created_never_starts_it() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    // A slow daemon: every create takes 3 s.
+    let proxy = DockerProxy::start(Duration::from_secs(3))?;
+    let mut options = ExecutorOptions::new("slow-docker", 1);
+    options.docker_host = Some(proxy.docker_host());
+    let executor = cluster.executor(&options).await?;
+    let since = unix_now();
+    let id = cluster.submit("linger", json!({ "seconds": 1 })).await?;
+    wait_until(
+        "the create to be under way",
+        Duration::from_secs(30),
+        || async { proxy.creates() >= 1 },
+    )
+    .await?;
+
+    // Meanwhile the job stops being this executor's: its taken marker goes, as when
+    // the session expires or an operator deletes it.
+    let hands = connect(&cluster.zk.connect_string(), SESSION).await?;
+    let entry = entries_of(&hands, &id.to_string())
+        .await?
+        .pop()
+        .context("the job's entry")?;
+    hands
+        .client()
+        .delete(&format!("/job/taken/{entry}"), None)
+        .await?;
+
+    // The entry is free again; the executor takes it once more and runs attempt 2.
+    let admin = cluster.admin()?;
+    wait_until("attempt 2 to finish", Duration::from_secs(60), || async {
+        admin
+            .get(id)
+            .await
+            .is_ok_and(|job| job.attempts >= 2 && job.state.is_terminal())
+    })
+    .await
+    .with_context(|| executor.log())?;
+    let job = admin.get(id).await?;
+    assert_eq!(job.state, State::Success, "{job:?}");
+    let started = started_attempts(id, since).await?;
+    assert!(
+        !started.iter().any(|a| a == "1"),
+        "attempt 1's container was started after the job was lost: started {started:?}\n{}",
+        executor.log()
+    );
+    assert_eq!(started, ["2"], "only attempt 2 ran");
+    Ok(())
+}
+
+/// When attempt `first` died and attempt `first + 1` started, in Docker's clock.
+fn handover(events: &[(u128, String, String)], first: u32) -> Option<(u128, u128)> {
+    let at = |action: &str, attempt: u32| {
+        events
+            .iter()
+            .find(|(_, a, n)| a == action && *n == attempt.to_string())
+            .map(|(t, _, _)| *t)
+    };
+    Some((at("die", first)?, at("start", first + 1)?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_executor_never_overlaps_its_successor() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let monitor = OverlapMonitor::start().await?;
+    let frozen = cluster.executor(&ExecutorOptions::new("frozen", 1)).await?;
+    let since = unix_now();
+    // An action that ignores SIGTERM, as many do: a graceful stop takes its full grace.
+    let id = cluster.submit("stubborn", json!({ "seconds": 6 })).await?;
+    cluster
+        .reaches(id, State::Running, Duration::from_secs(30))
+        .await?;
+    wait_until("the container to run", Duration::from_secs(30), || async {
+        monitor.job(&id.to_string()).max_running == 1
+    })
+    .await?;
+    let heir = cluster.executor(&ExecutorOptions::new("heir", 1)).await?;
+
+    // Frozen past its session timeout: its session expires and the heir takes over,
+    // while the frozen process cannot stop anything itself.
+    frozen.signal(Signal::SIGSTOP)?;
+    let admin = cluster.admin()?;
+    wait_until("the heir to take over", Duration::from_secs(30), || async {
+        admin
+            .get(id)
+            .await
+            .is_ok_and(|j| j.attempts == 2 && j.executor.as_deref() == Some("heir"))
+    })
+    .await
+    .with_context(|| heir.log())?;
+    tokio::time::sleep(SESSION).await;
+    frozen.signal(Signal::SIGCONT)?;
+    let job = cluster.finished(id, Duration::from_secs(60)).await?;
+    assert_eq!(job.state, State::Success, "{job:?}");
+    let sighting = monitor.job(&id.to_string());
+    let events = container_events(id, since).await?;
+    let (died, started) = handover(&events, 1).context("attempt 1 died, attempt 2 started")?;
+    eprintln!(
+        "frozen holder: attempt 1 died {:.0} ms before attempt 2 started; monitor: {sighting:?}",
+        (started as f64 - died as f64) / 1e6
+    );
+    assert!(
+        died < started,
+        "attempt 2 started before attempt 1 died: {events:?}"
+    );
+    assert_eq!(
+        sighting.max_running, 1,
+        "two containers ran at once: {sighting:?}"
+    );
+    assert!(
+        frozen.log().contains("watchdog"),
+        "the watchdog acted: {}",
+        frozen.log()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_executor_kills_its_container_before_its_session_can_expire(
+) -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let monitor = OverlapMonitor::start().await?;
+    let proxy = TcpProxy::start(cluster.zk.connect_string()).await?;
+    let mut options = ExecutorOptions::new("cut-off", 1);
+    options.zk_hosts = Some(proxy.connect_string());
+    let cut_off = cluster.executor(&options).await?;
+    let since = unix_now();
+    // An action that ignores SIGTERM, as many do: a graceful stop takes its full grace.
+    let id = cluster.submit("stubborn", json!({ "seconds": 6 })).await?;
+    cluster
+        .reaches(id, State::Running, Duration::from_secs(30))
+        .await?;
+    wait_until("the container to run", Duration::from_secs(30), || async {
+        monitor.job(&id.to_string()).max_running == 1
+    })
+    .await?;
+    let heir = cluster.executor(&ExecutorOptions::new("heir", 1)).await?;
+
+    // Its link to ZooKeeper goes silent (the API stays reachable).
+    proxy.blackhole();
+    let admin = cluster.admin()?;
+    wait_until("the heir to take over", Duration::from_secs(30), || async {
+        admin
+            .get(id)
+            .await
+            .is_ok_and(|j| j.attempts == 2 && j.executor.as_deref() == Some("heir"))
+    })
+    .await
+    .with_context(|| heir.log())?;
+    proxy.unblock();
+    let job = cluster.finished(id, Duration::from_secs(60)).await?;
+    assert_eq!(job.state, State::Success, "{job:?}");
+    let events = container_events(id, since).await?;
+    let (died, started) = handover(&events, 1).context("attempt 1 died, attempt 2 started")?;
+    let sighting = monitor.job(&id.to_string());
+    eprintln!(
+        "partitioned holder (session {SESSION:?}): attempt 1 died {:.0} ms before attempt 2 started; monitor: {sighting:?}",
+        (started as f64 - died as f64) / 1e6
+    );
+    assert!(
+        died < started,
+        "attempt 2 started before attempt 1 died: {events:?}"
+    );
+    assert_eq!(
+        sighting.max_running, 1,
+        "two containers ran at once: {sighting:?}"
+    );
+    drop(cut_off);
+    Ok(())
+}
