@@ -87,6 +87,13 @@ pub enum Error {
         hint: &'static str,
     },
 
+    /// The request body did not arrive in time (408; the connection is closed).
+    #[error("the request body did not arrive within {timeout:?} (api.body_timeout): send the whole body right after the headers, as long as Content-Length says, or ask the operator to raise api.body_timeout")]
+    BodyTimeout {
+        /// `api.body_timeout`.
+        timeout: std::time::Duration,
+    },
+
     /// No usable bearer token (401).
     #[error("{0}")]
     Unauthenticated(String),
@@ -217,6 +224,7 @@ impl Error {
         match self {
             Error::InvalidInput { .. } | Error::MalformedJson { .. } => HttpStatus::BAD_REQUEST,
             Error::TooLarge { .. } => HttpStatus::PAYLOAD_TOO_LARGE,
+            Error::BodyTimeout { .. } => HttpStatus::REQUEST_TIMEOUT,
             Error::Unauthenticated(_) => HttpStatus::UNAUTHORIZED,
             Error::Forbidden { .. } => HttpStatus::FORBIDDEN,
             Error::JobNotFound { .. } | Error::RouteNotFound { .. } => HttpStatus::NOT_FOUND,
@@ -244,6 +252,7 @@ impl Error {
             Error::InvalidInput { .. } => "invalid_input",
             Error::MalformedJson { .. } => "malformed_json",
             Error::TooLarge { .. } => "too_large",
+            Error::BodyTimeout { .. } => "request_timeout",
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden { .. } => "forbidden",
             Error::JobNotFound { .. } | Error::RouteNotFound { .. } => "not_found",
@@ -326,6 +335,12 @@ impl IntoResponse for Error {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == HttpStatus::REQUEST_TIMEOUT {
+            // The rest of the body may still come: the connection cannot be reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -12,7 +12,9 @@ use crate::error::Error;
 use crate::server::AppState;
 
 /// A JSON request body of type `T`; unknown fields, wrong types and syntax errors are
-/// 400s naming the field, an oversized body is a 413.
+/// 400s naming the field, an oversized body is a 413, and a body that has not arrived
+/// whole within `api.body_timeout` is a 408 (a deadline for the whole body, not for the
+/// gaps between its bytes, so a trickle cannot hold a connection either).
 #[derive(Debug)]
 pub(crate) struct JsonBody<T>(pub(crate) T);
 
@@ -34,7 +36,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        let timeout = state.config.body_timeout;
+        let read = tokio::time::timeout(timeout, Bytes::from_request(req, state)).await;
+        let read = read.map_err(|_| Error::BodyTimeout { timeout })?;
+        let bytes = read.map_err(|rejection| {
             if rejection.status() == HttpStatus::PAYLOAD_TOO_LARGE {
                 Error::TooLarge {
                     what: "the request body",

@@ -63,6 +63,7 @@ enum Database {
 /// An API served in-process, with its ZooKeeper and database.
 pub struct TestApi {
     pub base: String,
+    pub addr: std::net::SocketAddr,
     pub http: reqwest::Client,
     pub zk: Option<ZkServer>,
     pub database_url: String,
@@ -131,7 +132,8 @@ impl TestApi {
         tweak(&mut config);
         let zk = ZkSettings::new(zk_hosts).with_session_timeout(Duration::from_secs(4));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
+        let addr = listener.local_addr()?;
+        let base = format!("http://{addr}");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(drover_api::serve(
             listener,
@@ -141,6 +143,7 @@ impl TestApi {
         ));
         let api = TestApi {
             base,
+            addr,
             http: reqwest::Client::builder().timeout(DEADLINE).build()?,
             zk: None,
             database_url: url,
@@ -383,6 +386,12 @@ impl TestApi {
                 n
             }
         })
+    }
+
+    /// Cancels the shutdown token without waiting: the API stops accepting and lets the
+    /// requests in flight finish ([`stop`](Self::stop) then waits for it).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
     }
 
     /// Cancels the shutdown token and waits for `serve` to return.
