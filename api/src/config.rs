@@ -15,13 +15,14 @@ use crate::error::{Error, Result};
 pub enum Role {
     /// Everything, including kill.
     Admin,
-    /// User endpoints: submit, cancel, retry and every read.
+    /// User endpoints: submit, cancel, retry and every read; not the built-in
+    /// maintenance actions (`cleanup_jobs`).
     Submitter,
     /// Executor endpoints (claim, heartbeat, logs, finish, release), `cleanup_jobs`'s
     /// `POST /v1/admin/cleanup`, and every read.
     Executor,
-    /// Distributors: submit (the jobs their schedules generate), the reconciler's
-    /// `POST /v1/admin/reconcile`, and every read.
+    /// Distributors: submit (the jobs their schedules generate, `cleanup_jobs` included),
+    /// the reconciler's `POST /v1/admin/reconcile`, and every read.
     Distributor,
 }
 

@@ -109,6 +109,21 @@ pub enum Error {
         needed: &'static str,
     },
 
+    /// The token's role may not submit this action (403).
+    #[error("token {caller:?} has role {role}; the built-in maintenance action {action} ({what}) may be submitted or retried only with {needed}: schedule it with a distribution ([[distributor.distributions]]), or ask an admin to run it")]
+    ForbiddenAction {
+        /// The token's name.
+        caller: String,
+        /// The token's role.
+        role: &'static str,
+        /// The action.
+        action: String,
+        /// What the action does, for the message.
+        what: &'static str,
+        /// The roles that may.
+        needed: &'static str,
+    },
+
     /// No such job (404).
     #[error("no job {id}: check the id (partial ids go through GET /v1/resolve/{{fragment}})")]
     JobNotFound {
@@ -226,7 +241,7 @@ impl Error {
             Error::TooLarge { .. } => HttpStatus::PAYLOAD_TOO_LARGE,
             Error::BodyTimeout { .. } => HttpStatus::REQUEST_TIMEOUT,
             Error::Unauthenticated(_) => HttpStatus::UNAUTHORIZED,
-            Error::Forbidden { .. } => HttpStatus::FORBIDDEN,
+            Error::Forbidden { .. } | Error::ForbiddenAction { .. } => HttpStatus::FORBIDDEN,
             Error::JobNotFound { .. } | Error::RouteNotFound { .. } => HttpStatus::NOT_FOUND,
             Error::MethodNotAllowed { .. } => HttpStatus::METHOD_NOT_ALLOWED,
             Error::IllegalTransition { .. }
@@ -254,7 +269,7 @@ impl Error {
             Error::TooLarge { .. } => "too_large",
             Error::BodyTimeout { .. } => "request_timeout",
             Error::Unauthenticated(_) => "unauthenticated",
-            Error::Forbidden { .. } => "forbidden",
+            Error::Forbidden { .. } | Error::ForbiddenAction { .. } => "forbidden",
             Error::JobNotFound { .. } | Error::RouteNotFound { .. } => "not_found",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::IllegalTransition { .. } => "illegal_transition",

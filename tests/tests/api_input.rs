@@ -3,13 +3,14 @@
 
 mod api_support;
 
-use api_support::{assert_api_error, Backend, TestApi, ADMIN, EXECUTOR, SUBMITTER};
+use api_support::{assert_api_error, Backend, TestApi, ADMIN, DISTRIBUTOR, EXECUTOR, SUBMITTER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 on_both_databases!(
     bad_input_is_a_4xx_with_a_reason,
     tokens_and_roles_are_enforced,
+    maintenance_actions_are_submitted_only_by_admins_and_distributors,
     health_metrics_and_openapi_are_served,
 );
 
@@ -320,6 +321,61 @@ async fn tokens_and_roles_are_enforced(backend: Backend) -> anyhow::Result<()> {
         let (status, _) = api.call(Method::GET, path, None, None).await?;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
+    api.stop().await
+}
+
+/// `cleanup_jobs` deletes history with the executor's token: a submitter may neither
+/// submit one nor retry one; admins may, and distributors (which schedule it) may.
+async fn maintenance_actions_are_submitted_only_by_admins_and_distributors(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let cleanup = json!({ "action": "cleanup_jobs", "params": { "older_than": "1s" } });
+    let (status, body) = api.post("/v1/jobs", SUBMITTER, cleanup.clone()).await?;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_api_error(
+        &body,
+        "forbidden",
+        &["alice", "submitter", "cleanup_jobs", "admin or distributor"],
+    );
+    assert_eq!(api.db_count().await?, 0, "the refused submit left a record");
+    let keyed = json!({ "action": "cleanup_jobs", "idempotency_key": "nightly" });
+    let (status, _) = api.post("/v1/jobs", SUBMITTER, keyed.clone()).await?;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an idempotency key changes nothing"
+    );
+
+    let (status, by_admin) = api.post("/v1/jobs", ADMIN, cleanup).await?;
+    assert_eq!(status, StatusCode::CREATED, "{by_admin}");
+    let (status, by_distributor) = api.post("/v1/jobs", DISTRIBUTOR, keyed.clone()).await?;
+    assert_eq!(status, StatusCode::CREATED, "{by_distributor}");
+    let (status, _) = api.post("/v1/jobs", SUBMITTER, keyed).await?;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a submitter cannot reach an existing cleanup job through its key either"
+    );
+
+    // Retrying one re-runs it: the same rule.
+    let id = by_admin["id"].as_str().unwrap_or_default().to_owned();
+    api.claim(&id, 1, "e").await?;
+    api.finish(&id, json!({ "token": 1, "status_code": "SUCCEEDED" }))
+        .await?;
+    let retry = format!("/v1/jobs/{id}/retry");
+    let (status, body) = api.post(&retry, SUBMITTER, json!({})).await?;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_api_error(
+        &body,
+        "forbidden",
+        &["cleanup_jobs", "admin or distributor"],
+    );
+    let (status, body) = api.post(&retry, ADMIN, json!({})).await?;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Other actions are unchanged for submitters.
+    api.submit_noop().await?;
     api.stop().await
 }
 

@@ -3,11 +3,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
 use axum::Json;
+use drover_actions::Builtin;
 use drover_core::{JobId, Priority, State as JobState};
 use serde::Deserialize;
 use tracing::warn;
 
-use crate::auth::{Admin, Authorized, Read, Submit};
+use crate::auth::{Access, Admin, Authorized, Caller, Maintain, Read, Submit};
 use crate::config::{ApiConfig, MAX_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, JsonBody, QueryParams};
@@ -95,6 +96,24 @@ fn new_job(body: SubmitJob, config: &ApiConfig) -> Result<NewJob> {
     })
 }
 
+/// Refuses a built-in maintenance action (`cleanup_jobs`) unless the caller may maintain:
+/// it runs with the executor's rights (deleting history), not the submitter's.
+fn check_action_allowed(action: &str, caller: &Caller) -> Result<()> {
+    let Some(builtin) = Builtin::from_name(action).filter(|b| b.is_maintenance()) else {
+        return Ok(());
+    };
+    if Maintain::allows(caller.role) {
+        return Ok(());
+    }
+    Err(Error::ForbiddenAction {
+        caller: caller.name.to_string(),
+        role: caller.role.as_str(),
+        action: builtin.name().to_owned(),
+        what: "it deletes finished jobs and their logs",
+        needed: Maintain::NEEDED,
+    })
+}
+
 /// Commits `new`, then puts it on the queue, then records that it is there.
 async fn create_and_enqueue(state: &AppState, new: &NewJob) -> Result<(HttpStatus, Job)> {
     let job = match state.store.create(new).await? {
@@ -123,13 +142,16 @@ async fn create_and_enqueue(state: &AppState, new: &NewJob) -> Result<(HttpStatu
         (status = 201, description = "committed (and enqueued unless `enqueued` is false)", body = Job),
         (status = 200, description = "the idempotency key matched an existing job", body = Job),
         (status = 400, description = "invalid body", body = ApiError),
+        (status = 403, description = "a maintenance action (cleanup_jobs) from neither an admin nor a distributor", body = ApiError),
+        (status = 408, description = "the body did not arrive within api.body_timeout", body = ApiError),
         (status = 413, description = "body or params too large", body = ApiError),
     ), security(("bearer" = []))))]
 pub(crate) async fn submit(
-    _auth: Authorized<Submit>,
+    auth: Authorized<Submit>,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<SubmitJob>,
 ) -> Result<(HttpStatus, Json<Job>)> {
+    check_action_allowed(&body.action, &auth.caller)?;
     let new = new_job(body, &state.config)?;
     let (status, job) = create_and_enqueue(&state, &new).await?;
     Ok((status, Json(job)))
@@ -301,14 +323,16 @@ pub(crate) async fn kill(
 #[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs",
     params(("id" = String, Path)),
     responses((status = 201, description = "a new job with retry_of = id", body = Job),
+        (status = 403, description = "a maintenance action (cleanup_jobs) from neither an admin nor a distributor", body = ApiError),
         (status = 409, description = "the job has not finished", body = ApiError)),
     security(("bearer" = []))))]
 pub(crate) async fn retry(
-    _auth: Authorized<Submit>,
+    auth: Authorized<Submit>,
     State(state): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<(HttpStatus, Json<Job>)> {
     let old = state.store.get(id).await?;
+    check_action_allowed(&old.action, &auth.caller)?;
     if !old.state.is_terminal() {
         return Err(Error::Conflict {
             code: "job_not_finished",
@@ -358,6 +382,26 @@ mod tests {
         let mut big = submit("noop");
         big.params.insert("blob".into(), "x".repeat(70_000).into());
         assert!(matches!(new_job(big, &config), Err(Error::TooLarge { .. })));
+    }
+
+    #[test]
+    fn maintenance_actions_need_an_admin_or_a_distributor() {
+        use crate::config::Role;
+        let caller = |role| Caller {
+            name: "alice".into(),
+            role,
+        };
+        let err = check_action_allowed("cleanup_jobs", &caller(Role::Submitter)).unwrap_err();
+        assert_eq!(err.status(), HttpStatus::FORBIDDEN);
+        let message = err.to_string();
+        assert!(
+            message.contains("cleanup_jobs") && message.contains("distributor.distributions"),
+            "{message}"
+        );
+        for role in [Role::Admin, Role::Distributor] {
+            check_action_allowed("cleanup_jobs", &caller(role)).unwrap();
+        }
+        check_action_allowed("noop", &caller(Role::Submitter)).unwrap();
     }
 
     #[test]

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 pub const ADMIN: &str = "admin-secret-0001";
 pub const SUBMITTER: &str = "submitter-secret-0001";
 pub const EXECUTOR: &str = "executor-secret-0001";
+pub const DISTRIBUTOR: &str = "distributor-secret-0001";
 /// Deadline for anything that could hang.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -86,6 +87,7 @@ pub fn test_config(database_url: String) -> ApiConfig {
             token("root", ADMIN, Role::Admin),
             token("alice", SUBMITTER, Role::Submitter),
             token("executor-pool", EXECUTOR, Role::Executor),
+            token("distributors", DISTRIBUTOR, Role::Distributor),
         ],
         log_cap_bytes: 4096,
         enqueue_timeout: Duration::from_millis(800),
