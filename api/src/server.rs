@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -21,6 +21,7 @@ use crate::auth::Tokens;
 use crate::config::{redact_url, ApiConfig};
 use crate::coordinator::Coordinator;
 use crate::error::{Error, Result};
+use crate::extract::refuse_query;
 use crate::handlers::{admin, executor, jobs, logs, ops};
 use crate::listener::{serve_connections, Limits};
 use crate::metrics::{self, Metrics};
@@ -126,19 +127,21 @@ pub async fn serve(
     Ok(())
 }
 
-/// Every route, wrapped in body limit, metrics, panic catching and tracing.
+/// Every route, wrapped in body limit, metrics, panic catching and tracing. Routes
+/// that read a query string refuse unknown parameters themselves; every other route
+/// refuses any (`extract::refuse_query`).
 fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/v1/jobs", post(jobs::submit).get(jobs::list))
+    let with_query = Router::new()
+        .route("/v1/jobs", get(jobs::list))
+        .route("/v1/jobs/{id}/logs", get(logs::read));
+    let without_query = Router::new()
+        .route("/v1/jobs", post(jobs::submit))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/resolve/{fragment}", get(jobs::resolve))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/kill", post(jobs::kill))
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
-        .route(
-            "/v1/jobs/{id}/logs",
-            get(logs::read).post(executor::append_logs),
-        )
+        .route("/v1/jobs/{id}/logs", post(executor::append_logs))
         .route("/v1/jobs/{id}/claim", post(executor::claim))
         .route("/v1/jobs/{id}/heartbeat", post(executor::heartbeat))
         .route("/v1/jobs/{id}/finish", post(executor::finish))
@@ -151,8 +154,10 @@ fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics));
     #[cfg(feature = "openapi")]
-    let routes = routes.route("/openapi.json", get(crate::openapi::serve));
-    routes
+    let without_query = without_query.route("/openapi.json", get(crate::openapi::serve));
+    without_query
+        .route_layer(from_fn(refuse_query))
+        .merge(with_query)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -11,6 +11,7 @@ on_both_databases!(
     bad_input_is_a_4xx_with_a_reason,
     tokens_and_roles_are_enforced,
     maintenance_actions_are_submitted_only_by_admins_and_distributors,
+    unknown_query_parameters_are_refused_on_every_route,
     health_metrics_and_openapi_are_served,
 );
 
@@ -376,6 +377,92 @@ async fn maintenance_actions_are_submitted_only_by_admins_and_distributors(
 
     // Other actions are unchanged for submitters.
     api.submit_noop().await?;
+    api.stop().await
+}
+
+/// Routes without query parameters refuse any; routes with some refuse unknown ones; the
+/// 400 names the parameter. Nothing refused is applied.
+async fn unknown_query_parameters_are_refused_on_every_route(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let id = api.submit_noop().await?;
+    let claim = json!({ "token": 1, "executor": "e" });
+    let refused: Vec<(Method, String, &str, Option<Value>, &str)> = vec![
+        (
+            Method::GET,
+            format!("/v1/jobs/{id}?colour=red"),
+            SUBMITTER,
+            None,
+            "colour",
+        ),
+        (
+            Method::POST,
+            "/v1/jobs?dry_run=1".to_owned(),
+            SUBMITTER,
+            Some(json!({ "action": "noop" })),
+            "dry_run",
+        ),
+        (
+            Method::POST,
+            format!("/v1/jobs/{id}/claim?force"),
+            EXECUTOR,
+            Some(claim.clone()),
+            "force",
+        ),
+        (
+            Method::GET,
+            "/healthz?verbose=1".to_owned(),
+            ADMIN,
+            None,
+            "verbose",
+        ),
+        (
+            Method::GET,
+            "/v1/jobs?colour=red&limit=5".to_owned(),
+            SUBMITTER,
+            None,
+            "colour",
+        ),
+        (
+            Method::GET,
+            format!("/v1/jobs/{id}/logs?after=0&tail=5"),
+            SUBMITTER,
+            None,
+            "tail",
+        ),
+    ];
+    for (method, path, token, body, parameter) in refused {
+        let (status, answer) = api
+            .call(method.clone(), &path, Some(token), body.as_ref())
+            .await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {answer}");
+        assert_api_error(&answer, "invalid_input", &["query", parameter]);
+    }
+    assert_eq!(
+        api.db_count().await?,
+        1,
+        "the refused submit left no record"
+    );
+    let job = api.job(&id).await?;
+    assert_eq!(
+        job["state"], "QUEUED",
+        "the refused claim changed nothing: {job}"
+    );
+
+    // Known parameters, and an empty query string, are fine.
+    for path in [
+        "/v1/jobs?limit=5".to_owned(),
+        format!("/v1/jobs/{id}/logs?after=0&limit=10"),
+        format!("/v1/jobs/{id}?"),
+    ] {
+        let (status, answer) = api.get(&path, SUBMITTER).await?;
+        assert_eq!(status, StatusCode::OK, "{path}: {answer}");
+    }
+    let (status, answer) = api
+        .post(&format!("/v1/jobs/{id}/claim?"), EXECUTOR, claim)
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{answer}");
     api.stop().await
 }
 
