@@ -50,6 +50,13 @@ impl Builtin {
         Builtin::ALL.iter().copied().find(|b| b.name() == name)
     }
 
+    /// Whether the action maintains drover itself rather than doing a user's work
+    /// (`cleanup_jobs` deletes history through the API with the executor's token): the
+    /// API lets only admins and distributors submit it.
+    pub const fn is_maintenance(self) -> bool {
+        matches!(self, Builtin::CleanupJobs)
+    }
+
     /// The parameters of `cleanup_jobs`: `older_than` a duration such as `"7d"` or
     /// `"12h"` (at least `1s`; default `7d`), `batch` 1–10000 (default 1000); nothing else.
     ///
@@ -162,5 +169,7 @@ mod tests {
             Some(Builtin::CleanupJobs)
         );
         assert_eq!(Builtin::from_name("nope"), None);
+        let maintenance: Vec<_> = Builtin::ALL.iter().filter(|b| b.is_maintenance()).collect();
+        assert_eq!(maintenance, [&Builtin::CleanupJobs]);
     }
 }

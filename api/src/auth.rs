@@ -97,6 +97,10 @@ pub(crate) struct Reconcile;
 /// Deleting old finished jobs (`cleanup_jobs`, run by executors): executors and admins.
 #[derive(Debug)]
 pub(crate) struct Cleanup;
+/// Submitting (or retrying) a built-in maintenance action such as `cleanup_jobs`:
+/// admins, and distributors, which schedule it. Checked on the body, after [`Submit`].
+#[derive(Debug)]
+pub(crate) struct Maintain;
 
 impl Access for Read {
     const NEEDED: &'static str = "any role";
@@ -130,6 +134,13 @@ impl Access for Cleanup {
     const NEEDED: &'static str = "role executor or admin";
     fn allows(role: Role) -> bool {
         matches!(role, Role::Executor | Role::Admin)
+    }
+}
+
+impl Access for Maintain {
+    const NEEDED: &'static str = "role admin or distributor";
+    fn allows(role: Role) -> bool {
+        matches!(role, Role::Admin | Role::Distributor)
     }
 }
 
@@ -203,6 +214,8 @@ mod tests {
         assert!(Reconcile::allows(Role::Distributor) && !Reconcile::allows(Role::Executor));
         assert!(Cleanup::allows(Role::Executor) && !Cleanup::allows(Role::Distributor));
         assert!(!Admin::allows(Role::Distributor));
+        assert!(Maintain::allows(Role::Admin) && Maintain::allows(Role::Distributor));
+        assert!(!Maintain::allows(Role::Submitter) && !Maintain::allows(Role::Executor));
     }
 
     #[test]

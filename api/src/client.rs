@@ -51,16 +51,28 @@ pub use reqwest::StatusCode;
 /// Where the API listens unless told otherwise.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
-/// How long a call may take, from sending the request to the end of the answer.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a call may take, from sending the request to the end of the answer. Short
+/// enough that an executor cut off from the API (a partition) gives up on a claim or a
+/// report and backs off within seconds, rather than hanging; the API answers executor
+/// calls in milliseconds. The CLI, where a person waits, sets a longer one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long establishing a connection may take.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long establishing a connection may take (on a LAN, a handshake takes
+/// milliseconds; an unanswered one means the API is out of reach).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The least time a maintenance call ([`reconcile`](ApiClient::reconcile),
+/// [`cleanup`](ApiClient::cleanup)) is given, whatever the client's timeout: one reconcile
+/// run or one cleanup batch (up to 10000 jobs and their logs, one transaction) can take
+/// far longer than an executor call.
+pub const MAINTENANCE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A client of one drover API.
 ///
 /// Every call but [`follow_logs`](Self::follow_logs) is bounded by the client's timeout
-/// ([`DEFAULT_TIMEOUT`] unless set with [`ApiClientBuilder::timeout`]).
+/// ([`DEFAULT_TIMEOUT`] unless set with [`ApiClientBuilder::timeout`]; maintenance calls
+/// get at least [`MAINTENANCE_TIMEOUT`]); connecting by [`DEFAULT_CONNECT_TIMEOUT`] unless
+/// set with [`ApiClientBuilder::connect_timeout`].
 ///
 /// # Cancellation safety
 ///
@@ -161,6 +173,19 @@ impl ApiClient {
     /// The API's base URL.
     pub fn url(&self) -> &Url {
         &self.base
+    }
+
+    /// What bounds each call (but [`follow_logs`](Self::follow_logs)).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// This client with room for one maintenance run: a timeout of at least
+    /// [`MAINTENANCE_TIMEOUT`]. Shares the connection pool.
+    fn for_maintenance(&self) -> ApiClient {
+        let mut client = self.clone();
+        client.timeout = client.timeout.max(MAINTENANCE_TIMEOUT);
+        client
     }
 
     // ---- user endpoints ---------------------------------------------------------------

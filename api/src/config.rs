@@ -15,13 +15,14 @@ use crate::error::{Error, Result};
 pub enum Role {
     /// Everything, including kill.
     Admin,
-    /// User endpoints: submit, cancel, retry and every read.
+    /// User endpoints: submit, cancel, retry and every read; not the built-in
+    /// maintenance actions (`cleanup_jobs`).
     Submitter,
     /// Executor endpoints (claim, heartbeat, logs, finish, release), `cleanup_jobs`'s
     /// `POST /v1/admin/cleanup`, and every read.
     Executor,
-    /// Distributors: submit (the jobs their schedules generate), the reconciler's
-    /// `POST /v1/admin/reconcile`, and every read.
+    /// Distributors: submit (the jobs their schedules generate, `cleanup_jobs` included),
+    /// the reconciler's `POST /v1/admin/reconcile`, and every read.
     Distributor,
 }
 
@@ -96,6 +97,18 @@ pub struct ApiConfig {
     pub enqueue_timeout: Duration,
     /// The ZooKeeper queue jobs are put on (default `/job`).
     pub queue_path: String,
+    /// How long a client may take to send a request's line and headers; a connection
+    /// still without them is closed without an answer. Also how long a kept-alive
+    /// connection may sit idle between requests (default `10s`).
+    #[serde(with = "drover_core::duration")]
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's whole body once its headers
+    /// arrived; then the answer is 408 and the connection closes (default `30s`).
+    #[serde(with = "drover_core::duration")]
+    pub body_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog (not
+    /// accepted, holding no descriptor) until one closes (default 10000).
+    pub max_connections: usize,
 }
 
 impl Default for ApiConfig {
@@ -112,6 +125,9 @@ impl Default for ApiConfig {
             default_timeout: Duration::from_secs(3600),
             enqueue_timeout: Duration::from_secs(2),
             queue_path: drover_coordination::DEFAULT_QUEUE_PATH.to_owned(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
         }
     }
 }
@@ -130,6 +146,9 @@ impl fmt::Debug for ApiConfig {
             .field("default_timeout", &self.default_timeout)
             .field("enqueue_timeout", &self.enqueue_timeout)
             .field("queue_path", &self.queue_path)
+            .field("header_timeout", &self.header_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -258,6 +277,41 @@ impl ApiConfig {
                 format!("{path:?} is not an absolute ZooKeeper path: use one like /job"),
             );
         }
+        self.validate_connections()
+    }
+
+    /// The slow-client limits: each timeout within its range, a positive connection cap.
+    fn validate_connections(&self) -> Result<()> {
+        let bad = |key: &str, reason: String| {
+            Err(Error::InvalidConfig {
+                key: format!("api.{key}"),
+                reason,
+            })
+        };
+        let timeouts = [
+            ("header_timeout", self.header_timeout, MAX_HEADER_TIMEOUT),
+            ("body_timeout", self.body_timeout, MAX_BODY_TIMEOUT),
+        ];
+        for (key, value, max) in timeouts {
+            if value < MIN_CLIENT_TIMEOUT || value > max {
+                return bad(
+                    key,
+                    format!(
+                        "{:?} is out of range: use {:?} to {:?} (a client slower than this is cut off)",
+                        value, MIN_CLIENT_TIMEOUT, max
+                    ),
+                );
+            }
+        }
+        if !(1..=MAX_CONNECTIONS).contains(&self.max_connections) {
+            return bad(
+                "max_connections",
+                format!(
+                    "{} is out of range: use 1 to {MAX_CONNECTIONS} (and keep it below the process's open-file limit, `ulimit -n`)",
+                    self.max_connections
+                ),
+            );
+        }
         Ok(())
     }
 
@@ -320,6 +374,15 @@ impl ApiConfig {
 /// The longest timeout a job may have.
 pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// The shortest `header_timeout` and `body_timeout`.
+const MIN_CLIENT_TIMEOUT: Duration = Duration::from_millis(100);
+/// The longest `header_timeout`.
+const MAX_HEADER_TIMEOUT: Duration = Duration::from_secs(300);
+/// The longest `body_timeout`.
+const MAX_BODY_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The largest `max_connections`.
+const MAX_CONNECTIONS: usize = 1_000_000;
+
 /// The URL without its password, for logs and messages.
 pub(crate) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -355,6 +418,9 @@ mod tests {
         assert_eq!(config.log_cap_bytes, 1 << 20);
         assert_eq!(config.backend(), Some(Backend::Sqlite));
         assert!(config.auth_disabled());
+        assert_eq!(config.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.body_timeout, Duration::from_secs(30));
+        assert_eq!(config.max_connections, 10_000);
     }
 
     #[test]
@@ -425,6 +491,34 @@ mod tests {
                     ..Default::default()
                 },
                 "api.queue_path",
+            ),
+            (
+                ApiConfig {
+                    header_timeout: Duration::ZERO,
+                    ..Default::default()
+                },
+                "api.header_timeout",
+            ),
+            (
+                ApiConfig {
+                    header_timeout: Duration::from_secs(3600),
+                    ..Default::default()
+                },
+                "api.header_timeout",
+            ),
+            (
+                ApiConfig {
+                    body_timeout: Duration::from_millis(10),
+                    ..Default::default()
+                },
+                "api.body_timeout",
+            ),
+            (
+                ApiConfig {
+                    max_connections: 0,
+                    ..Default::default()
+                },
+                "api.max_connections",
             ),
         ];
         for (config, key) in cases {

@@ -87,6 +87,13 @@ pub enum Error {
         hint: &'static str,
     },
 
+    /// The request body did not arrive in time (408; the connection is closed).
+    #[error("the request body did not arrive within {timeout:?} (api.body_timeout): send the whole body right after the headers, as long as Content-Length says, or ask the operator to raise api.body_timeout")]
+    BodyTimeout {
+        /// `api.body_timeout`.
+        timeout: std::time::Duration,
+    },
+
     /// No usable bearer token (401).
     #[error("{0}")]
     Unauthenticated(String),
@@ -98,6 +105,21 @@ pub enum Error {
         caller: String,
         /// The token's role.
         role: &'static str,
+        /// The roles that may.
+        needed: &'static str,
+    },
+
+    /// The token's role may not submit this action (403).
+    #[error("token {caller:?} has role {role}; the built-in maintenance action {action} ({what}) may be submitted or retried only with {needed}: schedule it with a distribution ([[distributor.distributions]]), or ask an admin to run it")]
+    ForbiddenAction {
+        /// The token's name.
+        caller: String,
+        /// The token's role.
+        role: &'static str,
+        /// The action.
+        action: String,
+        /// What the action does, for the message.
+        what: &'static str,
         /// The roles that may.
         needed: &'static str,
     },
@@ -234,8 +256,9 @@ impl Error {
         match self {
             Error::InvalidInput { .. } | Error::MalformedJson { .. } => HttpStatus::BAD_REQUEST,
             Error::TooLarge { .. } => HttpStatus::PAYLOAD_TOO_LARGE,
+            Error::BodyTimeout { .. } => HttpStatus::REQUEST_TIMEOUT,
             Error::Unauthenticated(_) => HttpStatus::UNAUTHORIZED,
-            Error::Forbidden { .. } => HttpStatus::FORBIDDEN,
+            Error::Forbidden { .. } | Error::ForbiddenAction { .. } => HttpStatus::FORBIDDEN,
             Error::JobNotFound { .. } | Error::RouteNotFound { .. } => HttpStatus::NOT_FOUND,
             Error::MethodNotAllowed { .. } => HttpStatus::METHOD_NOT_ALLOWED,
             Error::IllegalTransition { .. }
@@ -263,8 +286,9 @@ impl Error {
             Error::InvalidInput { .. } => "invalid_input",
             Error::MalformedJson { .. } => "malformed_json",
             Error::TooLarge { .. } => "too_large",
+            Error::BodyTimeout { .. } => "request_timeout",
             Error::Unauthenticated(_) => "unauthenticated",
-            Error::Forbidden { .. } => "forbidden",
+            Error::Forbidden { .. } | Error::ForbiddenAction { .. } => "forbidden",
             Error::JobNotFound { .. } | Error::RouteNotFound { .. } => "not_found",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::IllegalTransition { .. } => "illegal_transition",
@@ -348,6 +372,12 @@ impl IntoResponse for Error {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == HttpStatus::REQUEST_TIMEOUT {
+            // The rest of the body may still come: the connection cannot be reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -2,9 +2,11 @@
 //! an `ApiError` JSON body saying what was wrong (axum's own rejections are text).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode as HttpStatus;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use drover_core::JobId;
 use serde::de::DeserializeOwned;
 
@@ -12,7 +14,9 @@ use crate::error::Error;
 use crate::server::AppState;
 
 /// A JSON request body of type `T`; unknown fields, wrong types and syntax errors are
-/// 400s naming the field, an oversized body is a 413.
+/// 400s naming the field, an oversized body is a 413, and a body that has not arrived
+/// whole within `api.body_timeout` is a 408 (a deadline for the whole body, not for the
+/// gaps between its bytes, so a trickle cannot hold a connection either).
 #[derive(Debug)]
 pub(crate) struct JsonBody<T>(pub(crate) T);
 
@@ -34,7 +38,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        let timeout = state.config.body_timeout;
+        let read = tokio::time::timeout(timeout, Bytes::from_request(req, state)).await;
+        let read = read.map_err(|_| Error::BodyTimeout { timeout })?;
+        let bytes = read.map_err(|rejection| {
             if rejection.status() == HttpStatus::PAYLOAD_TOO_LARGE {
                 Error::TooLarge {
                     what: "the request body",
@@ -110,6 +117,36 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for QueryParams<T> {
     }
 }
 
+/// Longest parameter name echoed back in a refusal.
+const MAX_ECHOED_NAME: usize = 64;
+
+/// Middleware for the routes that take no query parameters: any parameter is a 400
+/// naming it (routes that take some refuse unknown ones in [`QueryParams`]).
+pub(crate) async fn refuse_query(request: Request, next: Next) -> Response {
+    let Some(name) = request.uri().query().and_then(first_parameter) else {
+        return next.run(request).await;
+    };
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| request.uri().path(), MatchedPath::as_str);
+    Error::InvalidInput {
+        field: "query".into(),
+        reason: format!(
+            "unknown parameter `{name}`: {} {route} takes no query parameters; remove the query string",
+            request.method()
+        ),
+    }
+    .into_response()
+}
+
+/// The name of the first parameter of `query`, if it has any (`?` and `?&` have none).
+fn first_parameter(query: &str) -> Option<String> {
+    let pair = query.split('&').find(|pair| !pair.is_empty())?;
+    let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+    Some(name.chars().take(MAX_ECHOED_NAME).collect())
+}
+
 /// The `{id}` path segment, a full job id.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct JobIdPath(pub(crate) JobId);
@@ -142,6 +179,19 @@ mod tests {
     fn reason(body: &str) -> (String, String) {
         let err = parse_json::<SubmitJob>(body.as_bytes()).unwrap_err();
         (err.code().to_owned(), err.to_string())
+    }
+
+    #[test]
+    fn the_first_query_parameter_is_named() {
+        assert_eq!(first_parameter("colour=red&x=1").as_deref(), Some("colour"));
+        assert_eq!(first_parameter("&force").as_deref(), Some("force"));
+        assert_eq!(first_parameter(""), None);
+        assert_eq!(first_parameter("&&"), None);
+        let long = "n".repeat(1000);
+        assert_eq!(
+            first_parameter(&long).map(|n| n.len()),
+            Some(MAX_ECHOED_NAME)
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! group-committing single writer),
 //! `coordinator` (the optional ZooKeeper session), `reconcile` (the reconciler's
 //! repairs between the database and the queue), `auth` (bearer tokens and roles),
-//! `extract` (extractors whose rejections are JSON), `handlers`, `metrics`, `openapi`.
+//! `extract` (extractors whose rejections are JSON, the body deadline), `listener` (the
+//! accept loop: connection limit, header timeout, graceful close), `handlers`, `metrics`,
+//! `openapi`.
 
 mod auth;
 mod config;
@@ -20,6 +22,7 @@ mod coordinator;
 mod error;
 mod extract;
 mod handlers;
+mod listener;
 mod metrics;
 #[cfg(feature = "openapi")]
 mod openapi;

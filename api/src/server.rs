@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::Router;
 use drover_coordination::ZkSettings;
 use tokio::net::TcpListener;
@@ -22,7 +21,9 @@ use crate::auth::Tokens;
 use crate::config::{redact_url, ApiConfig};
 use crate::coordinator::Coordinator;
 use crate::error::{Error, Result};
+use crate::extract::refuse_query;
 use crate::handlers::{admin, executor, jobs, logs, ops};
+use crate::listener::{serve_connections, Limits};
 use crate::metrics::{self, Metrics};
 use crate::reconcile::Reconciler;
 use crate::store::Store;
@@ -69,9 +70,12 @@ pub async fn run(config: ApiConfig, zk: ZkSettings, shutdown: CancellationToken)
 /// (submits made while it is unreachable are committed with `enqueued = false`).
 /// Tests bind `127.0.0.1:0` themselves and read the port from the listener.
 ///
+/// At most `api.max_connections` connections are served at once; slow clients are cut
+/// off after `api.header_timeout` (request head) and `api.body_timeout` (body, 408).
+///
 /// # Errors
 /// [`Error::InvalidConfig`] for bad settings, [`Error::DatabaseOpen`] and
-/// [`Error::Migrate`] at start-up, [`Error::Serve`] if the server fails.
+/// [`Error::Migrate`] at start-up, [`Error::Serve`] if the listener has no address.
 pub async fn serve(
     listener: TcpListener,
     config: ApiConfig,
@@ -109,36 +113,35 @@ pub async fn serve(
     };
     let local = listener.local_addr().map_err(Error::Serve)?;
     info!(addr = %local, database = %redact_url(&state.config.database_url), "api listening");
-    let listener = listener.tap_io(|stream| {
-        // Small request/response pairs on kept-alive connections: never wait for Nagle.
-        let _ = stream.set_nodelay(true);
-    });
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .map_err(Error::Serve);
+    let limits = Limits {
+        header_timeout: state.config.header_timeout,
+        max_connections: state.config.max_connections,
+    };
+    serve_connections(listener, router(state), limits, shutdown.clone()).await;
     info!("api stopped accepting requests; closing zookeeper session and database");
     background.cancel();
     tracker.close();
     tracker.wait().await;
     store.close().await;
     info!("api stopped");
-    served
+    Ok(())
 }
 
-/// Every route, wrapped in body limit, metrics, panic catching and tracing.
+/// Every route, wrapped in body limit, metrics, panic catching and tracing. Routes
+/// that read a query string refuse unknown parameters themselves; every other route
+/// refuses any (`extract::refuse_query`).
 fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/v1/jobs", post(jobs::submit).get(jobs::list))
+    let with_query = Router::new()
+        .route("/v1/jobs", get(jobs::list))
+        .route("/v1/jobs/{id}/logs", get(logs::read));
+    let without_query = Router::new()
+        .route("/v1/jobs", post(jobs::submit))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/resolve/{fragment}", get(jobs::resolve))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/kill", post(jobs::kill))
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
-        .route(
-            "/v1/jobs/{id}/logs",
-            get(logs::read).post(executor::append_logs),
-        )
+        .route("/v1/jobs/{id}/logs", post(executor::append_logs))
         .route("/v1/jobs/{id}/claim", post(executor::claim))
         .route("/v1/jobs/{id}/heartbeat", post(executor::heartbeat))
         .route("/v1/jobs/{id}/finish", post(executor::finish))
@@ -151,8 +154,10 @@ fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics));
     #[cfg(feature = "openapi")]
-    let routes = routes.route("/openapi.json", get(crate::openapi::serve));
-    routes
+    let without_query = without_query.route("/openapi.json", get(crate::openapi::serve));
+    without_query
+        .route_layer(from_fn(refuse_query))
+        .merge(with_query)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -14,6 +14,11 @@ use crate::schedule::{CatchUp, Schedule};
 pub const RECONCILE: &str = "reconcile";
 /// The shortest interval a schedule may have.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest interval a schedule may have, and the longest jitter: 366 days (longer
+/// periods are cron expressions). Keeps every tick and wake-up time representable.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(366 * 86_400);
+/// [`MAX_INTERVAL`] as written in messages.
+const MAX_INTERVAL_TEXT: &str = "366d";
 
 /// How a distributor runs, and what it distributes.
 ///
@@ -371,6 +376,12 @@ impl DistributionConfig {
         };
         let schedule = self.schedule(field)?;
         let jitter = self.jitter.unwrap_or_default();
+        if jitter > MAX_INTERVAL {
+            return Err(format!(
+                "{field}.jitter: {} is out of range: use at most {MAX_INTERVAL_TEXT}",
+                humantime::format_duration(jitter)
+            ));
+        }
         if let Schedule::Every(interval) = schedule {
             if jitter >= interval {
                 return Err(format!(
@@ -404,9 +415,9 @@ impl DistributionConfig {
                 "{field}: neither `every` nor `cron` is set: add every = \"1h\" or cron = \"0 2 * * *\""
             )),
             (Some(every), None) => {
-                if *every < MIN_INTERVAL {
+                if *every < MIN_INTERVAL || *every > MAX_INTERVAL {
                     return Err(format!(
-                        "{field}.every: {} is too short: use at least {}",
+                        "{field}.every: {} is out of range: use {} to {MAX_INTERVAL_TEXT} (for longer periods write a cron expression, e.g. cron = \"0 0 1 1 *\" for yearly)",
                         humantime::format_duration(*every),
                         humantime::format_duration(MIN_INTERVAL)
                     ));

@@ -139,16 +139,21 @@ async fn lead(ctx: &Context, plan: &Plan, leadership: &Leadership) -> Ended {
             let wake = match next {
                 Some(next) => {
                     let fire_at = match planned {
-                        Some((tick, at)) if tick == next => at,
+                        Some((tick, at)) if tick == next => Some(at),
                         _ => {
                             let wait = next.duration_since(now).unwrap_or_default();
-                            let at = Instant::now() + wait + jitter(plan.jitter);
-                            planned = Some((next, at));
+                            // Checked: an instant too far to represent is looked at
+                            // again after MAX_SLEEP rather than panicking.
+                            let at = wait
+                                .checked_add(jitter(plan.jitter))
+                                .and_then(|delay| Instant::now().checked_add(delay));
+                            planned = at.map(|at| (next, at));
                             at
                         }
                     };
+                    let longest = Instant::now() + MAX_SLEEP;
                     fire_at
-                        .min(Instant::now() + MAX_SLEEP)
+                        .map_or(longest, |at| at.min(longest))
                         .max(Instant::now() + Duration::from_millis(1))
                 }
                 None => Instant::now() + MAX_SLEEP,

@@ -50,21 +50,46 @@ impl fmt::Display for CatchUp {
     }
 }
 
+/// The last tick there can be: 9999-12-31T23:59:59.999Z, the last time RFC 3339 (and
+/// so a tick's idempotency key) can write. A schedule has no tick after it.
+const LAST_TICK_MS: u128 = 253_402_300_799_999;
+
 fn millis(t: SystemTime) -> u128 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
-fn from_millis(ms: u128) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+/// The tick `ms` milliseconds after the epoch; `None` after [`LAST_TICK_MS`].
+fn from_millis(ms: u128) -> Option<SystemTime> {
+    let ms = u64::try_from(ms)
+        .ok()
+        .filter(|&ms| u128::from(ms) <= LAST_TICK_MS)?;
+    UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }
 
-fn to_chrono(t: SystemTime) -> DateTime<Utc> {
-    DateTime::<Utc>::from(t)
+/// `t` in chrono's terms; `None` outside chrono's range (about ±262000 years).
+fn to_chrono(t: SystemTime) -> Option<DateTime<Utc>> {
+    let (secs, nanos) = match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => (i64::try_from(after.as_secs()).ok()?, after.subsec_nanos()),
+        Err(before) => {
+            let before = before.duration();
+            let secs = i64::try_from(before.as_secs()).ok()?;
+            match before.subsec_nanos() {
+                0 => (-secs, 0),
+                nanos => (-secs - 1, 1_000_000_000 - nanos),
+            }
+        }
+    };
+    DateTime::from_timestamp(secs, nanos)
 }
 
 /// `t` as RFC 3339 UTC with milliseconds: the form tick times take in keys and status.
+/// Ticks always have one; a time beyond chrono's range (a clock gone wild) is written as
+/// `@<ms since the epoch>ms`.
 pub(crate) fn rfc3339(t: SystemTime) -> String {
-    to_chrono(t).to_rfc3339_opts(SecondsFormat::Millis, true)
+    match to_chrono(t) {
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
+        None => format!("@{}ms", millis(t)),
+    }
 }
 
 /// Parses what [`rfc3339`] wrote.
@@ -85,26 +110,22 @@ impl Schedule {
         })?;
         // An expression that never matches (e.g. February 30th) would make a leader
         // that never ticks: refuse it now.
-        if cron
-            .find_next_occurrence(&to_chrono(SystemTime::now()), false)
-            .is_err()
-        {
+        let now = to_chrono(SystemTime::now()).unwrap_or_default();
+        if cron.find_next_occurrence(&now, false).is_err() {
             return Err(format!("{expression:?} never matches a time"));
         }
         Ok(Schedule::Cron(Box::new(cron)))
     }
 
-    /// The latest tick at or before `t`.
+    /// The latest tick at or before `t`; `None` when there is none (or it would come
+    /// after the last tick there can be).
     pub(crate) fn latest_at_or_before(&self, t: SystemTime) -> Option<SystemTime> {
         match self {
             Schedule::Every(interval) => {
                 let step = interval.as_millis().max(1);
-                Some(from_millis(millis(t) / step * step))
+                from_millis(millis(t) / step * step)
             }
-            Schedule::Cron(cron) => cron
-                .find_previous_occurrence(&to_chrono(t), true)
-                .ok()
-                .map(SystemTime::from),
+            Schedule::Cron(cron) => cron_tick(cron.find_previous_occurrence(&to_chrono(t)?, true)),
         }
     }
 
@@ -113,27 +134,22 @@ impl Schedule {
         match self {
             Schedule::Every(interval) => {
                 let step = interval.as_millis().max(1);
-                let ms = millis(t);
-                (ms > 0).then(|| from_millis((ms - 1) / step * step))
+                let ms = millis(t).checked_sub(1)?;
+                from_millis(ms / step * step)
             }
-            Schedule::Cron(cron) => cron
-                .find_previous_occurrence(&to_chrono(t), false)
-                .ok()
-                .map(SystemTime::from),
+            Schedule::Cron(cron) => cron_tick(cron.find_previous_occurrence(&to_chrono(t)?, false)),
         }
     }
 
-    /// The first tick strictly after `t`.
+    /// The first tick strictly after `t`; `None` when it would come after the last tick
+    /// there can be.
     pub(crate) fn next_after(&self, t: SystemTime) -> Option<SystemTime> {
         match self {
             Schedule::Every(interval) => {
                 let step = interval.as_millis().max(1);
-                Some(from_millis((millis(t) / step + 1) * step))
+                from_millis((millis(t) / step).checked_add(1)?.checked_mul(step)?)
             }
-            Schedule::Cron(cron) => cron
-                .find_next_occurrence(&to_chrono(t), false)
-                .ok()
-                .map(SystemTime::from),
+            Schedule::Cron(cron) => cron_tick(cron.find_next_occurrence(&to_chrono(t)?, false)),
         }
     }
 
@@ -163,6 +179,12 @@ impl Schedule {
         ticks.reverse();
         ticks
     }
+}
+
+/// A cron occurrence as a tick, if there is one and it is not after the last tick.
+fn cron_tick<E>(occurrence: Result<DateTime<Utc>, E>) -> Option<SystemTime> {
+    let t = SystemTime::from(occurrence.ok()?);
+    (millis(t) <= LAST_TICK_MS).then_some(t)
 }
 
 impl fmt::Display for Schedule {
@@ -225,6 +247,56 @@ mod tests {
         assert_eq!(seconds.next_after(at(1_000)), Some(at(2_000)));
         assert!(Schedule::cron("61 * * * *").is_err());
         assert!(Schedule::cron("not cron").is_err());
+    }
+
+    /// No input makes the schedule arithmetic panic: intervals far beyond what the
+    /// configuration accepts, and times far beyond the clock, give no tick (`None`)
+    /// rather than an overflow; every tick given renders as RFC 3339 and parses back.
+    #[test]
+    fn extreme_intervals_and_times_never_panic() {
+        let now = SystemTime::now();
+        let far = UNIX_EPOCH + Duration::from_secs(1 << 40);
+        let beyond_chrono = UNIX_EPOCH + Duration::from_secs(1 << 50);
+        let intervals = [
+            Duration::from_secs(366 * 86_400),
+            Duration::from_secs(300_000 * 31_557_600),
+            Duration::from_secs(u64::MAX),
+            Duration::MAX,
+        ];
+        let schedules = intervals
+            .into_iter()
+            .map(Schedule::Every)
+            .chain([Schedule::cron("0 2 * * *").unwrap()]);
+        for s in schedules {
+            for t in [UNIX_EPOCH, now, far, beyond_chrono] {
+                let ticks = [s.latest_at_or_before(t), s.before(t), s.next_after(t)];
+                for tick in ticks.into_iter().flatten() {
+                    assert_eq!(parse_rfc3339(&rfc3339(tick)), Some(tick), "{s}");
+                }
+                for policy in [CatchUp::Latest, CatchUp::All, CatchUp::None] {
+                    for tick in s.due(policy, Some(UNIX_EPOCH), t) {
+                        assert_eq!(parse_rfc3339(&rfc3339(tick)), Some(tick));
+                    }
+                }
+            }
+        }
+        let huge = Schedule::Every(Duration::from_secs(300_000 * 31_557_600));
+        assert_eq!(
+            huge.next_after(now),
+            None,
+            "a tick after year 9999 is no tick"
+        );
+        assert_eq!(huge.latest_at_or_before(now), Some(UNIX_EPOCH));
+        let cron = Schedule::cron("0 2 * * *").unwrap();
+        for t in [far, beyond_chrono] {
+            assert_eq!(cron.next_after(t), None, "no tick after year 9999");
+        }
+        assert!(cron.latest_at_or_before(now).is_some());
+        assert!(
+            rfc3339(beyond_chrono).starts_with('@'),
+            "{}",
+            rfc3339(beyond_chrono)
+        );
     }
 
     #[test]

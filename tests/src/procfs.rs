@@ -1,4 +1,5 @@
-//! What `/proc` says about a process: CPU time and resident memory, for the benchmarks.
+//! What `/proc` says about a process: CPU time and resident memory, for the benchmarks;
+//! and which sockets a server on a port holds open, for the slow-client tests.
 
 /// Ticks per second of `/proc/*/stat` times (`getconf CLK_TCK`, 100 on Linux).
 pub const TICKS_PER_SECOND: f64 = 100.0;
@@ -78,6 +79,40 @@ pub fn pids_named(names: &[&str]) -> Vec<u32> {
     pids_where(|comm, _| names.contains(&comm))
 }
 
+/// Connections a server listening on `port` holds open: the sockets in this network
+/// namespace whose local port is `port`, other than the listening one, that belong to a
+/// file descriptor. Connections still in the listen backlog (not accepted) and ones the
+/// server has closed have no descriptor and are not counted.
+///
+/// The kernel writes the table in pages, so a socket can appear twice when sockets come
+/// and go during the read: each is counted once, by inode.
+#[must_use]
+pub fn held_connections(port: u16) -> usize {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        inodes.extend(text.lines().skip(1).filter_map(|row| held_inode(row, port)));
+    }
+    inodes.len()
+}
+
+/// The inode of a `/proc/net/tcp` row (`sl local rem st tx:rx tr:when retrnsmt uid
+/// timeout inode ...`) if it is an accepted connection on `port` that a descriptor holds.
+fn held_inode(row: &str, port: u16) -> Option<u64> {
+    const LISTEN: &str = "0A";
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    let local_port = fields
+        .get(1)
+        .and_then(|local| local.rsplit_once(':'))
+        .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok());
+    let state = fields.get(3).copied();
+    let inode = fields.get(9).and_then(|inode| inode.parse::<u64>().ok());
+    (local_port == Some(port) && state != Some(LISTEN))
+        .then_some(inode)
+        .flatten()
+        .filter(|&inode| inode != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +135,29 @@ mod tests {
         let parent = std::os::unix::process::parent_id();
         assert!(children_of(parent).contains(&me));
         assert_eq!(cpu_ticks(u32::MAX), 0);
+    }
+
+    #[test]
+    fn counts_accepted_connections_only() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(
+            held_connections(port),
+            0,
+            "the listening socket is not counted"
+        );
+        let clients: Vec<_> = (0..3)
+            .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        assert_eq!(
+            held_connections(port),
+            0,
+            "backlog connections hold nothing"
+        );
+        let accepted: Vec<_> = (0..2).map(|_| listener.accept().unwrap().0).collect();
+        assert_eq!(held_connections(port), 2);
+        drop(accepted);
+        assert_eq!(held_connections(port), 0, "closed ones are gone");
+        drop(clients);
     }
 }

@@ -3,7 +3,7 @@
 
 mod api_support;
 
-use api_support::{assert_api_error, Backend, TestApi, ADMIN, EXECUTOR, SUBMITTER};
+use api_support::{assert_api_error, Backend, TestApi, ADMIN, DISTRIBUTOR, EXECUTOR, SUBMITTER};
 use drover_coordination::Queue;
 use drover_core::Priority;
 use reqwest::{Method, StatusCode};
@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 on_both_databases!(
     bad_input_is_a_4xx_with_a_reason,
     tokens_and_roles_are_enforced,
+    maintenance_actions_are_submitted_only_by_admins_and_distributors,
+    unknown_query_parameters_are_refused_on_every_route,
     health_metrics_and_openapi_are_served,
 );
 
@@ -199,7 +201,7 @@ async fn bad_input_is_a_4xx_with_a_reason(backend: Backend) -> anyhow::Result<()
         ),
         (
             "/v1/jobs/not-a-uuid/claim".to_owned(),
-            json!({ "token": 1, "executor": "e" }),
+            json!({ "token": 1, "executor": "e", "entry": "entry-100-0000000001" }),
             "invalid_input",
             vec!["not-a-uuid", "resolve"],
         ),
@@ -340,6 +342,150 @@ async fn tokens_and_roles_are_enforced(backend: Backend) -> anyhow::Result<()> {
         let (status, _) = api.call(Method::GET, path, None, None).await?;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
+    api.stop().await
+}
+
+/// `cleanup_jobs` deletes history with the executor's token: a submitter may neither
+/// submit one nor retry one; admins may, and distributors (which schedule it) may.
+async fn maintenance_actions_are_submitted_only_by_admins_and_distributors(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let cleanup = json!({ "action": "cleanup_jobs", "params": { "older_than": "1s" } });
+    let (status, body) = api.post("/v1/jobs", SUBMITTER, cleanup.clone()).await?;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_api_error(
+        &body,
+        "forbidden",
+        &["alice", "submitter", "cleanup_jobs", "admin or distributor"],
+    );
+    assert_eq!(api.db_count().await?, 0, "the refused submit left a record");
+    let keyed = json!({ "action": "cleanup_jobs", "idempotency_key": "nightly" });
+    let (status, _) = api.post("/v1/jobs", SUBMITTER, keyed.clone()).await?;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an idempotency key changes nothing"
+    );
+
+    let (status, by_admin) = api.post("/v1/jobs", ADMIN, cleanup).await?;
+    assert_eq!(status, StatusCode::CREATED, "{by_admin}");
+    let (status, by_distributor) = api.post("/v1/jobs", DISTRIBUTOR, keyed.clone()).await?;
+    assert_eq!(status, StatusCode::CREATED, "{by_distributor}");
+    let (status, _) = api.post("/v1/jobs", SUBMITTER, keyed).await?;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a submitter cannot reach an existing cleanup job through its key either"
+    );
+
+    // Retrying one re-runs it: the same rule.
+    let id = by_admin["id"].as_str().unwrap_or_default().to_owned();
+    let (hold, _, _) = api.take_and_claim(&id, "e").await?;
+    api.finish(
+        &id,
+        json!({ "token": hold.token, "status_code": "SUCCEEDED" }),
+    )
+    .await?;
+    let retry = format!("/v1/jobs/{id}/retry");
+    let (status, body) = api.post(&retry, SUBMITTER, json!({})).await?;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_api_error(
+        &body,
+        "forbidden",
+        &["cleanup_jobs", "admin or distributor"],
+    );
+    let (status, body) = api.post(&retry, ADMIN, json!({})).await?;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Other actions are unchanged for submitters.
+    api.submit_noop().await?;
+    api.stop().await
+}
+
+/// Routes without query parameters refuse any; routes with some refuse unknown ones; the
+/// 400 names the parameter. Nothing refused is applied.
+async fn unknown_query_parameters_are_refused_on_every_route(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let id = api.submit_noop().await?;
+    let claim = json!({ "token": 1, "executor": "e", "entry": "entry-100-0000000001" });
+    let refused: Vec<(Method, String, &str, Option<Value>, &str)> = vec![
+        (
+            Method::GET,
+            format!("/v1/jobs/{id}?colour=red"),
+            SUBMITTER,
+            None,
+            "colour",
+        ),
+        (
+            Method::POST,
+            "/v1/jobs?dry_run=1".to_owned(),
+            SUBMITTER,
+            Some(json!({ "action": "noop" })),
+            "dry_run",
+        ),
+        (
+            Method::POST,
+            format!("/v1/jobs/{id}/claim?force"),
+            EXECUTOR,
+            Some(claim.clone()),
+            "force",
+        ),
+        (
+            Method::GET,
+            "/healthz?verbose=1".to_owned(),
+            ADMIN,
+            None,
+            "verbose",
+        ),
+        (
+            Method::GET,
+            "/v1/jobs?colour=red&limit=5".to_owned(),
+            SUBMITTER,
+            None,
+            "colour",
+        ),
+        (
+            Method::GET,
+            format!("/v1/jobs/{id}/logs?after=0&tail=5"),
+            SUBMITTER,
+            None,
+            "tail",
+        ),
+    ];
+    for (method, path, token, body, parameter) in refused {
+        let (status, answer) = api
+            .call(method.clone(), &path, Some(token), body.as_ref())
+            .await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {answer}");
+        assert_api_error(&answer, "invalid_input", &["query", parameter]);
+    }
+    assert_eq!(
+        api.db_count().await?,
+        1,
+        "the refused submit left no record"
+    );
+    let job = api.job(&id).await?;
+    assert_eq!(
+        job["state"], "QUEUED",
+        "the refused claim changed nothing: {job}"
+    );
+
+    // Known parameters, and an empty query string, are fine.
+    for path in [
+        "/v1/jobs?limit=5".to_owned(),
+        format!("/v1/jobs/{id}/logs?after=0&limit=10"),
+        format!("/v1/jobs/{id}?"),
+    ] {
+        let (status, answer) = api.get(&path, SUBMITTER).await?;
+        assert_eq!(status, StatusCode::OK, "{path}: {answer}");
+    }
+    let (status, answer) = api
+        .post(&format!("/v1/jobs/{id}/claim?"), EXECUTOR, claim)
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{answer}");
     api.stop().await
 }
 

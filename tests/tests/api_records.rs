@@ -6,7 +6,7 @@ mod api_support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use api_support::{assert_api_error, Backend, TestApi, DEADLINE, EXECUTOR, SUBMITTER};
+use api_support::{assert_api_error, Backend, TestApi, ADMIN, DEADLINE, EXECUTOR, SUBMITTER};
 use drover_tests::within;
 use futures::StreamExt;
 use reqwest::StatusCode;
@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 on_both_databases!(
     idempotent_submission_also_when_concurrent,
+    a_reused_idempotency_key_with_another_body_is_a_409,
     partial_ids_resolve_unique_ambiguous_and_none,
     listing_is_newest_first_with_cursors_and_filters,
     the_log_cap_keeps_what_fits_and_one_marker,
@@ -60,6 +61,79 @@ async fn idempotent_submission_also_when_concurrent(backend: Backend) -> anyhow:
     assert_eq!(created, 1, "exactly one submission creates");
     assert_eq!(ids.len(), 1, "every submission answers the same job");
     assert_eq!(api.db_count().await?, 2);
+    api.stop().await
+}
+
+/// The same key with the same body is the same job (200, as two distributors submitting
+/// one tick rely on); with any other action, params, priority, max_attempts or timeout
+/// it is a 409 naming the field, and nothing is created.
+async fn a_reused_idempotency_key_with_another_body_is_a_409(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let body = json!({
+        "action": "noop", "params": { "n": 1, "tag": "a" }, "priority": 5,
+        "max_attempts": 2, "timeout_secs": 60, "idempotency_key": "tick-1",
+    });
+    let (status, first) = api.post("/v1/jobs", SUBMITTER, body.clone()).await?;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let reordered = json!({
+        "idempotency_key": "tick-1", "timeout_secs": 60, "max_attempts": 2,
+        "priority": 5, "params": { "tag": "a", "n": 1 }, "action": "noop",
+    });
+    for (token, same) in [(SUBMITTER, &body), (ADMIN, &reordered)] {
+        let (status, again) = api.post("/v1/jobs", token, same.clone()).await?;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the same body is the same job: {again}"
+        );
+        assert_eq!(again["id"], first["id"]);
+    }
+    let changes = [
+        ("action", json!("sleep")),
+        ("params", json!({ "n": 2, "tag": "a" })),
+        ("priority", json!(6)),
+        ("max_attempts", json!(3)),
+        ("timeout_secs", json!(61)),
+    ];
+    for (field, value) in changes {
+        let mut other = body.clone();
+        other[field] = value;
+        let (status, answer) = api.post("/v1/jobs", SUBMITTER, other).await?;
+        assert_eq!(status, StatusCode::CONFLICT, "{field}: {answer}");
+        assert_api_error(
+            &answer,
+            "idempotency_key_reused",
+            &[
+                "tick-1",
+                field,
+                first["id"].as_str().unwrap_or("?"),
+                "new idempotency_key",
+            ],
+        );
+        assert_eq!(
+            answer["state"], "QUEUED",
+            "the existing job's state: {answer}"
+        );
+    }
+    // Defaults count as given: omitting a field equals sending its default.
+    let (status, plain) = api
+        .post(
+            "/v1/jobs",
+            SUBMITTER,
+            json!({ "action": "noop", "idempotency_key": "tick-2" }),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CREATED);
+    let spelled = json!({
+        "action": "noop", "params": {}, "priority": 100, "max_attempts": 3,
+        "timeout_secs": 3600, "idempotency_key": "tick-2",
+    });
+    let (status, again) = api.post("/v1/jobs", SUBMITTER, spelled).await?;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["id"], plain["id"]);
+    assert_eq!(api.db_count().await?, 2, "no refused submit created a job");
     api.stop().await
 }
 

@@ -343,6 +343,10 @@ async fn invalid_distributions_stop_start_up_naming_the_field() -> anyhow::Resul
         ),
         ("every = \"0s\"", "distributor.distributions[1].every"),
         (
+            "every = \"300000y\"",
+            "distributor.distributions[1].every: 300000years is out of range",
+        ),
+        (
             "every = \"1m\"\ncron = \"0 2 * * *\"",
             "distributor.distributions[1]",
         ),
@@ -372,6 +376,8 @@ async fn invalid_distributions_stop_start_up_naming_the_field() -> anyhow::Resul
         )?;
         let mut command = drover_command().await?;
         command.arg("distributor").arg("--config").arg(&path);
+        // A config that is wrongly accepted starts a distributor that never exits.
+        command.kill_on_drop(true);
         let out = within(
             "drover distributor with a bad config",
             DEADLINE,

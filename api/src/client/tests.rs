@@ -98,4 +98,21 @@ fn calls_are_bounded_by_the_timeout() {
         .unwrap();
     assert_eq!(client.timeout, Duration::from_secs(3));
     assert_eq!(client.base_text(), "http://h:1");
+    assert_eq!(client.for_maintenance().timeout, MAINTENANCE_TIMEOUT);
+    let patient = ApiClient::builder("http://h:1")
+        .timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    assert_eq!(
+        patient.for_maintenance().timeout(),
+        Duration::from_secs(600)
+    );
+}
+
+#[test]
+fn defaults_suit_executor_traffic() {
+    let client = ApiClient::new("http://h:1", None).unwrap();
+    assert_eq!(client.timeout(), DEFAULT_TIMEOUT);
+    assert!(DEFAULT_TIMEOUT <= Duration::from_secs(10));
+    assert!(DEFAULT_CONNECT_TIMEOUT <= Duration::from_secs(2));
 }

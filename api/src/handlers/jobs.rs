@@ -3,11 +3,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
 use axum::Json;
+use drover_actions::Builtin;
 use drover_core::{JobId, Priority, State as JobState};
 use serde::Deserialize;
 use tracing::warn;
 
-use crate::auth::{Admin, Authorized, Read, Submit};
+use crate::auth::{Access, Admin, Authorized, Caller, Maintain, Read, Submit};
 use crate::config::{ApiConfig, MAX_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, JsonBody, QueryParams};
@@ -95,10 +96,105 @@ fn new_job(body: SubmitJob, config: &ApiConfig) -> Result<NewJob> {
     })
 }
 
+/// Refuses a built-in maintenance action (`cleanup_jobs`) unless the caller may maintain:
+/// it runs with the executor's rights (deleting history), not the submitter's.
+fn check_action_allowed(action: &str, caller: &Caller) -> Result<()> {
+    let Some(builtin) = Builtin::from_name(action).filter(|b| b.is_maintenance()) else {
+        return Ok(());
+    };
+    if Maintain::allows(caller.role) {
+        return Ok(());
+    }
+    Err(Error::ForbiddenAction {
+        caller: caller.name.to_string(),
+        role: caller.role.as_str(),
+        action: builtin.name().to_owned(),
+        what: "it deletes finished jobs and their logs",
+        needed: Maintain::NEEDED,
+    })
+}
+
+/// Longest value shown in an `idempotency_key_reused` message.
+const MAX_SHOWN: usize = 80;
+
+/// The first field in which `new` differs from `existing`, the job its idempotency key
+/// already names: `(field, existing value, new value)`. Defaults are applied before, so
+/// omitting a field equals sending its default.
+fn differing_field(new: &NewJob, existing: &Job) -> Option<(&'static str, String, String)> {
+    let shown = |text: String| {
+        if text.chars().count() > MAX_SHOWN {
+            format!("{}...", text.chars().take(MAX_SHOWN).collect::<String>())
+        } else {
+            text
+        }
+    };
+    let params = serde_json::from_str::<serde_json::Value>(&new.params).ok();
+    let fields = [
+        (
+            "action",
+            new.action == existing.action,
+            format!("{:?}", existing.action),
+            format!("{:?}", new.action),
+        ),
+        (
+            "params",
+            params.as_ref() == Some(&existing.params),
+            existing.params.to_string(),
+            new.params.clone(),
+        ),
+        (
+            "priority",
+            new.priority == existing.priority,
+            existing.priority.get().to_string(),
+            new.priority.get().to_string(),
+        ),
+        (
+            "max_attempts",
+            new.max_attempts == existing.max_attempts,
+            existing.max_attempts.to_string(),
+            new.max_attempts.to_string(),
+        ),
+        (
+            "timeout_secs",
+            new.timeout_secs == existing.timeout_secs,
+            existing.timeout_secs.to_string(),
+            new.timeout_secs.to_string(),
+        ),
+    ];
+    fields
+        .into_iter()
+        .find(|(_, same, _, _)| !same)
+        .map(|(field, _, stored, sent)| (field, shown(stored), shown(sent)))
+}
+
+/// The existing job of a taken idempotency key, if `new` asks for the same job.
+///
+/// # Errors
+/// [`Error::Conflict`] `idempotency_key_reused` naming the first field that differs.
+fn same_job(new: &NewJob, existing: Job) -> Result<Job> {
+    let Some((field, stored, sent)) = differing_field(new, &existing) else {
+        return Ok(existing);
+    };
+    Err(Error::Conflict {
+        code: "idempotency_key_reused",
+        message: format!(
+            "idempotency_key {:?} already names job {} with another {field} ({stored} there, {sent} here): \
+             to submit a different job use a new idempotency_key; to get that job, resend its body unchanged",
+            new.idempotency_key.as_deref().unwrap_or_default(),
+            existing.id
+        ),
+        state: existing.state,
+        status_code: existing.status_code,
+    })
+}
+
 /// Commits `new`, then puts it on the queue, then records that it is there.
+///
+/// # Errors
+/// Store errors, and [`same_job`]'s 409 when the idempotency key names another job.
 async fn create_and_enqueue(state: &AppState, new: &NewJob) -> Result<(HttpStatus, Job)> {
     let job = match state.store.create(new).await? {
-        Created::Existing(job) => return Ok((HttpStatus::OK, job)),
+        Created::Existing(job) => return Ok((HttpStatus::OK, same_job(new, job)?)),
         Created::New(job) => job,
     };
     if let Err(reason) = state.zk.enqueue(job.id, job.priority).await {
@@ -121,15 +217,19 @@ async fn create_and_enqueue(state: &AppState, new: &NewJob) -> Result<(HttpStatu
     request_body = SubmitJob,
     responses(
         (status = 201, description = "committed (and enqueued unless `enqueued` is false)", body = Job),
-        (status = 200, description = "the idempotency key matched an existing job", body = Job),
+        (status = 200, description = "the idempotency key matched an existing job with the same body", body = Job),
+        (status = 409, description = "the idempotency key names a job with another action, params, priority, max_attempts or timeout", body = ApiError),
         (status = 400, description = "invalid body", body = ApiError),
+        (status = 403, description = "a maintenance action (cleanup_jobs) from neither an admin nor a distributor", body = ApiError),
+        (status = 408, description = "the body did not arrive within api.body_timeout", body = ApiError),
         (status = 413, description = "body or params too large", body = ApiError),
     ), security(("bearer" = []))))]
 pub(crate) async fn submit(
-    _auth: Authorized<Submit>,
+    auth: Authorized<Submit>,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<SubmitJob>,
 ) -> Result<(HttpStatus, Json<Job>)> {
+    check_action_allowed(&body.action, &auth.caller)?;
     let new = new_job(body, &state.config)?;
     let (status, job) = create_and_enqueue(&state, &new).await?;
     Ok((status, Json(job)))
@@ -301,14 +401,16 @@ pub(crate) async fn kill(
 #[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs",
     params(("id" = String, Path)),
     responses((status = 201, description = "a new job with retry_of = id", body = Job),
+        (status = 403, description = "a maintenance action (cleanup_jobs) from neither an admin nor a distributor", body = ApiError),
         (status = 409, description = "the job has not finished", body = ApiError)),
     security(("bearer" = []))))]
 pub(crate) async fn retry(
-    _auth: Authorized<Submit>,
+    auth: Authorized<Submit>,
     State(state): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<(HttpStatus, Json<Job>)> {
     let old = state.store.get(id).await?;
+    check_action_allowed(&old.action, &auth.caller)?;
     if !old.state.is_terminal() {
         return Err(Error::Conflict {
             code: "job_not_finished",
@@ -358,6 +460,77 @@ mod tests {
         let mut big = submit("noop");
         big.params.insert("blob".into(), "x".repeat(70_000).into());
         assert!(matches!(new_job(big, &config), Err(Error::TooLarge { .. })));
+    }
+
+    #[test]
+    fn maintenance_actions_need_an_admin_or_a_distributor() {
+        use crate::config::Role;
+        let caller = |role| Caller {
+            name: "alice".into(),
+            role,
+        };
+        let err = check_action_allowed("cleanup_jobs", &caller(Role::Submitter)).unwrap_err();
+        assert_eq!(err.status(), HttpStatus::FORBIDDEN);
+        let message = err.to_string();
+        assert!(
+            message.contains("cleanup_jobs") && message.contains("distributor.distributions"),
+            "{message}"
+        );
+        for role in [Role::Admin, Role::Distributor] {
+            check_action_allowed("cleanup_jobs", &caller(role)).unwrap();
+        }
+        check_action_allowed("noop", &caller(Role::Submitter)).unwrap();
+    }
+
+    #[test]
+    fn a_reused_key_names_the_first_differing_field() {
+        let config = ApiConfig::default();
+        let mut body = submit("noop");
+        body.params.insert("n".into(), 1.into());
+        body.idempotency_key = Some("k".into());
+        let new = new_job(body.clone(), &config).unwrap();
+        let existing = Job {
+            id: JobId::new(),
+            action: "noop".into(),
+            params: serde_json::json!({ "n": 1 }),
+            priority: Priority::DEFAULT,
+            state: JobState::Queued,
+            status_code: drover_core::StatusCode::Enqueued,
+            status_message: String::new(),
+            progress: 0,
+            exit_code: None,
+            attempts: 0,
+            max_attempts: new.max_attempts,
+            timeout_secs: new.timeout_secs,
+            executor: None,
+            fencing_token: None,
+            last_heartbeat: None,
+            created_at: String::new(),
+            started_at: None,
+            finished_at: None,
+            idempotency_key: Some("k".into()),
+            enqueued: true,
+            retry_of: None,
+            cancel_requested: false,
+            kill_requested: false,
+        };
+        assert_eq!(differing_field(&new, &existing), None);
+        let mut other = body.clone();
+        other.params.insert("n".into(), "x".repeat(500).into());
+        let (field, stored, sent) =
+            differing_field(&new_job(other, &config).unwrap(), &existing).unwrap();
+        assert_eq!((field, stored.as_str()), ("params", r#"{"n":1}"#));
+        assert!(sent.len() < 100 && sent.ends_with("..."), "{sent}");
+        let mut other = body;
+        other.timeout_secs = Some(5);
+        let err = same_job(&new_job(other, &config).unwrap(), existing).unwrap_err();
+        assert_eq!(err.code(), "idempotency_key_reused");
+        assert_eq!(err.status(), HttpStatus::CONFLICT);
+        assert!(
+            err.to_string()
+                .contains("timeout_secs (3600 there, 5 here)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod submit;
 mod wait;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use drover_api::client::{ApiClient, Resolved};
 use drover_api::model::Job;
@@ -52,9 +53,18 @@ pub(crate) async fn run(
     }
 }
 
+/// How long a client command waits for one answer: a person waits at the terminal,
+/// maybe over a slow link, so longer than the executors' default (10 s).
+const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The API client the flags describe.
 fn client(args: &ClientArgs) -> anyhow::Result<ApiClient> {
-    Ok(ApiClient::new(&args.url, args.token.clone())?)
+    let builder = ApiClient::builder(&args.url).timeout(CLI_TIMEOUT);
+    let builder = match &args.token {
+        Some(token) => builder.token(token.clone()),
+        None => builder,
+    };
+    Ok(builder.build()?)
 }
 
 /// The job a (possibly partial) id names.
@@ -102,5 +112,17 @@ mod tests {
         for bad in ["", "  ", "xyz", "67e5/..", "67e5 50"] {
             assert!(id_fragment(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn client_commands_wait_longer_than_executors() {
+        let args = ClientArgs {
+            url: "http://127.0.0.1:8080".into(),
+            token: Some("s3cret-token".into()),
+            output: crate::args::Output::Table,
+        };
+        let client = client(&args).unwrap();
+        assert_eq!(client.timeout(), CLI_TIMEOUT);
+        assert!(CLI_TIMEOUT > drover_api::client::DEFAULT_TIMEOUT);
     }
 }

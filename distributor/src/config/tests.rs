@@ -105,6 +105,18 @@ fn errors_name_the_field() {
             "action = \"noop\"\nevery = \"1s\"\nmax_attempts = 0",
             "distributor.distributions[1].max_attempts",
         ),
+        (
+            "action = \"noop\"\nevery = \"300000y\"",
+            "distributor.distributions[1].every: 300000years is out of range: use 100ms to 366d",
+        ),
+        (
+            "action = \"noop\"\nevery = \"367d\"",
+            "distributor.distributions[1].every",
+        ),
+        (
+            "action = \"noop\"\ncron = \"0 2 * * *\"\njitter = \"300000y\"",
+            "distributor.distributions[1].jitter: 300000years is out of range: use at most 366d",
+        ),
     ];
     for (extra, needle) in cases {
         let text = format!("{base}[[distributor.distributions]]\n{extra}\n");
@@ -121,6 +133,15 @@ fn errors_name_the_field() {
         .validate()
         .unwrap_err()
         .contains("distributor.reconcile_every"));
+}
+
+#[test]
+fn the_longest_accepted_interval_and_jitter_are_fine() {
+    let config = parse(
+        "[distributor]\nid = \"d1\"\n[[distributor.distributions]]\naction = \"noop\"\nevery = \"366d\"\njitter = \"365d\"\n[[distributor.distributions]]\nname = \"yearly\"\naction = \"noop\"\ncron = \"0 0 1 1 *\"\njitter = \"366d\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.plans().unwrap().len(), 3);
 }
 
 #[test]

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 pub const ADMIN: &str = "admin-secret-0001";
 pub const SUBMITTER: &str = "submitter-secret-0001";
 pub const EXECUTOR: &str = "executor-secret-0001";
+pub const DISTRIBUTOR: &str = "distributor-secret-0001";
 /// Deadline for anything that could hang.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -63,6 +64,7 @@ enum Database {
 /// An API served in-process, with its ZooKeeper and database.
 pub struct TestApi {
     pub base: String,
+    pub addr: std::net::SocketAddr,
     pub http: reqwest::Client,
     pub zk: Option<ZkServer>,
     pub database_url: String,
@@ -89,6 +91,7 @@ pub fn test_config(database_url: String) -> ApiConfig {
             token("root", ADMIN, Role::Admin),
             token("alice", SUBMITTER, Role::Submitter),
             token("executor-pool", EXECUTOR, Role::Executor),
+            token("distributors", DISTRIBUTOR, Role::Distributor),
         ],
         log_cap_bytes: 4096,
         enqueue_timeout: Duration::from_millis(800),
@@ -135,7 +138,8 @@ impl TestApi {
         tweak(&mut config);
         let zk = ZkSettings::new(zk_hosts).with_session_timeout(Duration::from_secs(4));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
+        let addr = listener.local_addr()?;
+        let base = format!("http://{addr}");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(drover_api::serve(
             listener,
@@ -145,6 +149,7 @@ impl TestApi {
         ));
         let api = TestApi {
             base,
+            addr,
             http: reqwest::Client::builder().timeout(DEADLINE).build()?,
             zk: None,
             database_url: url,
@@ -418,6 +423,12 @@ impl TestApi {
                 n
             }
         })
+    }
+
+    /// Cancels the shutdown token without waiting: the API stops accepting and lets the
+    /// requests in flight finish ([`stop`](Self::stop) then waits for it).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
     }
 
     /// Cancels the shutdown token and waits for `serve` to return.
