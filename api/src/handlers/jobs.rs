@@ -504,6 +504,7 @@ mod tests {
             timeout_secs: new.timeout_secs,
             executor: None,
             fencing_token: None,
+            queue_entry: None,
             last_heartbeat: None,
             created_at: String::new(),
             started_at: None,
