@@ -17,9 +17,6 @@ use drover_tests::{within, TcpProxy};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
-/// Nothing here needs ZooKeeper (the API serves without it).
-const NO_ZOOKEEPER: &str = "127.0.0.1:1";
-
 /// How long an executor may take to notice that the API is out of reach.
 const NOTICED_WITHIN: Duration = Duration::from_secs(15);
 
@@ -28,17 +25,20 @@ const CONNECT_GIVES_UP_WITHIN: Duration = Duration::from_secs(4);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_fails_executor_calls_within_the_default_timeouts() -> anyhow::Result<()> {
-    let api = TestApi::start_with(Backend::Sqlite, NO_ZOOKEEPER, |_| {}).await?;
+    let api = TestApi::start(Backend::Sqlite).await?;
     let proxy = TcpProxy::start(api.addr.to_string()).await?;
     let client = ApiClient::new(
         &format!("http://{}", proxy.addr()),
         Some(EXECUTOR.to_owned()),
     )?;
-    let id = api.submit_noop().await?.parse()?;
-    let token = FencingToken::new(7);
+    let id_text = api.submit_noop().await?;
+    let id = id_text.parse()?;
+    let hold = api.take(&id_text).await?;
+    let token = FencingToken::new(hold.token);
     let claim = Claim {
         token,
         executor: "e".into(),
+        entry: hold.entry,
     };
     client.claim(id, &claim).await?;
     let heartbeat = Heartbeat {
