@@ -150,7 +150,7 @@ impl Election {
                 .await
             {
                 Ok((_, seq)) => return Ok(format!("{prefix}{seq}")),
-                Err(ZkError::ConnectionLoss) => {
+                Err(e) if crate::error::connection_lost(&e) => {
                     // The create may have happened: look for our unique prefix (kazoo and
                     // Curator do the same).
                     self.session.wait_connected().await?;

@@ -127,14 +127,22 @@ impl Error {
 
     /// Whether retrying the same operation later may succeed (connection trouble, throttling).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self.zk_error(),
-            Some(
-                ZkError::ConnectionLoss | ZkError::Timeout | ZkError::Throttled | ZkError::NoHosts
-            )
-        ) || matches!(self, Error::Timeout(_))
+        self.zk_error().is_some_and(|e| {
+            connection_lost(e)
+                || matches!(e, ZkError::Timeout | ZkError::Throttled | ZkError::NoHosts)
+        }) || matches!(self, Error::Timeout(_))
     }
 }
+
+/// Whether `error` means the connection broke with the operation in flight, so it may or
+/// may not have happened. The client fails in-flight operations with the error that broke
+/// the connection: `ConnectionLoss` at end of stream, a custom error carrying the IO error
+/// (`Connection reset by peer`) or a read timeout otherwise.
+pub(crate) fn connection_lost(error: &ZkError) -> bool {
+    matches!(error, ZkError::ConnectionLoss | ZkError::Custom(_))
+}
+
+impl Error {}
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

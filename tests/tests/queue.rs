@@ -584,3 +584,36 @@ async fn an_entry_given_up_while_the_session_survives_is_freed_by_its_holder() -
     assert_eq!(other.counts().await?, (0, 0));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_consume_cut_by_a_connection_reset_is_retried_until_done() -> anyhow::Result<()> {
+    init_test_tracing();
+    let zk = ZkServer::start().await?;
+    let proxy = TcpProxy::start(zk.connect_string()).await?;
+    let queue = Queue::open(
+        &connect(&proxy.connect_string(), Duration::from_secs(6)).await?,
+        "/job",
+    )
+    .await?;
+    queue.put(b"job", Priority::default()).await?;
+    let taken = queue
+        .take(Some(Duration::from_secs(5)))
+        .await?
+        .expect("an entry");
+    // The consume goes out into silence, then the connection is reset under it: the
+    // transaction may or may not have happened.
+    proxy.blackhole();
+    let consume = tokio::spawn(taken.consume());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.block().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.unblock();
+    within("the consume", Duration::from_secs(10), consume).await???;
+    let observer = Queue::open(&connect(&zk.connect_string(), SESSION).await?, "/job").await?;
+    assert_eq!(
+        observer.counts().await?,
+        (0, 0),
+        "entry and marker are gone"
+    );
+    Ok(())
+}
