@@ -167,10 +167,10 @@ async fn run_claimed(shared: &Shared, job: &Job, taken: &Taken) -> Outcome {
             code: StatusCode::UnknownAction,
             exit_code: None,
             message: format!(
-                "action {:?} is not known to executor {} (it knows: {}); add an action file or fix the name",
+                "action {:?} is not known to executor {} (it knows {}); add an action file or fix the name",
                 job.action,
                 shared.env.executor_id,
-                shared.catalogue.names().join(", ")
+                some_names(&shared.catalogue.names(), 10)
             ),
         },
     };
@@ -200,19 +200,38 @@ async fn report(shared: &Shared, job: &Job, taken: Taken, outcome: Outcome) {
             exit_code,
             message,
         } => {
-            let finish = Finish {
+            let mut finish = Finish {
                 token,
                 status_code: code,
                 exit_code,
-                message: Some(message),
+                message: Some(truncate_message(message)),
             };
+            let mut refused = false;
             loop {
                 match shared.api.finish(job.id, &finish).await {
                     Ok(_) => {
                         shared.backoff.succeeded();
-                        info!(job = %job.id, status = %code, "job finished");
+                        info!(job = %job.id, status = %finish.status_code, "job finished");
                         consume(taken).await;
                         return;
+                    }
+                    Err(e) if e.is_conflict() => {
+                        // Fenced or finished by someone else: not ours to record, and
+                        // never to hand to a third taker.
+                        warn!(job = %job.id, error = %e, "the API refused our result: the job is not ours any more; consuming the entry");
+                        consume(taken).await;
+                        return;
+                    }
+                    Err(e) if e.status().is_some_and(|s| s.is_client_error()) && !refused => {
+                        // The result itself was refused (400, 413): rerunning the job
+                        // would only meet the same refusal. End it with what we know.
+                        warn!(job = %job.id, error = %e, "the API refused our result; recording an internal error instead");
+                        refused = true;
+                        finish.status_code = StatusCode::InternalError;
+                        finish.message = Some(truncate_message(format!(
+                            "the action ended with {code}{}, but the API refused that result: {e}",
+                            exit_code.map_or_else(String::new, |c| format!(" (exit code {c})"))
+                        )));
                     }
                     Err(e)
                         if e.is_unavailable()
@@ -281,5 +300,57 @@ async fn give_back(
 async fn consume(taken: Taken) {
     if let Err(e) = taken.consume().await {
         warn!(error = %e, "cannot consume the queue entry");
+    }
+}
+
+/// The longest status message sent; the API refuses more than 4,096 bytes.
+const MAX_MESSAGE: usize = 4000;
+
+/// `message`, cut at a character boundary to fit the API's limit.
+fn truncate_message(mut message: String) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message;
+    }
+    let mut end = MAX_MESSAGE - 20;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    message.push_str(" … (truncated)");
+    message
+}
+
+/// Up to `n` of `names`, and how many more.
+fn some_names(names: &[&str], n: usize) -> String {
+    let shown = names.iter().take(n).copied().collect::<Vec<_>>().join(", ");
+    match names.len().saturating_sub(n) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_fit_the_api_limit_at_a_character_boundary() {
+        let long = "é".repeat(5000);
+        let cut = truncate_message(long);
+        assert!(cut.len() <= MAX_MESSAGE, "{}", cut.len());
+        assert!(cut.ends_with("(truncated)"));
+        assert_eq!(truncate_message("short".into()), "short");
+    }
+
+    #[test]
+    fn a_long_catalogue_is_named_in_part() {
+        let names: Vec<String> = (0..500).map(|i| format!("action-{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let text = some_names(&names, 10);
+        assert!(
+            text.starts_with("action-0, action-1") && text.ends_with("and 490 more"),
+            "{text}"
+        );
+        assert_eq!(some_names(&["a", "b"], 10), "a, b");
     }
 }
