@@ -54,6 +54,31 @@ impl Membership {
         }
     }
 
+    /// The cluster's id: a UUID made by the first process that asks and kept at
+    /// `/cluster-id`, so processes of one cluster (one ensemble and chroot) can tell their
+    /// own Docker containers from another cluster's on a shared daemon.
+    ///
+    /// # Errors
+    /// ZooKeeper errors.
+    pub async fn cluster_id(&self) -> Result<String> {
+        const PATH: &str = "/cluster-id";
+        let client = self.session.client();
+        loop {
+            match client.get_data(PATH).await {
+                Ok((data, _)) => return Ok(String::from_utf8_lossy(&data).into_owned()),
+                Err(ZkError::NoNode) => {}
+                Err(e) => return Err(Error::zk("get", PATH, e)),
+            }
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let options = self.session.create_options(CreateMode::Persistent);
+            match client.create(PATH, id.as_bytes(), &options).await {
+                Ok(_) => return Ok(id),
+                Err(ZkError::NodeExists) => {} // another process was first: read its
+                Err(e) => return Err(Error::zk("create", PATH, e)),
+            }
+        }
+    }
+
     /// Publishes `info` at `/executors/<id>`.
     ///
     /// # Errors

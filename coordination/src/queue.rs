@@ -116,6 +116,11 @@ impl Queue {
         &self.inner.view
     }
 
+    /// The session this handle takes on.
+    pub fn session(&self) -> &Session {
+        &self.inner.session
+    }
+
     /// The queue's root path.
     pub fn path(&self) -> &str {
         &self.view().root

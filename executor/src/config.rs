@@ -6,6 +6,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// After the drain deadline, how long beyond the stop grace the slots get to stop their
+/// containers, report and give their jobs back.
+pub const STOP_MARGIN: Duration = Duration::from_secs(30);
+/// How long the executor waits to deregister before it exits anyway.
+pub const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// How an executor runs. Every field has a default that suits one executor per node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -78,6 +84,15 @@ impl ExecutorConfig {
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "executor".to_owned())
         })
+    }
+
+    /// The longest a SIGTERM can take to end the process: the drain deadline, then the
+    /// containers' stop grace plus [`STOP_MARGIN`] for the slots to report and give
+    /// back, then [`DEREGISTER_TIMEOUT`]. Kubernetes' `terminationGracePeriodSeconds`
+    /// and Compose's `stop_grace_period` must be longer, or the last jobs are SIGKILLed
+    /// with their entries still locked until the session expires.
+    pub fn shutdown_budget(&self) -> Duration {
+        self.drain_timeout + self.stop_grace + STOP_MARGIN + DEREGISTER_TIMEOUT
     }
 
     /// Slots: configured, else the CPU count.

@@ -32,6 +32,8 @@ pub const LABEL_EXECUTOR: &str = "drover.executor";
 pub const LABEL_ATTEMPT: &str = "drover.attempt";
 /// On a shared parameters volume and its holder container: the executor that owns them.
 pub const LABEL_PARAMS_OF: &str = "drover.params-of";
+/// Label naming the cluster (its id in ZooKeeper) a container or volume belongs to.
+pub const LABEL_CLUSTER: &str = "drover.cluster";
 
 /// Docker's default read-only paths (moby's `oci.DefaultLinuxSpec`), which setting
 /// `ReadonlyPaths` replaces, plus `/drover`: parameters are input, the same for every
@@ -395,7 +397,10 @@ impl DockerRuntime {
         spec: &ContainerSpec,
         owner: &str,
     ) -> Result<ParamsVolume, ContainerError> {
-        let labels = HashMap::from([(LABEL_PARAMS_OF.to_owned(), owner.to_owned())]);
+        let mut labels = HashMap::from([(LABEL_PARAMS_OF.to_owned(), owner.to_owned())]);
+        if let Some(cluster) = spec.labels.get(LABEL_CLUSTER) {
+            labels.insert(LABEL_CLUSTER.to_owned(), cluster.clone());
+        }
         let name = format!("drover-params-{:016x}", fastrand::u64(..));
         self.docker
             .create_volume(VolumeCreateRequest {
@@ -713,6 +718,55 @@ impl DockerRuntime {
         Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
+    /// Every container (running or not) of `cluster` with a `label` label, with that
+    /// label's value: drover's own containers and whose they are.
+    ///
+    /// # Errors
+    /// [`ContainerError::Docker`].
+    pub async fn owners_of(
+        &self,
+        label: &str,
+        cluster: &str,
+    ) -> Result<Vec<(String, String)>, ContainerError> {
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&cluster_filter(label, cluster))
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(docker_err("list"))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let owner = c.labels.as_ref()?.get(label)?.clone();
+                Some((c.id?, owner))
+            })
+            .collect())
+    }
+
+    /// The owners (`drover.params-of`) of every shared parameters volume of `cluster`.
+    ///
+    /// # Errors
+    /// [`ContainerError::Docker`].
+    pub async fn params_owners(&self, cluster: &str) -> Result<Vec<String>, ContainerError> {
+        let options = ListVolumesOptionsBuilder::default()
+            .filters(&cluster_filter(LABEL_PARAMS_OF, cluster))
+            .build();
+        let volumes = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(docker_err("list volumes"))?
+            .volumes
+            .unwrap_or_default();
+        Ok(volumes
+            .into_iter()
+            .filter_map(|v| v.labels.get(LABEL_PARAMS_OF).cloned())
+            .collect())
+    }
+
     /// Ids of containers (running or not) labelled with `label=value`.
     ///
     /// # Errors
@@ -736,6 +790,14 @@ impl DockerRuntime {
 }
 
 /// A listing filter: only what is labelled `label=value`.
+/// Objects with a `label` label that belong to `cluster` (Docker ANDs label filters).
+fn cluster_filter(label: &str, cluster: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_owned(),
+        vec![label.to_owned(), format!("{LABEL_CLUSTER}={cluster}")],
+    )])
+}
+
 fn label_filter(label: &str, value: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_owned(), vec![format!("{label}={value}")])])
 }

@@ -15,6 +15,7 @@ pub mod container;
 mod error;
 mod health;
 mod params;
+mod reap;
 mod reporter;
 mod runner;
 mod slot;
@@ -34,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-pub use config::ExecutorConfig;
+pub use config::{ExecutorConfig, DEREGISTER_TIMEOUT, STOP_MARGIN};
 pub use error::Error;
 
 use crate::backoff::Backoff;
@@ -119,6 +120,7 @@ pub async fn run(
             stop_grace: config.stop_grace,
             api,
             watchdog,
+            cluster: Arc::default(),
         },
         backoff: Backoff::new(Duration::from_millis(200), config.backoff_max),
         queue: queue_rx,
@@ -135,11 +137,22 @@ pub async fn run(
         supervisor::Identity {
             id: id.clone(),
             slots,
+            cluster: shared.env.cluster.clone(),
         },
         queue_tx,
         busy_rx,
         supervisor_stop.clone(),
     ));
+    let reaper_stop = CancellationToken::new();
+    let reaper = shared.env.docker.clone().map(|docker| {
+        tokio::spawn(reap::run(
+            docker,
+            id.clone(),
+            shared.env.cluster.clone(),
+            shared.queue.clone(),
+            reaper_stop.clone(),
+        ))
+    });
     let tracker = TaskTracker::new();
     for index in 0..slots {
         tracker.spawn(slot::run_slot(shared.clone(), index));
@@ -148,12 +161,16 @@ pub async fn run(
     info!(executor = %id, slots, actions = ?shared.catalogue.names(), "executor running");
 
     shutdown.drain.cancelled().await;
+    reaper_stop.cancel();
+    if let Some(reaper) = reaper {
+        let _ = reaper.await;
+    }
     drain(&shared, &tracker, &shutdown).await;
     if let Some(docker) = &shared.env.docker {
         docker.remove_params_volumes().await;
     }
     supervisor_stop.cancel();
-    match tokio::time::timeout(Duration::from_secs(15), supervisor).await {
+    match tokio::time::timeout(config::DEREGISTER_TIMEOUT, supervisor).await {
         Ok(Ok(())) => info!("drain: deregistered from /executors"),
         _ => warn!("drain: could not deregister in time; the registration goes with the session"),
     }
@@ -183,7 +200,7 @@ async fn drain(shared: &Shared, tracker: &TaskTracker, shutdown: &Shutdown) {
         },
     }
     shared.deadline.cancel();
-    let grace = shared.config.stop_grace + Duration::from_secs(30);
+    let grace = shared.config.stop_grace + config::STOP_MARGIN;
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         warn!("drain: some jobs did not stop in time");
     } else {

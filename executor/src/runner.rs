@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::container::{
-    ContainerError, ContainerSpec, DockerRuntime, Exit, LABEL_ATTEMPT, LABEL_EXECUTOR, LABEL_JOB,
+    ContainerError, ContainerSpec, DockerRuntime, Exit, LABEL_ATTEMPT, LABEL_CLUSTER,
+    LABEL_EXECUTOR, LABEL_JOB,
 };
 use crate::reporter::Reporter;
 use crate::stop::{Stop, StopReason};
@@ -45,6 +46,8 @@ pub(crate) struct RunEnv {
     pub(crate) api: drover_api::client::ApiClient,
     /// The watchdog that kills our containers if we freeze or die.
     pub(crate) watchdog: Option<std::sync::Arc<crate::watchdog::Watchdog>>,
+    /// The cluster's id (from ZooKeeper, set before any job is taken).
+    pub(crate) cluster: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 /// Runs `action` for `job` until it ends or `stop` trips.
@@ -351,11 +354,14 @@ fn container_spec(env: &RunEnv, job: &Job, spec: &DockerSpec) -> Result<Containe
             .map(|(k, v)| format!("{k}={v}")),
     );
     vars.push(format!("DROVER_JOB_ID={}", job.id));
-    let labels = HashMap::from([
+    let mut labels = HashMap::from([
         (LABEL_JOB.to_owned(), job.id.to_string()),
         (LABEL_EXECUTOR.to_owned(), env.executor_id.clone()),
         (LABEL_ATTEMPT.to_owned(), job.attempts.to_string()),
     ]);
+    if let Some(cluster) = env.cluster.get() {
+        labels.insert(LABEL_CLUSTER.to_owned(), cluster.clone());
+    }
     Ok(ContainerSpec {
         name: format!("drover-{}-{}", job.id, job.attempts),
         labels,

@@ -15,6 +15,9 @@ use tracing::{info, warn};
 pub(crate) struct Identity {
     pub(crate) id: String,
     pub(crate) slots: usize,
+    /// Set once from ZooKeeper at the first attach: the cluster's id, for container
+    /// labels.
+    pub(crate) cluster: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 /// Runs until `stop`, then deregisters.
@@ -87,6 +90,10 @@ async fn attach(
     busy: usize,
 ) -> Result<(Session, Queue, Registration), drover_coordination::Error> {
     let session = Session::connect(zk).await?;
+    if identity.cluster.get().is_none() {
+        let cluster = Membership::new(&session).cluster_id().await?;
+        let _ = identity.cluster.set(cluster);
+    }
     let view = QueueView::open(&session, queue_path).await?;
     let queue = Queue::with_view(&session, &view);
     let info = ExecutorInfo {

@@ -312,10 +312,10 @@ fn kubernetes_executor_is_a_draining_daemonset_with_the_docker_socket() -> anyho
     let grace = spec["terminationGracePeriodSeconds"]
         .as_i64()
         .context("the executor sets no terminationGracePeriodSeconds")?;
-    let drain = config.executor.drain_timeout;
+    let budget = config.executor.shutdown_budget();
     ensure!(
-        Duration::from_secs(u64::try_from(grace)?) > drain + Duration::from_secs(10),
-        "terminationGracePeriodSeconds {grace} must exceed the drain deadline {drain:?} (plus the containers' stop grace)"
+        Duration::from_secs(u64::try_from(grace)?) > budget,
+        "terminationGracePeriodSeconds {grace} must exceed the executor's worst-case stop {budget:?} (drain, stop grace, giving jobs back, deregistering)"
     );
     // Slots come from the ConfigMap.
     let slots = items(&container["env"])
@@ -596,10 +596,10 @@ fn compose_executors_drain_within_the_stop_grace_period() -> anyhow::Result<()> 
     let env = compose_environment(executor)?;
     let config = role_config(None, &env)?;
     let grace = parse_duration(str_of(&executor["stop_grace_period"], "stop_grace_period")?)?;
-    let drain = config.executor.drain_timeout;
+    let budget = config.executor.shutdown_budget();
     ensure!(
-        grace > drain + Duration::from_secs(10),
-        "stop_grace_period {grace:?} must exceed the drain deadline {drain:?} (plus the containers' stop grace)"
+        grace > budget,
+        "stop_grace_period {grace:?} must exceed the executor's worst-case stop {budget:?} (drain, stop grace, giving jobs back, deregistering)"
     );
     ensure!(
         executor["container_name"].is_badvalue() && executor["ports"].is_badvalue(),

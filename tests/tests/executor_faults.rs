@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use drover_core::State;
 use drover_tests::{connect, entries_of, wait_until, DockerProxy, OverlapMonitor, TcpProxy};
-use executor_support::{container_events, started_attempts, Cluster, ExecutorOptions, SESSION};
+use executor_support::{
+    container_events, containers_of, started_attempts, Cluster, ExecutorOptions, SESSION,
+};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
@@ -223,6 +225,58 @@ async fn an_unknown_action_ends_once_whatever_the_catalogue_size() -> anyhow::Re
         job.status_message.contains("nosuch") && job.status_message.contains("more"),
         "{}",
         job.status_message
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_executors_leftovers_are_reaped_by_its_replacement() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    // A Kubernetes pod SIGKILLed whole: the watchdog dies with it, and the replacement
+    // pod has another name.
+    let mut options = ExecutorOptions::new("pod-a1b2", 1);
+    options.watchdog = false;
+    let mut doomed = cluster.executor(&options).await?;
+    let id = cluster.submit("stubborn", json!({ "seconds": 60 })).await?;
+    cluster
+        .reaches(id, State::Running, Duration::from_secs(30))
+        .await?;
+    wait_until("the container to run", Duration::from_secs(30), || async {
+        containers_of("pod-a1b2").await.is_ok_and(|c| c.len() == 1)
+    })
+    .await?;
+    doomed.signal(Signal::SIGKILL)?;
+    doomed.exit_code(Duration::from_secs(10)).await?;
+    assert_eq!(
+        containers_of("pod-a1b2").await?.len(),
+        1,
+        "the leftover runs on"
+    );
+    // The job is killed meanwhile, so no take-over of it (which would kill the leftover
+    // too) gets there first: only the reaper can.
+    let admin = cluster.admin()?;
+    admin.kill(id).await?;
+
+    let replacement = cluster
+        .executor(&ExecutorOptions::new("pod-c3d4", 1))
+        .await?;
+    wait_until(
+        "the gone executor's container to be reaped",
+        Duration::from_secs(30),
+        || async { containers_of("pod-a1b2").await.is_ok_and(|c| c.is_empty()) },
+    )
+    .await
+    .with_context(|| replacement.log())?;
+    assert!(
+        replacement.log().contains("no longer registered"),
+        "{}",
+        replacement.log()
+    );
+    let job = cluster.finished(id, Duration::from_secs(30)).await?;
+    assert_eq!(
+        job.status_code,
+        drover_core::StatusCode::KilledByAdmin,
+        "{job:?}"
     );
     Ok(())
 }

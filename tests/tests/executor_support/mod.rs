@@ -119,6 +119,8 @@ pub(crate) struct ExecutorOptions {
     /// ZooKeeper as this executor reaches it (a [`drover_tests::TcpProxy`]), if not
     /// directly.
     pub(crate) zk_hosts: Option<String>,
+    /// Run the watchdog process (off: as when the whole pod is SIGKILLed with it).
+    pub(crate) watchdog: bool,
 }
 
 impl ExecutorOptions {
@@ -130,6 +132,7 @@ impl ExecutorOptions {
             metrics_port: None,
             docker_host: None,
             zk_hosts: None,
+            watchdog: true,
         }
     }
 }
@@ -199,6 +202,7 @@ backoff_max = "2s"
 log_flush_interval = "100ms"
 metrics = {metrics}
 metrics_listen = "127.0.0.1:{metrics_port}"
+watchdog = {watchdog}
 "#,
                 id = e.id,
                 slots = e.slots,
@@ -206,6 +210,7 @@ metrics_listen = "127.0.0.1:{metrics_port}"
                 drain = e.drain_timeout.as_millis(),
                 metrics = e.metrics_port.is_some(),
                 metrics_port = e.metrics_port.unwrap_or(9),
+                watchdog = e.watchdog,
             ));
         }
         text
