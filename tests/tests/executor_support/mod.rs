@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 use drover_api::client::ApiClient;
-use drover_api::model::{Job, SubmitJob};
+use drover_api::model::{Job, StoredLogLine, SubmitJob};
 use drover_core::{JobId, State};
 use drover_tests::{
     drover_command, free_port, init_test_tracing, run_drover, wait_api_ready, wait_until, within,
@@ -86,6 +86,38 @@ pull = "never"
 command = ["sh", "-c", "trap 'echo stopping; exit 0' TERM; i=0; while [ $i -lt ${DROVER_PARAM_SECONDS:-30}0 ]; do sleep 0.1; i=$((i+1)); done; echo finished"]
 "#,
     ),
+    (
+        "unfinished",
+        r#"name = "unfinished"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "echo first; printf 'x'; printf 'err' >&2"]
+"#,
+    ),
+    (
+        "split-char",
+        r#"name = "split-char"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "printf 'caf\\303'; printf '\\342\\202' >&2; sleep 0.2; printf '\\251\\n'; printf '\\254\\n' >&2; printf '\\377ok\\n'; head -c 16383 /dev/zero | tr '\\0' a; printf 'bcd\\n'"]
+"#,
+    ),
+    (
+        "endless-line",
+        r#"name = "endless-line"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "head -c 1064961 /dev/zero | tr '\\0' x; sleep 60"]
+"#,
+    ),
+    (
+        "wide-lines",
+        r#"name = "wide-lines"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "line=$(head -c 1000 /dev/zero | tr '\\0' a); i=0; while [ $i -lt 100 ]; do echo \"$i $line\"; i=$((i+1)); done; head -c 20000 /dev/zero | tr '\\0' b; echo; echo after"]
+"#,
+    ),
 ];
 
 /// ZooKeeper, the API and executors.
@@ -94,6 +126,8 @@ pub(crate) struct Cluster {
     pub(crate) url: String,
     pub(crate) api: Option<LineChild>,
     api_port: u16,
+    /// Extra `[api]` settings, one `key = value` a line.
+    api_settings: String,
     pub(crate) dir: tempfile::TempDir,
 }
 
@@ -120,6 +154,11 @@ impl ExecutorOptions {
 impl Cluster {
     /// ZooKeeper and the API, ready; no executor yet.
     pub(crate) async fn start() -> anyhow::Result<Cluster> {
+        Cluster::start_with("").await
+    }
+
+    /// Like [`Cluster::start`], with extra `[api]` settings (`key = value` lines).
+    pub(crate) async fn start_with(api_settings: &str) -> anyhow::Result<Cluster> {
         init_test_tracing();
         let zk = ZkServer::start().await?;
         let dir = tempfile::tempdir()?;
@@ -134,6 +173,7 @@ impl Cluster {
             url: format!("http://127.0.0.1:{api_port}"),
             api: None,
             api_port,
+            api_settings: api_settings.to_owned(),
             dir,
         };
         cluster.start_api().await?;
@@ -152,6 +192,7 @@ session_timeout = "{session}ms"
 [api]
 listen = "127.0.0.1:{port}"
 database_url = "sqlite://{db}?mode=rwc"
+{api_settings}
 [[api.tokens]]
 name = "root"
 token = "{ADMIN}"
@@ -166,6 +207,7 @@ role = "executor"
             session = SESSION.as_millis(),
             port = self.api_port,
             db = db.display(),
+            api_settings = self.api_settings,
         );
         if let Some(e) = executor {
             text.push_str(&format!(
@@ -289,6 +331,21 @@ metrics_listen = "127.0.0.1:{metrics_port}"
             ..SubmitJob::default()
         };
         Ok(self.admin()?.submit(&submit).await?.job.id)
+    }
+
+    /// Every stored log line of job `id`, page by page.
+    pub(crate) async fn log(&self, id: JobId) -> anyhow::Result<Vec<StoredLogLine>> {
+        let admin = self.admin()?;
+        let mut lines = Vec::new();
+        loop {
+            let page = admin
+                .logs(id, lines.last().map_or(0, |l: &StoredLogLine| l.seq), None)
+                .await?;
+            if page.lines.is_empty() {
+                return Ok(lines);
+            }
+            lines.extend(page.lines);
+        }
     }
 
     /// Waits until the job is terminal; returns it.
