@@ -677,3 +677,102 @@ async fn log_batches_over_the_apis_body_limit_are_split_and_a_line_that_never_fi
     assert_eq!(log[at + 1].line, expected[100]);
     Ok(())
 }
+
+/// A single-line and a multi-line secret for the `leaky` action.
+const TOKEN: &str = "tok-3f9a2c71e5";
+const KEY: &str =
+    "-----BEGIN KEY-----\nc2VjcmV0LWxpbmUtb25l\nc2VjcmV0LWxpbmUtdHdv\n-----END KEY-----";
+
+#[tokio::test]
+async fn secrets_stay_out_of_job_logs_and_of_a_debug_executors_log() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    // prints its secrets: whole, the key's last line alone, and the token where a line
+    // is cut at 16 KiB (16,380 bytes before it)
+    let file = cluster.add_action(
+        "leaky",
+        r#"name = "leaky"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "echo \"token=$TOKEN.\"; echo \"$KEY\"; echo \"$KEY\" | tail -n 1 >&2; head -c 16380 /dev/zero | tr '\\0' a; echo \"$TOKEN\"; echo done"]
+
+[secrets]
+TOKEN = { env = "LEAKY_TOKEN" }
+KEY = { env = "LEAKY_KEY" }
+"#,
+    )?;
+    let options = |token: &str| ExecutorOptions {
+        rust_log: Some("debug".to_owned()),
+        env: vec![
+            ("LEAKY_TOKEN".to_owned(), token.to_owned()),
+            ("LEAKY_KEY".to_owned(), KEY.to_owned()),
+        ],
+        ..ExecutorOptions::new("exec-secret", 1)
+    };
+    // a value too short to redact is refused at start-up, with where and how to fix it
+    let mut refused = cluster.spawn_executor(&options("abc")).await?;
+    let code = refused.exit_code(Duration::from_secs(30)).await?;
+    let log = refused.log();
+    assert_ne!(code, Some(0), "{log}");
+    assert!(
+        log.contains(&format!("{}:7", file.display()))
+            && log.contains("TOKEN")
+            && log.contains("at least 4 bytes"),
+        "names the file, the line and the secret, and how to fix it:\n{log}"
+    );
+    assert!(!log.contains("abc\""), "{log}");
+
+    let executor = cluster.executor(&options(TOKEN)).await?;
+    let id = cluster.submit("leaky", json!({})).await?;
+    let job = cluster.finished(id, Duration::from_secs(60)).await?;
+    assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
+    let log = cluster.log(id).await?;
+    let text: Vec<String> = log
+        .iter()
+        .map(|l| format!("{}: {}", l.stream, l.line))
+        .collect();
+    let secrets: Vec<&str> = std::iter::once(TOKEN).chain(KEY.lines()).collect();
+    // any six bytes in a row of a secret (or of a line of one) is a leak
+    let leaks = |text: &str| -> Vec<&str> {
+        secrets
+            .iter()
+            .copied()
+            .filter(|s| {
+                s.as_bytes()
+                    .windows(6)
+                    .any(|w| text.contains(std::str::from_utf8(w).unwrap_or(s)))
+            })
+            .collect()
+    };
+    let job_log = text.join("\n");
+    assert!(
+        leaks(&job_log).is_empty(),
+        "the job log shows {:?}:\n{}",
+        leaks(&job_log),
+        brief(&text).join("\n")
+    );
+    assert!(
+        lines_of(&log, "stdout").contains(&"token=***.".to_owned()),
+        "{:?}",
+        brief(&text)
+    );
+    assert_eq!(lines_of(&log, "stderr"), ["***"]);
+    assert_eq!(
+        lines_of(&log, "stdout").last().map(String::as_str),
+        Some("done")
+    );
+    // the executor ran at RUST_LOG=debug: neither it nor its Docker client printed them
+    let stderr = executor.log();
+    assert!(stderr.contains("DEBUG"), "debug logging is on");
+    let leaking: Vec<String> = stderr
+        .lines()
+        .filter(|l| !leaks(l).is_empty())
+        .map(|l| l.chars().take(300).collect())
+        .collect();
+    assert!(
+        leaking.is_empty(),
+        "the executor's log shows {:?}, in:\n{}",
+        leaks(&stderr),
+        leaking.join("\n")
+    );
+    Ok(())
+}

@@ -138,6 +138,10 @@ pub(crate) struct ExecutorOptions {
     pub(crate) slots: usize,
     pub(crate) drain_timeout: Duration,
     pub(crate) metrics_port: Option<u16>,
+    /// `RUST_LOG` (default `info,drover_executor=debug`).
+    pub(crate) rust_log: Option<String>,
+    /// More environment variables (secrets of actions).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl ExecutorOptions {
@@ -147,6 +151,8 @@ impl ExecutorOptions {
             slots,
             drain_timeout: Duration::from_secs(120),
             metrics_port: None,
+            rust_log: None,
+            env: Vec::new(),
         }
     }
 }
@@ -244,6 +250,14 @@ metrics_listen = "127.0.0.1:{metrics_port}"
         Ok(path)
     }
 
+    /// Adds an action file for executors started from now on (actions with secrets, which
+    /// every executor would otherwise need).
+    pub(crate) fn add_action(&self, name: &str, text: &str) -> anyhow::Result<PathBuf> {
+        let path = self.dir.path().join("actions").join(format!("{name}.toml"));
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
     /// Starts (or restarts) `drover api` and waits until it is ready with ZooKeeper.
     pub(crate) async fn start_api(&mut self) -> anyhow::Result<()> {
         let config = self.write_config("api", None)?;
@@ -300,8 +314,15 @@ metrics_listen = "127.0.0.1:{metrics_port}"
             .arg("executor")
             .arg("--config")
             .arg(&config)
-            .env("RUST_LOG", "info,drover_executor=debug")
-            .env("NO_COLOR", "1");
+            .env(
+                "RUST_LOG",
+                options
+                    .rust_log
+                    .as_deref()
+                    .unwrap_or("info,drover_executor=debug"),
+            )
+            .env("NO_COLOR", "1")
+            .envs(options.env.iter().map(|(k, v)| (k, v)));
         let child = LineChild::spawn(command)?;
         Ok(Executor {
             child,
