@@ -776,3 +776,28 @@ KEY = { env = "LEAKY_KEY" }
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn drover_logs_shows_control_characters_escaped() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let _executor = cluster
+        .executor(&ExecutorOptions::new("exec-esc", 1))
+        .await?;
+    let id = cluster.submit("color", json!({})).await?;
+    let job = cluster.finished(id, Duration::from_secs(60)).await?;
+    assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
+    let id = id.to_string();
+    // colours, a bell and an 8-bit CSI reach the terminal as text; a tab stays a tab
+    let escaped = "\\x1b[31mred\\x1b[0m plain\tbell\\x07 csi\\u{9b}2J\n";
+    for args in [&["logs", &id][..], &["logs", "-f", &id]] {
+        let (code, stdout, stderr) = drover(&cluster, args).await?;
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert_eq!(stdout, escaped, "{args:?}");
+    }
+    // JSON keeps the line as it was written
+    let (code, stdout, stderr) = drover(&cluster, &["logs", "-o", "json", &id]).await?;
+    assert_eq!(code, 0, "{stderr}");
+    let line: StoredLogLine = serde_json::from_str(stdout.trim())?;
+    assert_eq!(line.line, "\x1b[31mred\x1b[0m plain\tbell\x07 csi\u{9b}2J");
+    Ok(())
+}

@@ -111,6 +111,14 @@ command = ["sh", "-c", "head -c 1064961 /dev/zero | tr '\\0' x; sleep 60"]
 "#,
     ),
     (
+        "color",
+        r#"name = "color"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "printf '\\033[31mred\\033[0m plain\\tbell\\007 csi\\302\\2332J\\n'"]
+"#,
+    ),
+    (
         "wide-lines",
         r#"name = "wide-lines"
 image = "drover/busybox:latest"
