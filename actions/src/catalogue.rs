@@ -125,6 +125,13 @@ fn load_file(file: &Path, env: &HashMap<String, String>) -> Result<DockerSpec, E
             source_desc: source.describe(),
             reason,
         })?;
+        SecretSource::check_value(&value).map_err(|reason| {
+            let reason = format!(
+                "secret {variable} (from {}) cannot be redacted: {reason}",
+                source.describe()
+            );
+            invalid(secret_line(&text, variable), reason)
+        })?;
         secrets.push(SecretSource::into_secret(variable, value));
     }
     Ok(DockerSpec {
@@ -132,6 +139,19 @@ fn load_file(file: &Path, env: &HashMap<String, String>) -> Result<DockerSpec, E
         secrets,
         file: file.to_owned(),
     })
+}
+
+/// The line of `text` that declares secret `variable`.
+fn secret_line(text: &str, variable: &str) -> Option<usize> {
+    #[derive(serde::Deserialize)]
+    struct Declared {
+        #[serde(default)]
+        secrets: BTreeMap<toml::Spanned<String>, serde::de::IgnoredAny>,
+    }
+    let declared: Declared = toml::from_str(text).ok()?;
+    let key = declared.secrets.keys().find(|k| k.get_ref() == variable)?;
+    let start = key.span().start.min(text.len());
+    Some(text[..start].matches('\n').count() + 1)
 }
 
 #[cfg(test)]
@@ -206,6 +226,40 @@ mod tests {
             );
             assert!(err.contains(reason), "{err:?} should say {reason:?}");
         }
+    }
+
+    #[test]
+    fn a_secret_too_short_to_redact_names_the_file_line_and_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "short.toml",
+            "name = \"short\"\nimage = \"x\"\n\n[secrets]\nLONG = { env = \"LONG\" }\nPIN = { env = \"PIN\" }\n",
+        );
+        let env = HashMap::from([
+            ("LONG".to_owned(), "long enough".to_owned()),
+            ("PIN".to_owned(), "123".to_owned()),
+        ]);
+        let err = Catalogue::load(Some(dir.path()), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("short.toml:6: secret PIN (from environment variable PIN)")
+                && err.contains("3 bytes")
+                && err.contains("use a longer value"),
+            "{err}"
+        );
+        assert!(!err.contains("123"), "never the value: {err}");
+        // a table of its own
+        write(
+            dir.path(),
+            "short.toml",
+            "name = \"short\"\nimage = \"x\"\n[secrets.PIN]\nenv = \"PIN\"\n",
+        );
+        let err = Catalogue::load(Some(dir.path()), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("short.toml:3: secret PIN"), "{err}");
     }
 
     #[test]

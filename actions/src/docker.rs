@@ -67,6 +67,8 @@ pub struct DockerAction {
     #[serde(default)]
     pub read_only: bool,
     /// Secrets passed as environment variables: variable name → where its value comes from.
+    /// A value, and each non-blank line of a multi-line one, must be at least
+    /// [`MIN_SECRET_BYTES`](crate::MIN_SECRET_BYTES) long, to be redacted from logs.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSource>,
 }

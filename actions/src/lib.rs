@@ -8,8 +8,10 @@
 //!   pull policy, user, read-only root, secrets).
 //! - [`params_env`] / [`PARAMS_PATH`] — how parameters reach a container, never through a
 //!   shell command line.
-//! - [`Secret`] / [`redact`] — secrets from the executor's environment or files, kept out
-//!   of logs and status messages.
+//! - [`Secret`] — secrets from the executor's environment or files, each at least 4 bytes
+//!   (and so is each line of a multi-line one).
+//! - [`redact`] / [`LineRedactor`] — secret values (and their lines) kept out of status
+//!   messages and job logs, also when a long line is cut in the middle of one.
 
 mod builtin;
 mod catalogue;
@@ -17,6 +19,7 @@ mod docker;
 mod error;
 mod memory;
 mod params;
+mod redact;
 mod secret;
 
 pub use builtin::{Builtin, CleanupParams};
@@ -25,7 +28,8 @@ pub use docker::{DockerAction, PullPolicy};
 pub use error::Error;
 pub use memory::parse_memory;
 pub use params::{params_env, PARAMS_PATH};
-pub use secret::{redact, Secret, SecretSource};
+pub use redact::{redact, LineRedactor};
+pub use secret::{Secret, SecretSource, MIN_SECRET_BYTES};
 
 /// Checks an action name: 1–128 characters of `[A-Za-z0-9_.-]`.
 ///

@@ -17,8 +17,13 @@ pub struct SecretSource {
     pub file: Option<PathBuf>,
 }
 
-/// A resolved secret: the container variable and its value. Its `Debug` never shows the
-/// value.
+/// The shortest secret value, and the shortest non-blank line of a multi-line one: what
+/// is shorter cannot be redacted from logs without hiding ordinary text.
+pub const MIN_SECRET_BYTES: usize = 4;
+
+/// A resolved secret: the container variable and its value (at least
+/// [`MIN_SECRET_BYTES`], and so is every non-blank line of it). Its `Debug` never shows
+/// the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret {
     /// The container's environment variable.
@@ -74,6 +79,35 @@ impl SecretSource {
         }
     }
 
+    /// Why `value` cannot be a secret: too short to redact (under [`MIN_SECRET_BYTES`]), or
+    /// with a line that is. Never names the value.
+    pub(crate) fn check_value(value: &str) -> Result<(), String> {
+        let fix = format!(
+            "redaction needs at least {MIN_SECRET_BYTES} bytes (a shorter value would hide ordinary text in the logs, so it would not be hidden at all): use a longer value, or move it to [env] if it is not secret"
+        );
+        if value.trim().is_empty() {
+            return Err(format!("its value is empty; {fix}"));
+        }
+        if value.len() < MIN_SECRET_BYTES {
+            return Err(format!("its value is {} bytes; {fix}", value.len()));
+        }
+        let lines: Vec<&str> = value.lines().map(str::trim).collect();
+        if lines.len() > 1 {
+            if let Some((n, line)) = lines
+                .iter()
+                .enumerate()
+                .find(|(_, l)| !l.is_empty() && l.len() < MIN_SECRET_BYTES)
+            {
+                return Err(format!(
+                    "line {} of its value is {} bytes; each line of a multi-line secret is hidden on its own, and {fix} per line (or blank lines)",
+                    n + 1,
+                    line.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn into_secret(variable: &str, value: String) -> Secret {
         Secret {
             variable: variable.to_owned(),
@@ -82,30 +116,38 @@ impl SecretSource {
     }
 }
 
-/// Replaces every secret value in `text` with `***`, for logs and status messages.
-pub fn redact(text: &str, secrets: &[Secret]) -> String {
-    let mut out = text.to_owned();
-    for secret in secrets {
-        // Very short values would redact ordinary text; they are still never logged by us.
-        if secret.value.len() >= 4 {
-            out = out.replace(&secret.value, "***");
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn debug_and_redact_hide_values() {
+    fn debug_hides_values() {
         let s = SecretSource::into_secret("API_KEY", "hunter22".into());
         assert_eq!(format!("{s:?}"), "Secret(API_KEY=***)");
+    }
+
+    #[test]
+    fn values_too_short_to_redact_are_refused_without_being_shown() {
+        assert_eq!(SecretSource::check_value("abcd"), Ok(()));
         assert_eq!(
-            redact("token hunter22 rejected", &[s]),
-            "token *** rejected"
+            SecretSource::check_value("line one\n\n  line two\r\n"),
+            Ok(())
         );
+        for (value, says) in [
+            ("", "its value is empty"),
+            ("   ", "its value is empty"),
+            ("abc", "its value is 3 bytes"),
+            ("line one\nab\nline three", "line 2 of its value is 2 bytes"),
+        ] {
+            let reason = SecretSource::check_value(value).unwrap_err();
+            assert!(
+                reason.contains(says) && reason.contains("at least 4 bytes"),
+                "{value:?}: {reason}"
+            );
+            if !value.trim().is_empty() {
+                assert!(!reason.contains(value.trim()), "{reason}");
+            }
+        }
     }
 
     #[test]

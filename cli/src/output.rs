@@ -1,5 +1,6 @@
 //! How answers look: aligned tables, job details, ages, JSON.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -110,7 +111,7 @@ pub(crate) fn job_details(job: &Job) -> String {
         ("state", state),
         (
             "message",
-            or_dash(Some(job.status_message.clone()).filter(|m| !m.is_empty())),
+            or_dash(Some(printable(&job.status_message).into_owned()).filter(|m| !m.is_empty())),
         ),
         ("progress", format!("{}%", job.progress)),
         (
@@ -158,9 +159,29 @@ pub(crate) fn job_summary(job: &Job) -> String {
         let _ = write!(line, ", exit code {code}");
     }
     if !job.status_message.is_empty() {
-        let _ = write!(line, ": {}", job.status_message);
+        let _ = write!(line, ": {}", printable(&job.status_message));
     }
     line
+}
+
+/// `text` safe to write to a terminal: control characters (escape sequences, bells,
+/// carriage returns, 8-bit CSI) as `\x1b` or `\u{9b}`, tabs as they are. Text written by
+/// jobs or from their output goes through it; `-o json` shows the exact text instead.
+pub(crate) fn printable(text: &str) -> Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && c != '\t';
+    if !text.chars().any(escaped) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        let code = u32::from(c);
+        let _ = match c {
+            c if !escaped(c) => write!(out, "{c}"),
+            '\0'..='\x7f' => write!(out, "\\x{code:02x}"),
+            _ => write!(out, "\\u{{{code:x}}}"),
+        };
+    }
+    Cow::Owned(out)
 }
 
 /// `value` as pretty JSON, with a final newline.
@@ -224,6 +245,15 @@ mod tests {
         assert_eq!(
             text,
             "ONE     TWO         THREE\na       long value\nlonger  x           end\n"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_for_the_terminal() {
+        assert!(matches!(printable("plain\ttext é"), Cow::Borrowed(_)));
+        assert_eq!(
+            printable("\u{1b}[31mred\u{1b}[0m\r\u{7}\u{7f}\u{9b}2J\tok"),
+            "\\x1b[31mred\\x1b[0m\\x0d\\x07\\x7f\\u{9b}2J\tok"
         );
     }
 

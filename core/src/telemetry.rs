@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::error::Error;
 
@@ -51,8 +53,41 @@ impl<'de> Deserialize<'de> for LogFormat {
     }
 }
 
+/// Crates whose debug output is every HTTP request and answer: bollard's shows each
+/// container's create request, its environment (secrets included) and all.
+const CHATTY: [&str; 5] = ["bollard", "hyper", "hyper_util", "reqwest", "h2"];
+
+/// Caps the [`CHATTY`] crates that `rust_log` does not name at `info`; a crate it names
+/// (`bollard=debug`, `hyper_util::client=trace`) is left to it.
+fn quieted(rust_log: &str) -> Targets {
+    let targets: Vec<&str> = rust_log
+        .split(',')
+        .filter_map(|directive| directive.split(['=', '[']).next())
+        .map(str::trim)
+        .collect();
+    let named = |krate: &str| {
+        targets.iter().any(|t| {
+            t.strip_prefix(krate)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
+    };
+    // a named crate gets a directive of its own too: `hyper` would match `hyper_util`
+    CHATTY.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |targets, &krate| {
+            let level = if named(krate) {
+                LevelFilter::TRACE
+            } else {
+                LevelFilter::INFO
+            };
+            targets.with_target(krate, level)
+        },
+    )
+}
+
 /// Installs the global subscriber: `format` lines on stderr, filtered by
-/// `RUST_LOG` (default `info`).
+/// `RUST_LOG` (default `info`). The HTTP and Docker client crates stay at `info`
+/// unless `RUST_LOG` names them: their debug output carries request bodies.
 ///
 /// Call it once, at start-up, from the binary; libraries never do.
 ///
@@ -67,16 +102,20 @@ pub fn init_tracing(format: LogFormat) -> Result<(), Error> {
         .with_default_directive(LevelFilter::INFO.into())
         .from_env()
         .map_err(|source| Error::InvalidLogFilter { source })?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or_default();
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(quieted(&rust_log));
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let installed = match format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
+        LogFormat::Text => subscriber
+            .with(lines.with_ansi(std::io::stderr().is_terminal()))
             .try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Json => subscriber.with(lines.json()).try_init(),
     };
-    installed.map_err(|source| Error::TracingAlreadyInitialized { source })
+    installed.map_err(|source| Error::TracingAlreadyInitialized {
+        source: Box::new(source),
+    })
 }
 
 #[cfg(test)]
@@ -100,6 +139,38 @@ mod tests {
             err.to_string(),
             "unknown log format \"xml\": use `text` or `json`"
         );
+    }
+
+    #[test]
+    fn http_and_docker_clients_stay_quiet_unless_named() {
+        use tracing_subscriber::filter::Targets;
+
+        let level = |targets: &Targets, target: &str| {
+            [LevelFilter::TRACE, LevelFilter::DEBUG, LevelFilter::INFO]
+                .into_iter()
+                .find(|l| targets.would_enable(target, &l.into_level().expect("a level")))
+                .unwrap_or(LevelFilter::WARN)
+        };
+        let debug = quieted("debug");
+        for krate in [
+            "bollard::docker",
+            "hyper::proto",
+            "hyper_util::client",
+            "reqwest::connect",
+            "h2::codec",
+        ] {
+            assert_eq!(level(&debug, krate), LevelFilter::INFO, "{krate}");
+        }
+        assert_eq!(level(&debug, "drover_executor::runner"), LevelFilter::TRACE);
+        let named = quieted("debug,bollard=debug, hyper_util::client[conn]=trace");
+        assert_eq!(level(&named, "bollard::docker"), LevelFilter::TRACE);
+        assert_eq!(level(&named, "hyper_util::client"), LevelFilter::TRACE);
+        assert_eq!(level(&named, "hyper::proto"), LevelFilter::INFO);
+        assert_eq!(
+            level(&quieted("bollardx=debug"), "bollard"),
+            LevelFilter::INFO
+        );
+        assert_eq!(level(&quieted(""), "reqwest"), LevelFilter::INFO);
     }
 
     #[test]

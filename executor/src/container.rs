@@ -14,8 +14,8 @@ use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeC
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
     KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
-    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use bollard::{body_full, Docker};
 use drover_actions::PullPolicy;
@@ -23,6 +23,10 @@ use futures::{Stream, StreamExt};
 use tracing::{debug, info, warn};
 
 use crate::params::{Decision, ParamsCache, ParamsVolume};
+
+mod output;
+
+pub use output::MAX_LINE_BYTES;
 
 /// Labels drover puts on every container it creates.
 pub const LABEL_JOB: &str = "drover.job";
@@ -144,6 +148,9 @@ pub struct OutputLine {
     pub stream: &'static str,
     /// The line without its newline.
     pub line: String,
+    /// The line was cut at [`MAX_LINE_BYTES`]: the stream's next line goes on where this
+    /// one stops.
+    pub continued: bool,
 }
 
 /// How long an image seen present is trusted to still be there (saves an inspection per
@@ -534,36 +541,15 @@ impl DockerRuntime {
             .map_err(docker_err("start"))
     }
 
-    /// The container's output, line by line, until it exits.
+    /// The container's output, line by line, until it exits (see [`MAX_LINE_BYTES`] for
+    /// how long lines are cut). The last line of each stream comes at the end, newline or
+    /// not.
+    ///
+    /// Docker can end a followed log before the output a container flushed as it exited
+    /// (the last line of a stream without its newline): once the follow ends, the last
+    /// messages are read again and those not seen yet are added.
     pub fn output(&self, id: &str) -> impl Stream<Item = OutputLine> + Send + 'static {
-        let options = LogsOptionsBuilder::default()
-            .follow(true)
-            .stdout(true)
-            .stderr(true)
-            .build();
-        let chunks = self.docker.logs(id, Some(options));
-        let mut buffers: [String; 2] = Default::default();
-        chunks
-            .take_while(|c| std::future::ready(c.is_ok()))
-            .map(move |chunk| {
-                let (index, stream, bytes) = match chunk {
-                    Ok(bollard::container::LogOutput::StdErr { message }) => (1, "stderr", message),
-                    Ok(other) => (0, "stdout", other.into_bytes()),
-                    Err(_) => return Vec::new(),
-                };
-                let buffer = &mut buffers[index];
-                buffer.push_str(&String::from_utf8_lossy(&bytes));
-                let mut lines = Vec::new();
-                while let Some(end) = buffer.find('\n') {
-                    let line: String = buffer.drain(..=end).collect();
-                    lines.push(OutputLine {
-                        stream,
-                        line: line.trim_end_matches(['\n', '\r']).to_owned(),
-                    });
-                }
-                lines
-            })
-            .flat_map(futures::stream::iter)
+        output::follow(&self.docker, id)
     }
 
     /// Waits for the container to exit.

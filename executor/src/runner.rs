@@ -379,19 +379,35 @@ fn container_spec(env: &RunEnv, job: &Job, spec: &DockerSpec) -> Result<Containe
     })
 }
 
+/// Sends the container's output to the reporter, redacted: one redactor per stream, since
+/// a secret can straddle a line cut at the length cap.
 async fn forward_output(
     output: impl futures::Stream<Item = crate::container::OutputLine>,
     lines: mpsc::Sender<LogLine>,
     secrets: Vec<Secret>,
 ) {
     tokio::pin!(output);
+    let mut redactors = [
+        ("stdout", drover_actions::LineRedactor::new(&secrets)),
+        ("stderr", drover_actions::LineRedactor::new(&secrets)),
+    ];
+    let send = |stream: &str, line: String| {
+        lines.send(LogLine {
+            stream: stream.to_owned(),
+            line,
+        })
+    };
     while let Some(line) = output.next().await {
-        let line = LogLine {
-            stream: line.stream.to_owned(),
-            line: redact(&line.line, &secrets),
-        };
-        if lines.send(line).await.is_err() {
-            return;
+        let (stream, redactor) = &mut redactors[usize::from(line.stream == "stderr")];
+        if let Some(text) = redactor.push(&line.line, line.continued) {
+            if send(stream, text).await.is_err() {
+                return;
+            }
+        }
+    }
+    for (stream, redactor) in &mut redactors {
+        if let Some(text) = redactor.finish() {
+            let _ = send(stream, text).await;
         }
     }
 }

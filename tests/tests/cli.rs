@@ -246,6 +246,40 @@ async fn logs_are_printed_and_followed_until_the_job_ends() -> anyhow::Result<()
 }
 
 #[tokio::test]
+async fn logs_and_show_write_a_jobs_control_characters_escaped() -> anyhow::Result<()> {
+    let sandbox = Sandbox::start().await?;
+    let id = sandbox.submit(&["noop"]).await?;
+    let executor = FakeExecutor::claim(&sandbox, id).await?;
+    executor.log(&["\x1b[31mred\x1b[0m\tplain"]).await?;
+    executor
+        .finish_saying(StatusCode::NonzeroExit, 1, "\x1b]0;owned\x07failed\r")
+        .await?;
+    let short = &id.to_string()[..8];
+    let logs = sandbox
+        .drover(Some(SUBMITTER), &["logs", short])
+        .await?
+        .expect(0)?;
+    assert_eq!(logs.stdout, "\\x1b[31mred\\x1b[0m\tplain\n");
+    let show = sandbox
+        .drover(Some(SUBMITTER), &["show", short])
+        .await?
+        .expect(0)?;
+    assert!(!show.stdout.contains('\x1b'), "{show:#?}");
+    assert!(
+        show.stdout
+            .contains("message:         \\x1b]0;owned\\x07failed\\x0d\n"),
+        "{show:#?}"
+    );
+    let job: Job = json(
+        &sandbox
+            .drover(Some(SUBMITTER), &["show", "-o", "json", short])
+            .await?,
+    )?;
+    assert_eq!(job.status_message, "\x1b]0;owned\x07failed\r");
+    sandbox.stop().await
+}
+
+#[tokio::test]
 async fn submit_wait_exits_with_the_outcome_of_the_job() -> anyhow::Result<()> {
     let sandbox = Sandbox::start().await?;
     for (status_code, exit_code, state, expected) in [

@@ -6,6 +6,7 @@ mod executor_support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use drover_api::model::StoredLogLine;
 use drover_core::{State, StatusCode};
 use executor_support::{containers_of, drover, params_volumes_of, Cluster, ExecutorOptions};
 use futures::future::try_join_all;
@@ -547,5 +548,269 @@ async fn repeated_parameters_share_one_read_only_volume_that_goes_with_the_execu
         },
     )
     .await?;
+    Ok(())
+}
+
+/// Long lines shortened, for failure messages.
+fn brief(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| match l.char_indices().nth(12) {
+            Some((at, _)) if l.len() > 40 => {
+                let tail = l.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
+                format!("{:?}…({} bytes)…{:?}", &l[..at], l.len(), &l[tail..])
+            }
+            _ => format!("{l:?}"),
+        })
+        .collect()
+}
+
+/// The lines of `stream` in `log`, in order.
+fn lines_of(log: &[StoredLogLine], stream: &str) -> Vec<String> {
+    log.iter()
+        .filter(|l| l.stream == stream)
+        .map(|l| l.line.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn output_is_cut_into_lines_decoded_per_stream_and_flushed_at_its_end() -> anyhow::Result<()>
+{
+    let cluster = Cluster::start().await?;
+    let _executor = cluster
+        .executor(&ExecutorOptions::new("exec-lines", 3))
+        .await?;
+    let admin = cluster.admin()?;
+    // parameters of their own: repeated ones would leave a shared volume behind
+    let unfinished = cluster.submit("unfinished", json!({"n": 1})).await?;
+    let split = cluster.submit("split-char", json!({"n": 2})).await?;
+    let endless = cluster.submit("endless-line", json!({"n": 3})).await?;
+    for id in [unfinished, split] {
+        let job = cluster.finished(id, Duration::from_secs(60)).await?;
+        assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
+    }
+    // the last line of each stream, without its newline, is kept
+    let log = cluster.log(unfinished).await?;
+    assert_eq!(lines_of(&log, "stdout"), ["first", "x"]);
+    assert_eq!(lines_of(&log, "stderr"), ["err"]);
+    // characters split across writes are whole; only invalid bytes are not; a line over
+    // 16 KiB is two. (Docker's json-file log driver hands over output in messages of
+    // 16 KiB and replaces a character split between two of them with U+FFFD before
+    // drover sees it: a split the executor cannot undo, so not tested here.)
+    let log = cluster.log(split).await?;
+    let stdout = lines_of(&log, "stdout");
+    let long = format!("{}b", "a".repeat(16 * 1024 - 1));
+    assert!(
+        stdout == ["café", "\u{fffd}ok", &long, "cd"],
+        "{:?}",
+        brief(&stdout)
+    );
+    assert_eq!(lines_of(&log, "stderr"), ["€"]);
+    // 1 MiB, 16 KiB and a byte with no newline, then a long sleep: the MiB is shipped
+    // while the container runs, in lines of 16 KiB, rather than held until a newline that
+    // never comes (Docker holds the byte; the 16 KiB before it wait for a next byte that
+    // says whether they are a whole line)
+    let shipped = drover_tests::wait_until(
+        "the endless line's MiB in the log while its container runs",
+        Duration::from_secs(30),
+        || async {
+            cluster
+                .log(endless)
+                .await
+                .is_ok_and(|log| log.iter().map(|l| l.line.len()).sum::<usize>() >= 1 << 20)
+        },
+    )
+    .await;
+    let log = cluster.log(endless).await?;
+    let state = admin.get(endless).await?.state;
+    admin.cancel(endless).await?;
+    shipped.map_err(|e| {
+        anyhow::anyhow!(
+            "{e}; {} lines: {:?}",
+            log.len(),
+            log.iter().map(|l| l.line.len()).collect::<Vec<_>>()
+        )
+    })?;
+    assert_eq!(state, State::Running);
+    assert_eq!(log.len(), 64, "1 MiB in lines of 16 KiB");
+    assert!(
+        log.iter().all(|l| l.stream == "stdout"
+            && l.line.len() == 16 * 1024
+            && l.line.bytes().all(|b| b == b'x')),
+        "every line 16 KiB of x"
+    );
+    let job = cluster.finished(endless, Duration::from_secs(30)).await?;
+    assert_eq!(job.status_code, StatusCode::CancelledByUser);
+    assert!(containers_of("exec-lines").await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn log_batches_over_the_apis_body_limit_are_split_and_a_line_that_never_fits_is_noted(
+) -> anyhow::Result<()> {
+    let cluster = Cluster::start_with("max_body_bytes = 8192\nmax_params_bytes = 4096").await?;
+    let _executor = cluster
+        .executor(&ExecutorOptions::new("exec-413", 1))
+        .await?;
+    let id = cluster.submit("wide-lines", json!({})).await?;
+    let job = cluster.finished(id, Duration::from_secs(60)).await?;
+    assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
+    let log = cluster.log(id).await?;
+    // 100 lines of 1 KiB, over 100 KiB in all: every one arrives, in order
+    let mut expected: Vec<String> = (0..100)
+        .map(|i| format!("{i} {}", "a".repeat(1000)))
+        .collect();
+    // a line of 20,000 bytes is 16 KiB (over the limit on its own: dropped) and the rest
+    expected.push("b".repeat(20_000 - 16 * 1024));
+    expected.push("after".to_owned());
+    let stdout = lines_of(&log, "stdout");
+    assert_eq!(
+        stdout.len(),
+        expected.len(),
+        "{:?}",
+        log.iter()
+            .map(|l| (&l.stream, l.line.len()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(stdout, expected);
+    let notes = lines_of(&log, "drover");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("16384 bytes")
+            && notes[0].contains("dropped")
+            && notes[0].contains("8192"),
+        "the note says which line, that it was dropped and why: {:?}",
+        notes[0]
+    );
+    // where the line was
+    let at = log
+        .iter()
+        .position(|l| l.stream == "drover")
+        .unwrap_or_default();
+    assert_eq!(log[at + 1].line, expected[100]);
+    Ok(())
+}
+
+/// A single-line and a multi-line secret for the `leaky` action.
+const TOKEN: &str = "tok-3f9a2c71e5";
+const KEY: &str =
+    "-----BEGIN KEY-----\nc2VjcmV0LWxpbmUtb25l\nc2VjcmV0LWxpbmUtdHdv\n-----END KEY-----";
+
+#[tokio::test]
+async fn secrets_stay_out_of_job_logs_and_of_a_debug_executors_log() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    // prints its secrets: whole, the key's last line alone, and the token where a line
+    // is cut at 16 KiB (16,380 bytes before it)
+    let file = cluster.add_action(
+        "leaky",
+        r#"name = "leaky"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "echo \"token=$TOKEN.\"; echo \"$KEY\"; echo \"$KEY\" | tail -n 1 >&2; head -c 16380 /dev/zero | tr '\\0' a; echo \"$TOKEN\"; echo done"]
+
+[secrets]
+TOKEN = { env = "LEAKY_TOKEN" }
+KEY = { env = "LEAKY_KEY" }
+"#,
+    )?;
+    let options = |token: &str| ExecutorOptions {
+        rust_log: Some("debug".to_owned()),
+        env: vec![
+            ("LEAKY_TOKEN".to_owned(), token.to_owned()),
+            ("LEAKY_KEY".to_owned(), KEY.to_owned()),
+        ],
+        ..ExecutorOptions::new("exec-secret", 1)
+    };
+    // a value too short to redact is refused at start-up, with where and how to fix it
+    let mut refused = cluster.spawn_executor(&options("abc")).await?;
+    let code = refused.exit_code(Duration::from_secs(30)).await?;
+    let log = refused.log();
+    assert_ne!(code, Some(0), "{log}");
+    assert!(
+        log.contains(&format!("{}:7", file.display()))
+            && log.contains("TOKEN")
+            && log.contains("at least 4 bytes"),
+        "names the file, the line and the secret, and how to fix it:\n{log}"
+    );
+    assert!(!log.contains("abc\""), "{log}");
+
+    let executor = cluster.executor(&options(TOKEN)).await?;
+    let id = cluster.submit("leaky", json!({})).await?;
+    let job = cluster.finished(id, Duration::from_secs(60)).await?;
+    assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
+    let log = cluster.log(id).await?;
+    let text: Vec<String> = log
+        .iter()
+        .map(|l| format!("{}: {}", l.stream, l.line))
+        .collect();
+    let secrets: Vec<&str> = std::iter::once(TOKEN).chain(KEY.lines()).collect();
+    // any six bytes in a row of a secret (or of a line of one) is a leak
+    let leaks = |text: &str| -> Vec<&str> {
+        secrets
+            .iter()
+            .copied()
+            .filter(|s| {
+                s.as_bytes()
+                    .windows(6)
+                    .any(|w| text.contains(std::str::from_utf8(w).unwrap_or(s)))
+            })
+            .collect()
+    };
+    let job_log = text.join("\n");
+    assert!(
+        leaks(&job_log).is_empty(),
+        "the job log shows {:?}:\n{}",
+        leaks(&job_log),
+        brief(&text).join("\n")
+    );
+    assert!(
+        lines_of(&log, "stdout").contains(&"token=***.".to_owned()),
+        "{:?}",
+        brief(&text)
+    );
+    assert_eq!(lines_of(&log, "stderr"), ["***"]);
+    assert_eq!(
+        lines_of(&log, "stdout").last().map(String::as_str),
+        Some("done")
+    );
+    // the executor ran at RUST_LOG=debug: neither it nor its Docker client printed them
+    let stderr = executor.log();
+    assert!(stderr.contains("DEBUG"), "debug logging is on");
+    let leaking: Vec<String> = stderr
+        .lines()
+        .filter(|l| !leaks(l).is_empty())
+        .map(|l| l.chars().take(300).collect())
+        .collect();
+    assert!(
+        leaking.is_empty(),
+        "the executor's log shows {:?}, in:\n{}",
+        leaks(&stderr),
+        leaking.join("\n")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn drover_logs_shows_control_characters_escaped() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let _executor = cluster
+        .executor(&ExecutorOptions::new("exec-esc", 1))
+        .await?;
+    let id = cluster.submit("color", json!({})).await?;
+    let job = cluster.finished(id, Duration::from_secs(60)).await?;
+    assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
+    let id = id.to_string();
+    // colours, a bell and an 8-bit CSI reach the terminal as text; a tab stays a tab
+    let escaped = "\\x1b[31mred\\x1b[0m plain\tbell\\x07 csi\\u{9b}2J\n";
+    for args in [&["logs", &id][..], &["logs", "-f", &id]] {
+        let (code, stdout, stderr) = drover(&cluster, args).await?;
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert_eq!(stdout, escaped, "{args:?}");
+    }
+    // JSON keeps the line as it was written
+    let (code, stdout, stderr) = drover(&cluster, &["logs", "-o", "json", &id]).await?;
+    assert_eq!(code, 0, "{stderr}");
+    let line: StoredLogLine = serde_json::from_str(stdout.trim())?;
+    assert_eq!(line.line, "\x1b[31mred\x1b[0m plain\tbell\x07 csi\u{9b}2J");
     Ok(())
 }

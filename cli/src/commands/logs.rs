@@ -72,7 +72,8 @@ fn retryable(err: &ClientError) -> bool {
     err.is_unavailable()
 }
 
-/// Writes lines as text (the line itself) or JSON (one object per line).
+/// Writes lines as text (the line itself, control characters escaped) or JSON (one
+/// object per line, exact).
 struct Printer {
     output: Output,
 }
@@ -83,7 +84,7 @@ impl Printer {
     fn print(&mut self, line: &StoredLogLine) -> anyhow::Result<()> {
         let text = match self.output {
             Output::Json => serde_json::to_string(line)?,
-            Output::Table => line.line.clone(),
+            Output::Table => output::printable(&line.line).into_owned(),
         };
         output::emit(&format!("{text}\n"))
     }

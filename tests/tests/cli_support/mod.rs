@@ -239,11 +239,26 @@ impl FakeExecutor {
         status_code: StatusCode,
         exit_code: i64,
     ) -> anyhow::Result<Job> {
+        self.finish_saying(
+            status_code,
+            exit_code,
+            &format!("the action exited {exit_code}"),
+        )
+        .await
+    }
+
+    /// Records the job's end with `message`.
+    pub(crate) async fn finish_saying(
+        &self,
+        status_code: StatusCode,
+        exit_code: i64,
+        message: &str,
+    ) -> anyhow::Result<Job> {
         let finish = Finish {
             token: self.token,
             status_code,
             exit_code: Some(exit_code),
-            message: Some(format!("the action exited {exit_code}")),
+            message: Some(message.to_owned()),
         };
         Ok(self.client.finish(self.id, &finish).await?)
     }

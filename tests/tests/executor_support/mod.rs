@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 use drover_api::client::ApiClient;
-use drover_api::model::{Job, SubmitJob};
+use drover_api::model::{Job, StoredLogLine, SubmitJob};
 use drover_core::{JobId, State};
 use drover_tests::{
     drover_command, free_port, init_test_tracing, run_drover, wait_api_ready, wait_until, within,
@@ -96,6 +96,46 @@ pull = "never"
 command = ["sh", "-c", "trap 'echo stopping; exit 0' TERM; i=0; while [ $i -lt ${DROVER_PARAM_SECONDS:-30}0 ]; do sleep 0.1; i=$((i+1)); done; echo finished"]
 "#,
     ),
+    (
+        "unfinished",
+        r#"name = "unfinished"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "echo first; printf 'x'; printf 'err' >&2"]
+"#,
+    ),
+    (
+        "split-char",
+        r#"name = "split-char"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "printf 'caf\\303'; printf '\\342\\202' >&2; sleep 0.2; printf '\\251\\n'; printf '\\254\\n' >&2; printf '\\377ok\\n'; head -c 16383 /dev/zero | tr '\\0' a; printf 'bcd\\n'"]
+"#,
+    ),
+    (
+        "endless-line",
+        r#"name = "endless-line"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "head -c 1064961 /dev/zero | tr '\\0' x; sleep 60"]
+"#,
+    ),
+    (
+        "color",
+        r#"name = "color"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "printf '\\033[31mred\\033[0m plain\\tbell\\007 csi\\302\\2332J\\n'"]
+"#,
+    ),
+    (
+        "wide-lines",
+        r#"name = "wide-lines"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "line=$(head -c 1000 /dev/zero | tr '\\0' a); i=0; while [ $i -lt 100 ]; do echo \"$i $line\"; i=$((i+1)); done; head -c 20000 /dev/zero | tr '\\0' b; echo; echo after"]
+"#,
+    ),
 ];
 
 /// ZooKeeper, the API and executors.
@@ -104,6 +144,8 @@ pub(crate) struct Cluster {
     pub(crate) url: String,
     pub(crate) api: Option<LineChild>,
     api_port: u16,
+    /// Extra `[api]` settings, one `key = value` a line.
+    api_settings: String,
     pub(crate) dir: tempfile::TempDir,
 }
 
@@ -121,6 +163,10 @@ pub(crate) struct ExecutorOptions {
     pub(crate) zk_hosts: Option<String>,
     /// Run the watchdog process (off: as when the whole pod is SIGKILLed with it).
     pub(crate) watchdog: bool,
+    /// `RUST_LOG` (default `info,drover_executor=debug`).
+    pub(crate) rust_log: Option<String>,
+    /// More environment variables (secrets of actions).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl ExecutorOptions {
@@ -133,6 +179,8 @@ impl ExecutorOptions {
             docker_host: None,
             zk_hosts: None,
             watchdog: true,
+            rust_log: None,
+            env: Vec::new(),
         }
     }
 }
@@ -140,6 +188,11 @@ impl ExecutorOptions {
 impl Cluster {
     /// ZooKeeper and the API, ready; no executor yet.
     pub(crate) async fn start() -> anyhow::Result<Cluster> {
+        Cluster::start_with("").await
+    }
+
+    /// Like [`Cluster::start`], with extra `[api]` settings (`key = value` lines).
+    pub(crate) async fn start_with(api_settings: &str) -> anyhow::Result<Cluster> {
         init_test_tracing();
         let zk = ZkServer::start().await?;
         let dir = tempfile::tempdir()?;
@@ -154,6 +207,7 @@ impl Cluster {
             url: format!("http://127.0.0.1:{api_port}"),
             api: None,
             api_port,
+            api_settings: api_settings.to_owned(),
             dir,
         };
         cluster.start_api().await?;
@@ -172,6 +226,7 @@ session_timeout = "{session}ms"
 [api]
 listen = "127.0.0.1:{port}"
 database_url = "sqlite://{db}?mode=rwc"
+{api_settings}
 [[api.tokens]]
 name = "root"
 token = "{ADMIN}"
@@ -188,6 +243,7 @@ role = "executor"
             session = SESSION.as_millis(),
             port = self.api_port,
             db = db.display(),
+            api_settings = self.api_settings,
         );
         if let Some(e) = executor {
             text.push_str(&format!(
@@ -223,6 +279,14 @@ watchdog = {watchdog}
     ) -> anyhow::Result<PathBuf> {
         let path = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, self.config(executor))?;
+        Ok(path)
+    }
+
+    /// Adds an action file for executors started from now on (actions with secrets, which
+    /// every executor would otherwise need).
+    pub(crate) fn add_action(&self, name: &str, text: &str) -> anyhow::Result<PathBuf> {
+        let path = self.dir.path().join("actions").join(format!("{name}.toml"));
+        std::fs::write(&path, text)?;
         Ok(path)
     }
 
@@ -282,8 +346,15 @@ watchdog = {watchdog}
             .arg("executor")
             .arg("--config")
             .arg(&config)
-            .env("RUST_LOG", "info,drover_executor=debug")
-            .env("NO_COLOR", "1");
+            .env(
+                "RUST_LOG",
+                options
+                    .rust_log
+                    .as_deref()
+                    .unwrap_or("info,drover_executor=debug"),
+            )
+            .env("NO_COLOR", "1")
+            .envs(options.env.iter().map(|(k, v)| (k, v)));
         if let Some(host) = &options.docker_host {
             command.env("DOCKER_HOST", host);
         }
@@ -316,6 +387,21 @@ watchdog = {watchdog}
             ..SubmitJob::default()
         };
         Ok(self.admin()?.submit(&submit).await?.job.id)
+    }
+
+    /// Every stored log line of job `id`, page by page.
+    pub(crate) async fn log(&self, id: JobId) -> anyhow::Result<Vec<StoredLogLine>> {
+        let admin = self.admin()?;
+        let mut lines = Vec::new();
+        loop {
+            let page = admin
+                .logs(id, lines.last().map_or(0, |l: &StoredLogLine| l.seq), None)
+                .await?;
+            if page.lines.is_empty() {
+                return Ok(lines);
+            }
+            lines.extend(page.lines);
+        }
     }
 
     /// Waits until the job is terminal; returns it.
