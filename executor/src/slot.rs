@@ -77,7 +77,10 @@ pub(crate) async fn run_slot(shared: Arc<Shared>, index: usize) {
             }
             Err(e) => {
                 warn!(slot = index, error = %e, "cannot take from the queue");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::select! {
+                    () = shared.drain.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {},
+                }
             }
         }
     }
@@ -94,6 +97,15 @@ async fn handle(shared: &Shared, taken: Taken) {
             return;
         }
     };
+    if shared.drain.is_cancelled() {
+        // Taken just before the drain began: hand it back unclaimed, so it costs no
+        // attempt and another executor runs it at once.
+        debug!(job = %job_id, "draining: giving back an entry taken just before");
+        if let Err(e) = taken.release().await {
+            debug!(error = %e, "release failed");
+        }
+        return;
+    }
     // Claim straight away: the claim refuses finished, canceled and re-taken jobs (409)
     // and unknown ones (404), so no read is needed first.
     let claim = Claim {
@@ -290,7 +302,10 @@ async fn give_back(
         shared.backoff.failed(what, error);
     } else {
         warn!(%error, "cannot {what}; releasing the entry");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::select! {
+            () = shared.drain.cancelled() => {},
+            () = tokio::time::sleep(Duration::from_millis(500)) => {},
+        }
     }
     if let Err(e) = taken.release().await {
         debug!(error = %e, "release failed");
