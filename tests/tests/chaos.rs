@@ -30,8 +30,8 @@ const DISTRIBUTOR: &str = "chaos-distributor-secret";
 /// Every process's ZooKeeper session timeout.
 const SESSION: Duration = Duration::from_secs(3);
 /// Jobs the test submits (the distribution adds about one a second).
-const JOBS: usize = 1_050;
-/// Every tenth is a Docker job.
+const JOBS: usize = 1_000;
+/// Every tenth is a Docker job (half quick, half lingering).
 const DOCKER_EVERY: usize = 10;
 /// Attempts a job may use: more than any plausible run of faults hitting it.
 const MAX_ATTEMPTS: u32 = 6;
@@ -197,9 +197,9 @@ async fn submit_all(url: String, ids: Arc<Mutex<Vec<JobId>>>) -> anyhow::Result<
     let mut pace = tokio::time::interval(Duration::from_millis(50));
     for n in 0..JOBS {
         pace.tick().await;
-        let (action, params) = if n % DOCKER_EVERY == 0 {
+        let (action, params) = if n % (2 * DOCKER_EVERY) == 0 {
             ("echo", serde_json::json!({ "n": n }))
-        } else if n % DOCKER_EVERY == 5 {
+        } else if n % (2 * DOCKER_EVERY) == DOCKER_EVERY {
             ("linger", serde_json::json!({ "tenths": 5 + n % 15 }))
         } else if n % 3 == 0 {
             (
@@ -320,22 +320,24 @@ fn ticks(rows: &HashMap<String, Row>) -> anyhow::Result<(Vec<i64>, Vec<i64>)> {
     Ok((ticks, missing))
 }
 
-/// Containers (any state) of this cluster still on the daemon.
+/// Containers (any state) and volumes of this cluster still on the daemon.
 async fn cluster_containers(cluster: &str) -> anyhow::Result<Vec<String>> {
-    let out = tokio::process::Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=drover.cluster={cluster}"),
-        ])
-        .output()
-        .await?;
-    ensure!(out.status.success(), "docker ps failed");
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect())
+    let filter = format!("label=drover.cluster={cluster}");
+    let mut found = Vec::new();
+    for listing in [&["ps", "-aq"][..], &["volume", "ls", "-q"][..]] {
+        let out = tokio::process::Command::new("docker")
+            .args(listing)
+            .args(["--filter", &filter])
+            .output()
+            .await?;
+        ensure!(out.status.success(), "docker {listing:?} failed");
+        found.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned),
+        );
+    }
+    Ok(found)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,7 +368,11 @@ async fn chaos_run() -> anyhow::Result<()> {
         eprintln!("chaos {:>5.1}s: {what}", started.elapsed().as_secs_f64());
         faults.push(what);
     };
-    let pause = || tokio::time::sleep(Duration::from_secs(5));
+    let pause = || tokio::time::sleep(Duration::from_secs(4));
+    eprintln!(
+        "chaos: cluster up after {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
 
     pause().await;
     // 1. An executor dies (SIGKILL) with work in flight; a replacement with a new id.
@@ -481,12 +487,25 @@ async fn chaos_run() -> anyhow::Result<()> {
         );
     }
     let (ticks, missing) = ticks(&rows)?;
+    // Every executor still running drains and exits; what the dead ones left must have
+    // been reaped by the others: nothing of the cluster may remain on the daemon.
     let hands = connect(&chaos.ensemble.connect_string(), SESSION).await?;
     let cluster =
         String::from_utf8_lossy(&hands.client().get_data("/cluster-id").await?.0).into_owned();
+    for child in chaos.executors.values() {
+        let _ = child.signal(Signal::SIGTERM);
+    }
+    for (name, child) in &mut chaos.executors {
+        within(
+            &format!("executor {name} to exit"),
+            Duration::from_secs(30),
+            child.wait(),
+        )
+        .await??;
+    }
     let leftovers = wait_until(
         "no container left behind",
-        Duration::from_secs(30),
+        Duration::from_secs(20),
         || async {
             cluster_containers(&cluster)
                 .await
