@@ -514,16 +514,9 @@ impl DockerRuntime {
         for holder in &holders {
             self.remove(holder).await;
         }
-        let options = ListVolumesOptionsBuilder::default()
-            .filters(&label_filter(LABEL_PARAMS_OF, owner))
-            .build();
         let volumes = self
-            .docker
-            .list_volumes(Some(options))
-            .await
-            .map_err(docker_err("list volumes"))?
-            .volumes
-            .unwrap_or_default();
+            .volumes_with(&label_filter(LABEL_PARAMS_OF, owner))
+            .await?;
         for volume in &volumes {
             self.remove_volume(&volume.name).await;
         }
@@ -737,20 +730,29 @@ impl DockerRuntime {
     /// # Errors
     /// [`ContainerError::Docker`].
     pub async fn params_owners(&self, cluster: &str) -> Result<Vec<String>, ContainerError> {
-        let options = ListVolumesOptionsBuilder::default()
-            .filters(&cluster_filter(LABEL_PARAMS_OF, cluster))
-            .build();
         let volumes = self
+            .volumes_with(&cluster_filter(LABEL_PARAMS_OF, cluster))
+            .await?;
+        Ok(volumes
+            .into_iter()
+            .filter_map(|v| v.labels.get(LABEL_PARAMS_OF).cloned())
+            .collect())
+    }
+
+    async fn volumes_with(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<bollard::models::Volume>, ContainerError> {
+        let options = ListVolumesOptionsBuilder::default()
+            .filters(filters)
+            .build();
+        Ok(self
             .docker
             .list_volumes(Some(options))
             .await
             .map_err(docker_err("list volumes"))?
             .volumes
-            .unwrap_or_default();
-        Ok(volumes
-            .into_iter()
-            .filter_map(|v| v.labels.get(LABEL_PARAMS_OF).cloned())
-            .collect())
+            .unwrap_or_default())
     }
 
     /// Ids of containers (running or not) labelled with `label=value`.

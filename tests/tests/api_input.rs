@@ -482,6 +482,8 @@ async fn unknown_query_parameters_are_refused_on_every_route(
         let (status, answer) = api.get(&path, SUBMITTER).await?;
         assert_eq!(status, StatusCode::OK, "{path}: {answer}");
     }
+    let hold = api.take(&id).await?;
+    let claim = json!({ "token": hold.token, "executor": "e", "entry": hold.entry });
     let (status, answer) = api
         .post(&format!("/v1/jobs/{id}/claim?"), EXECUTOR, claim)
         .await?;

@@ -7,10 +7,11 @@ mod executor_support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use drover_core::JobId;
 use drover_core::State;
 use drover_tests::{connect, entries_of, wait_until, DockerProxy, OverlapMonitor, TcpProxy};
 use executor_support::{
-    container_events, containers_of, started_attempts, Cluster, ExecutorOptions, SESSION,
+    container_events, containers_of, started_attempts, Cluster, Executor, ExecutorOptions, SESSION,
 };
 use nix::sys::signal::Signal;
 use serde_json::json;
@@ -83,13 +84,10 @@ fn handover(events: &[(u128, String, String)], first: u32) -> Option<(u128, u128
     Some((at("die", first)?, at("start", first + 1)?))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_frozen_executor_never_overlaps_its_successor() -> anyhow::Result<()> {
-    let cluster = Cluster::start().await?;
-    let monitor = OverlapMonitor::start().await?;
-    let frozen = cluster.executor(&ExecutorOptions::new("frozen", 1)).await?;
+/// Submits a job whose action ignores SIGTERM (a graceful stop takes its full grace) and
+/// waits until its container runs; returns its id and when it was submitted.
+async fn run_stubborn(cluster: &Cluster, monitor: &OverlapMonitor) -> anyhow::Result<(JobId, u64)> {
     let since = unix_now();
-    // An action that ignores SIGTERM, as many do: a graceful stop takes its full grace.
     let id = cluster.submit("stubborn", json!({ "seconds": 6 })).await?;
     cluster
         .reaches(id, State::Running, Duration::from_secs(30))
@@ -98,11 +96,11 @@ async fn a_frozen_executor_never_overlaps_its_successor() -> anyhow::Result<()> 
         monitor.job(&id.to_string()).max_running == 1
     })
     .await?;
-    let heir = cluster.executor(&ExecutorOptions::new("heir", 1)).await?;
+    Ok((id, since))
+}
 
-    // Frozen past its session timeout: its session expires and the heir takes over,
-    // while the frozen process cannot stop anything itself.
-    frozen.signal(Signal::SIGSTOP)?;
+/// Waits until executor `heir` runs attempt 2 of `id`.
+async fn taken_over_by(cluster: &Cluster, id: JobId, heir: &Executor) -> anyhow::Result<()> {
     let admin = cluster.admin()?;
     wait_until("the heir to take over", Duration::from_secs(30), || async {
         admin
@@ -112,15 +110,25 @@ async fn a_frozen_executor_never_overlaps_its_successor() -> anyhow::Result<()> 
     })
     .await
     .with_context(|| heir.log())?;
-    tokio::time::sleep(SESSION).await;
-    frozen.signal(Signal::SIGCONT)?;
+    Ok(())
+}
+
+/// Checks the job succeeded with attempt 1's container dead before attempt 2's started,
+/// and never two running at once; prints the gap.
+async fn assert_handed_over(
+    cluster: &Cluster,
+    monitor: &OverlapMonitor,
+    id: JobId,
+    since: u64,
+    holder: &str,
+) -> anyhow::Result<()> {
     let job = cluster.finished(id, Duration::from_secs(60)).await?;
     assert_eq!(job.state, State::Success, "{job:?}");
-    let sighting = monitor.job(&id.to_string());
     let events = container_events(id, since).await?;
     let (died, started) = handover(&events, 1).context("attempt 1 died, attempt 2 started")?;
+    let sighting = monitor.job(&id.to_string());
     eprintln!(
-        "frozen holder: attempt 1 died {:.0} ms before attempt 2 started; monitor: {sighting:?}",
+        "{holder} (session {SESSION:?}): attempt 1 died {:.0} ms before attempt 2 started; monitor: {sighting:?}",
         (started as f64 - died as f64) / 1e6
     );
     assert!(
@@ -131,6 +139,24 @@ async fn a_frozen_executor_never_overlaps_its_successor() -> anyhow::Result<()> 
         sighting.max_running, 1,
         "two containers ran at once: {sighting:?}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_executor_never_overlaps_its_successor() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let monitor = OverlapMonitor::start().await?;
+    let frozen = cluster.executor(&ExecutorOptions::new("frozen", 1)).await?;
+    let (id, since) = run_stubborn(&cluster, &monitor).await?;
+    let heir = cluster.executor(&ExecutorOptions::new("heir", 1)).await?;
+
+    // Frozen past its session timeout: its session expires and the heir takes over,
+    // while the frozen process cannot stop anything itself.
+    frozen.signal(Signal::SIGSTOP)?;
+    taken_over_by(&cluster, id, &heir).await?;
+    tokio::time::sleep(SESSION).await;
+    frozen.signal(Signal::SIGCONT)?;
+    assert_handed_over(&cluster, &monitor, id, since, "frozen holder").await?;
     assert!(
         frozen.log().contains("watchdog"),
         "the watchdog acted: {}",
@@ -147,50 +173,15 @@ async fn a_partitioned_executor_kills_its_container_before_its_session_can_expir
     let proxy = TcpProxy::start(cluster.zk.connect_string()).await?;
     let mut options = ExecutorOptions::new("cut-off", 1);
     options.zk_hosts = Some(proxy.connect_string());
-    let cut_off = cluster.executor(&options).await?;
-    let since = unix_now();
-    // An action that ignores SIGTERM, as many do: a graceful stop takes its full grace.
-    let id = cluster.submit("stubborn", json!({ "seconds": 6 })).await?;
-    cluster
-        .reaches(id, State::Running, Duration::from_secs(30))
-        .await?;
-    wait_until("the container to run", Duration::from_secs(30), || async {
-        monitor.job(&id.to_string()).max_running == 1
-    })
-    .await?;
+    let _cut_off = cluster.executor(&options).await?;
+    let (id, since) = run_stubborn(&cluster, &monitor).await?;
     let heir = cluster.executor(&ExecutorOptions::new("heir", 1)).await?;
 
     // Its link to ZooKeeper goes silent (the API stays reachable).
     proxy.blackhole();
-    let admin = cluster.admin()?;
-    wait_until("the heir to take over", Duration::from_secs(30), || async {
-        admin
-            .get(id)
-            .await
-            .is_ok_and(|j| j.attempts == 2 && j.executor.as_deref() == Some("heir"))
-    })
-    .await
-    .with_context(|| heir.log())?;
+    taken_over_by(&cluster, id, &heir).await?;
     proxy.unblock();
-    let job = cluster.finished(id, Duration::from_secs(60)).await?;
-    assert_eq!(job.state, State::Success, "{job:?}");
-    let events = container_events(id, since).await?;
-    let (died, started) = handover(&events, 1).context("attempt 1 died, attempt 2 started")?;
-    let sighting = monitor.job(&id.to_string());
-    eprintln!(
-        "partitioned holder (session {SESSION:?}): attempt 1 died {:.0} ms before attempt 2 started; monitor: {sighting:?}",
-        (started as f64 - died as f64) / 1e6
-    );
-    assert!(
-        died < started,
-        "attempt 2 started before attempt 1 died: {events:?}"
-    );
-    assert_eq!(
-        sighting.max_running, 1,
-        "two containers ran at once: {sighting:?}"
-    );
-    drop(cut_off);
-    Ok(())
+    assert_handed_over(&cluster, &monitor, id, since, "partitioned holder").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
