@@ -161,7 +161,7 @@ async fn cancel_and_kill_stop_a_running_container_within_five_seconds() -> anyho
 }
 
 #[tokio::test]
-async fn a_killed_executors_job_reruns_elsewhere_and_its_container_is_cleaned_up_on_restart(
+async fn a_killed_executors_job_reruns_elsewhere_and_the_heir_removes_its_container(
 ) -> anyhow::Result<()> {
     use nix::sys::signal::Signal;
     let cluster = Cluster::start().await?;
@@ -209,17 +209,18 @@ async fn a_killed_executors_job_reruns_elsewhere_and_its_container_is_cleaned_up
         1,
         "succeeded once: {lines:?}"
     );
-    assert_eq!(
-        containers_of("exec-victim").await?.len(),
-        1,
-        "the dead executor's container is still there"
+    // the heir kills and removes what an earlier attempt left on the daemon before it
+    // starts its own run (the watchdog and the reaper would get there too)
+    assert!(
+        containers_of("exec-victim").await?.is_empty(),
+        "the dead executor's container is gone once the heir has run the job"
     );
     let _victim_again = cluster
         .executor(&ExecutorOptions::new("exec-victim", 1))
         .await?;
     assert!(
         containers_of("exec-victim").await?.is_empty(),
-        "removed when the victim restarted"
+        "nothing comes back when the victim restarts"
     );
     Ok(())
 }
