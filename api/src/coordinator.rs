@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use drover_coordination::{EntryState, Health, Membership, Queue, Session, ZkSettings};
+use drover_coordination::{
+    supervise, Ended, EntryState, Health, Membership, Queue, Role, Session, SessionEnd, ZkSettings,
+};
 use drover_core::{FencingToken, JobId, Priority};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -14,11 +16,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::error::{Error, Result};
-use crate::model::ExecutorInfo;
+use drover_model::ExecutorInfo;
 use crate::store::system_rfc3339;
-
-/// Backoff between connection attempts: from the first to the largest.
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(5));
 
 /// A live session and what the API uses on it.
 #[derive(Clone, Debug)]
@@ -55,7 +54,11 @@ impl Coordinator {
         shutdown: CancellationToken,
     ) -> Coordinator {
         let (tx, rx) = watch::channel(None);
-        tracker.spawn(maintain(settings, queue_path, tx, shutdown));
+        tracker.spawn(async move {
+            let mut role = Publisher { queue_path, tx };
+            supervise(&settings, &mut role, shutdown).await;
+            role.tx.send_replace(None);
+        });
         Coordinator {
             current: rx,
             enqueue_timeout,
@@ -173,62 +176,36 @@ impl Coordinator {
     }
 }
 
-/// Connects, publishes the session until it is lost, and again, until `shutdown`.
-async fn maintain(
-    settings: ZkSettings,
+/// The API's role on each session: a put-only queue handle, published while the
+/// session lives.
+struct Publisher {
     queue_path: String,
     tx: watch::Sender<Option<Connected>>,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = BACKOFF.0;
-    let mut failures = 0u32;
-    loop {
-        let attempt = async {
-            let session = Session::connect(&settings).await?;
-            // Put only: no watch, so the takers' traffic costs the API nothing.
-            let queue = Queue::producer(&session, &queue_path).await?;
-            Ok::<_, drover_coordination::Error>(Connected { session, queue })
-        };
-        let outcome = tokio::select! {
-            () = shutdown.cancelled() => break,
-            outcome = attempt => outcome,
-        };
-        match outcome {
-            Ok(connected) => {
-                info!(hosts = %settings.hosts, queue = %queue_path, "zookeeper session ready; submits are enqueued");
-                backoff = BACKOFF.0;
-                failures = 0;
-                let mut health = connected.session.health_watch();
-                tx.send_replace(Some(connected));
-                loop {
-                    if matches!(*health.borrow_and_update(), Health::Lost(_)) {
-                        break;
-                    }
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        changed = health.changed() => if changed.is_err() { break },
-                    }
-                }
-                tx.send_replace(None);
-                if shutdown.is_cancelled() {
-                    break;
-                }
-                warn!("zookeeper session lost; submits are committed with enqueued = false until a new one is ready");
-            }
-            Err(err) => {
-                failures += 1;
-                if failures == 1 || failures % 20 == 0 {
-                    warn!(error = %err, failures, "cannot reach zookeeper; submits are committed with enqueued = false, retrying");
-                }
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(BACKOFF.1);
-            }
-        }
+}
+
+impl Role for Publisher {
+    type Parts = Queue;
+
+    fn name(&self) -> &'static str {
+        "api"
     }
-    tx.send_replace(None);
+
+    async fn attach(&mut self, session: &Session) -> drover_coordination::Result<Queue> {
+        // Put only: no watch, so the takers' traffic costs the API nothing.
+        Queue::producer(session, &self.queue_path).await
+    }
+
+    async fn live(&mut self, queue: Queue, session: &Session, end: &SessionEnd) {
+        info!(queue = %self.queue_path, "zookeeper session ready; submits are enqueued");
+        self.tx.send_replace(Some(Connected {
+            session: session.clone(),
+            queue,
+        }));
+        if end.wait().await == Ended::Lost {
+            warn!("zookeeper session lost; submits are committed with enqueued = false until a new one is ready");
+        }
+        self.tx.send_replace(None);
+    }
 }
 
 /// Whether `seen` is the proof a claim of `id` through `entry` by the holder of `token`

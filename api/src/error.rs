@@ -6,7 +6,7 @@ use axum::Json;
 use drover_core::{State, StatusCode};
 use serde::Serialize;
 
-use crate::model::{ApiError, Job};
+use drover_model::{ApiError, Job};
 
 /// Everything that can go wrong in the API: at start-up, and answering a request.
 ///
@@ -241,7 +241,7 @@ pub enum Error {
 }
 
 /// The body of a 409 for an ambiguous partial id: an [`ApiError`] and a
-/// [`Candidates`](crate::model::Candidates) in one object, so either type parses it.
+/// [`Candidates`](drover_model::Candidates) in one object, so either type parses it.
 #[derive(Serialize)]
 struct AmbiguousBody<'a> {
     error: &'static str,

@@ -174,7 +174,7 @@ impl FromRequestParts<AppState> for JobIdPath {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::SubmitJob;
+    use drover_model::SubmitJob;
 
     fn reason(body: &str) -> (String, String) {
         let err = parse_json::<SubmitJob>(body.as_bytes()).unwrap_err();

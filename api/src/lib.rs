@@ -4,8 +4,8 @@
 //! - [`run`] / [`serve`] — the `api` role: bind (or take a listener), serve until the
 //!   shutdown token is cancelled, then close in order.
 //! - [`ApiConfig`] — the `[api]` settings, with defaults and [`ApiConfig::validate`].
-//! - [`model`] — the wire types shared by the server, the client, the CLI and executors.
-//! - [`client`] — the HTTP client (reqwest) every other role uses.
+//! The wire types are `drover-model`'s and the typed client is `drover-client`, so
+//! the roles that only call the API build neither the database nor the OpenAPI layer.
 //! - [`Error`] — every failure, and the one mapping to HTTP statuses.
 //!
 //! Inside: `store` (records, fenced compare-and-set updates, logs, migrations, SQLite's
@@ -30,8 +30,6 @@ mod reconcile;
 mod server;
 mod store;
 
-pub mod client;
-pub mod model;
 
 pub use config::{ApiConfig, ApiToken, Role};
 pub use error::{Error, Result};

@@ -130,7 +130,7 @@ impl Metrics {
     }
 
     /// Counts a reconcile run and its repairs by kind.
-    pub(crate) fn count_reconcile(&self, report: &crate::model::Reconciled) {
+    pub(crate) fn count_reconcile(&self, report: &drover_model::Reconciled) {
         self.recorder
             .register_counter(&Key::from_static_name(RECONCILE_RUNS), &METADATA)
             .increment(1);

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::handlers::{admin, executor, jobs, logs, ops};
-use crate::model::{
+use drover_model::{
     ApiError, AppendLogs, Candidates, Claim, CleanedUp, Cleanup, Distribution, ExecutorInfo,
     Finish, Heartbeat, HeartbeatReply, Job, JobPage, LogLine, LogPage, LogsAppended, Reconcile,
     Reconciled, Release, Repairs, StoredLogLine, SubmitJob,

@@ -28,7 +28,7 @@ use futures::stream::{self, StreamExt};
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
-use crate::model::Reconciled;
+use drover_model::Reconciled;
 use crate::store::maintenance::StaleRun;
 use crate::store::{now_us, Store};
 
@@ -388,7 +388,7 @@ async fn holder_alive(
 /// The reconciler's cluster-wide lock: an ephemeral node of the running API's session,
 /// so at most one run happens among every API process, and one that dies mid-run frees
 /// it with its session.
-const LOCK_PATH: &str = "/locks/reconcile";
+const LOCK_PATH: &str = drover_model::paths::RECONCILE_LOCK;
 
 async fn lock_cluster_wide(session: &Session) -> Result<Lock> {
     match Lock::try_acquire(session, LOCK_PATH).await {

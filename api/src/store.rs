@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::config::ApiConfig;
 use crate::error::{Error, Result};
-use crate::model::Job;
+use drover_model::Job;
 
 pub(crate) mod db;
 mod decide;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use drover_api::client::DEFAULT_URL;
+use drover_client::DEFAULT_URL;
 use drover_core::{LogFormat, Priority, State};
 
 /// The exit codes, as `--help` shows them.

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use drover_api::client::ApiClient;
+use drover_client::ApiClient;
 use drover_api::ApiConfig;
 use drover_coordination::ZkSettings;
 use drover_core::LogFormat;

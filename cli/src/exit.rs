@@ -3,8 +3,8 @@
 use std::fmt;
 use std::process::ExitCode;
 
-use drover_api::client::ClientError;
-use drover_api::model::Job;
+use drover_client::ClientError;
+use drover_model::Job;
 
 use crate::output;
 
@@ -104,8 +104,8 @@ pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use anyhow::Context;
-    use drover_api::client::StatusCode;
-    use drover_api::model::ApiError;
+    use drover_client::StatusCode;
+    use drover_model::ApiError;
 
     use super::*;
 
@@ -144,7 +144,7 @@ mod tests {
         assert_eq!(code_of(&anyhow::anyhow!("role failed")), FAILED);
         let failed = api_error(StatusCode::INTERNAL_SERVER_ERROR, "oops");
         assert_eq!(code_of(&anyhow::Error::new(failed)), API_FAILED);
-        let bad_url = drover_api::client::ApiClient::new("nope", None).unwrap_err();
+        let bad_url = drover_client::ApiClient::new("nope", None).unwrap_err();
         assert_eq!(code_of(&anyhow::Error::new(bad_url)), USAGE);
     }
 }

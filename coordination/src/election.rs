@@ -55,7 +55,7 @@ impl Election {
         }
         Ok(Election {
             session: session.clone(),
-            path: format!("/election/{name}"),
+            path: drover_model::paths::election(name),
             identifier: identifier.into(),
         })
     }

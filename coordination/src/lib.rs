@@ -8,6 +8,8 @@
 //! - [`Membership`] / [`Registration`] — executors' ephemeral `/executors/<id>` records.
 //! - [`ZkSettings`] — hosts, chroot, session timeout, digest auth and ACLs.
 //! - [`Lock`] — a try-lock: one ephemeral node, at most one session at a time.
+//! - [`supervise`] / [`Role`] — a role attached to ZooKeeper: connect, build, run while
+//!   the session lives, start over after a loss, until shutdown.
 //! - [`LostSignal`] — what a holder watches to stop acting on something it no longer holds.
 
 mod election;
@@ -20,6 +22,7 @@ mod queue;
 mod queue_view;
 mod session;
 mod settings;
+mod supervisor;
 mod taken;
 mod view;
 
@@ -32,7 +35,8 @@ pub use queue::{EntryState, Queue, QueueStats};
 pub use queue_view::QueueView;
 pub use session::{Health, Session};
 pub use settings::ZkSettings;
+pub use supervisor::{supervise, Ended, Role, SessionEnd};
 pub use taken::Taken;
 
 /// The default queue path, the one kazoo users pass to `LockingQueue(client, "/job")`.
-pub const DEFAULT_QUEUE_PATH: &str = "/job";
+pub const DEFAULT_QUEUE_PATH: &str = drover_model::paths::QUEUE;

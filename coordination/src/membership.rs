@@ -11,7 +11,7 @@ use crate::error::{Error, Result, ZkError};
 use crate::session::Session;
 
 /// Where executors register.
-const ROOT: &str = "/executors";
+const ROOT: &str = drover_model::paths::EXECUTORS;
 
 /// What an executor publishes about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +61,7 @@ impl Membership {
     /// # Errors
     /// ZooKeeper errors.
     pub async fn cluster_id(&self) -> Result<String> {
-        const PATH: &str = "/cluster-id";
+        const PATH: &str = drover_model::paths::CLUSTER_ID;
         let client = self.session.client();
         loop {
             match client.get_data(PATH).await {

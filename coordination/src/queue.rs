@@ -18,6 +18,7 @@ use drover_core::{FencingToken, JobId, Priority};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
 use tracing::debug;
 use zookeeper_client::{CreateMode, MultiReadResult};
 
@@ -45,6 +46,9 @@ pub(crate) struct Inner {
     pub(crate) session: Session,
     taker_id: String,
     stats: Counters,
+    /// Lock attempts and releases of dropped entries, which run to completion on their
+    /// own; [`Queue::settle`] waits for them.
+    pub(crate) background: TaskTracker,
     _stop_guard: DropGuard,
 }
 
@@ -107,6 +111,7 @@ impl Queue {
                 session: session.clone(),
                 taker_id: uuid::Uuid::new_v4().simple().to_string(),
                 stats: Counters::default(),
+                background: TaskTracker::new(),
                 _stop_guard: stop.drop_guard(),
             }),
         }
@@ -269,12 +274,23 @@ impl Queue {
     async fn attempt(&self, name: String) -> Result<Option<Taken>> {
         let (tx, rx) = oneshot::channel();
         let inner = self.inner.clone();
-        tokio::spawn(async move {
+        self.inner.background.spawn(async move {
             let result = lock_entry(inner, name).await;
             // If the taker went away, the returned Taken is dropped here and released.
             let _ = tx.send(result);
         });
         rx.await.unwrap_or(Ok(None))
+    }
+
+    /// Waits, at most `limit`, for the background work of this handle's takers (lock
+    /// attempts, releases of dropped entries) to end, so a process that stops leaves no
+    /// marker to wait out its session. Whether everything ended in time.
+    pub async fn settle(&self, limit: Duration) -> bool {
+        let background = &self.inner.background;
+        background.close();
+        let settled = tokio::time::timeout(limit, background.wait()).await.is_ok();
+        background.reopen();
+        settled
     }
 
     /// Entries on the queue (taken or not) and taken markers, as the server counts them.

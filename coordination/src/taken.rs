@@ -246,7 +246,8 @@ impl Drop for Taken {
             done: false,
             orphan: true,
         };
-        runtime.spawn(async move {
+        let background = self.queue.background.clone();
+        background.spawn_on(async move {
             let mut backoff = Duration::from_millis(50);
             loop {
                 match orphan.finish(false).await {
@@ -261,6 +262,6 @@ impl Drop for Taken {
                     Ok(()) => break,
                 }
             }
-        });
+        }, &runtime);
     }
 }

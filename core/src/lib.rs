@@ -7,8 +7,11 @@
 //! - [`check_transition`]: the one table of legal status moves; everything else asks it.
 //! - [`load_config`]: serde defaults, then a TOML/YAML/JSON file, then `DROVER_` variables.
 //! - [`init_tracing`]: the process's tracing subscriber, text or JSON on stderr.
+//! - [`Backoff`]: retry delays, doubling to a ceiling; [`Backoff::RECONNECT`] for
+//!   ZooKeeper sessions and leaders' steps.
 //! - [`Error`]: every failure above, each saying what was wrong and how to fix it.
 
+mod backoff;
 mod config;
 mod error;
 mod fencing;
@@ -23,6 +26,7 @@ pub use crate::config::{
     comma_separated, env_var_name, load_config, load_config_from_process_env, ENV_PREFIX,
     ENV_SEPARATOR,
 };
+pub use backoff::Backoff;
 pub use error::Error;
 pub use fencing::FencingToken;
 pub use job_id::JobId;

@@ -10,9 +10,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use drover_api::client::ApiClient;
-use drover_api::model::{Reconcile, SubmitJob};
+use drover_client::ApiClient;
+use drover_model::{Reconcile, SubmitJob};
 use drover_coordination::{Election, Health, Leadership, LostReason, Session};
+use drover_core::Backoff;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -23,8 +24,6 @@ use crate::status::{self, Progress};
 
 /// Longest single sleep: the wall clock is re-read at least this often.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
-/// Backoff between failed campaigns or unavailable submits: first and largest.
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(5));
 
 /// What every distribution's task shares.
 #[derive(Debug, Clone)]
@@ -66,7 +65,7 @@ pub(crate) async fn run(ctx: Context, plan: Plan) {
             return;
         }
     };
-    let mut backoff = BACKOFF.0;
+    let mut backoff = Backoff::RECONNECT;
     loop {
         if ctx.stop.is_cancelled() || matches!(ctx.session.health(), Health::Lost(_)) {
             return;
@@ -83,14 +82,13 @@ pub(crate) async fn run(ctx: Context, plan: Plan) {
                 }
                 debug!(distribution = %plan.name, error = %e, "campaign failed; retrying");
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {},
+                    () = tokio::time::sleep(backoff.next_delay()) => {},
                     () = ctx.stop.cancelled() => return,
                 }
-                backoff = (backoff * 2).min(BACKOFF.1);
                 continue;
             }
         };
-        backoff = BACKOFF.0;
+        backoff.reset();
         info!(distribution = %plan.name, leader = %ctx.id, node = %leadership.node(), "leading the distribution");
         match lead(&ctx, &plan, &leadership).await {
             Ended::Stop => {
@@ -123,7 +121,7 @@ async fn lead(ctx: &Context, plan: &Plan, leadership: &Leadership) -> Ended {
         CatchUp::Latest | CatchUp::All => progress.last_tick,
     };
     let mut planned: Option<(SystemTime, Instant)> = None;
-    let mut backoff = BACKOFF.0;
+    let mut backoff = Backoff::RECONNECT;
     publish(ctx, plan, &progress).await;
     loop {
         let now = SystemTime::now();
@@ -136,28 +134,7 @@ async fn lead(ctx: &Context, plan: &Plan, leadership: &Leadership) -> Ended {
                 progress.next_tick = next;
                 publish(ctx, plan, &progress).await;
             }
-            let wake = match next {
-                Some(next) => {
-                    let fire_at = match planned {
-                        Some((tick, at)) if tick == next => Some(at),
-                        _ => {
-                            let wait = next.duration_since(now).unwrap_or_default();
-                            // Checked: an instant too far to represent is looked at
-                            // again after MAX_SLEEP rather than panicking.
-                            let at = wait
-                                .checked_add(jitter(plan.jitter))
-                                .and_then(|delay| Instant::now().checked_add(delay));
-                            planned = at.map(|at| (next, at));
-                            at
-                        }
-                    };
-                    let longest = Instant::now() + MAX_SLEEP;
-                    fire_at
-                        .map_or(longest, |at| at.min(longest))
-                        .max(Instant::now() + Duration::from_millis(1))
-                }
-                None => Instant::now() + MAX_SLEEP,
-            };
+            let wake = wake_for(next, plan.jitter, &mut planned, now);
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => continue,
                 reason = lost.tripped() => return Ended::Lost(reason),
@@ -168,7 +145,7 @@ async fn lead(ctx: &Context, plan: &Plan, leadership: &Leadership) -> Ended {
         for tick in due {
             match act(ctx, plan, leadership, tick).await {
                 Acted::Done(job) => {
-                    backoff = BACKOFF.0;
+                    backoff.reset();
                     handled = Some(tick);
                     progress.last_tick = Some(tick);
                     progress.last_job = job;
@@ -185,13 +162,43 @@ async fn lead(ctx: &Context, plan: &Plan, leadership: &Leadership) -> Ended {
         publish(ctx, plan, &progress).await;
         if retry {
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {},
+                () = tokio::time::sleep(backoff.next_delay()) => {},
                 reason = lost.tripped() => return Ended::Lost(reason),
                 () = ctx.stop.cancelled() => return Ended::Stop,
             }
-            backoff = (backoff * 2).min(BACKOFF.1);
         }
     }
+}
+
+/// When to look again, waiting for tick `next` (none: no tick ahead): its time plus a
+/// jitter drawn once per tick (kept in `planned`), and never more than [`MAX_SLEEP`] away
+/// so a changed wall clock is noticed.
+fn wake_for(
+    next: Option<SystemTime>,
+    max_jitter: Duration,
+    planned: &mut Option<(SystemTime, Instant)>,
+    now: SystemTime,
+) -> Instant {
+    let longest = Instant::now() + MAX_SLEEP;
+    let Some(next) = next else {
+        return longest;
+    };
+    let fire_at = match *planned {
+        Some((tick, at)) if tick == next => Some(at),
+        _ => {
+            let wait = next.duration_since(now).unwrap_or_default();
+            // Checked: an instant too far to represent is looked at again after
+            // MAX_SLEEP rather than panicking.
+            let at = wait
+                .checked_add(jitter(max_jitter))
+                .and_then(|delay| Instant::now().checked_add(delay));
+            *planned = at.map(|at| (next, at));
+            at
+        }
+    };
+    fire_at
+        .map_or(longest, |at| at.min(longest))
+        .max(Instant::now() + Duration::from_millis(1))
 }
 
 /// A random delay up to `max`.

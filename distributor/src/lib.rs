@@ -18,8 +18,8 @@ mod status;
 
 use std::time::Duration;
 
-use drover_api::client::ApiClient;
-use drover_coordination::{Health, Session, ZkError, ZkSettings};
+use drover_client::ApiClient;
+use drover_coordination::{supervise, Ended, Role, Session, SessionEnd, ZkError, ZkSettings};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -31,8 +31,6 @@ pub use schedule::{CatchUp, MAX_REPLAY};
 use crate::config::Plan;
 use crate::lead::Context;
 
-/// Backoff between connection attempts: first and largest.
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(5));
 /// How long stopping may wait for the distributions' tasks to resign.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -60,69 +58,59 @@ pub async fn run(
     }
     let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
     info!(distributor = %id, distributions = ?names, api = %api.url(), "distributor starting");
-    let mut backoff = BACKOFF.0;
-    loop {
-        let connected = tokio::select! {
-            () = shutdown.cancelled() => break,
-            connected = Session::connect(&zk) => connected,
-        };
-        let session = match connected {
-            Ok(session) => session,
-            Err(e) => {
-                warn!(error = %e, "cannot reach zookeeper; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(backoff) => {},
-                }
-                backoff = (backoff * 2).min(BACKOFF.1);
-                continue;
-            }
-        };
-        backoff = BACKOFF.0;
-        let stop = shutdown.child_token();
+    let mut role = Distributing {
+        plans,
+        api,
+        id: id.clone(),
+    };
+    supervise(&zk, &mut role, shutdown).await;
+    info!(distributor = %id, "distributor stopped");
+    Ok(())
+}
+
+/// The distributor's role on each session: every distribution's campaign, leadership
+/// and ticks.
+struct Distributing {
+    plans: Vec<Plan>,
+    api: ApiClient,
+    id: String,
+}
+
+impl Role for Distributing {
+    type Parts = ();
+
+    fn name(&self) -> &'static str {
+        "distributor"
+    }
+
+    async fn attach(&mut self, _session: &Session) -> drover_coordination::Result<()> {
+        Ok(())
+    }
+
+    async fn live(&mut self, (): (), session: &Session, end: &SessionEnd) {
+        let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        for plan in &plans {
+        for plan in &self.plans {
             let ctx = Context {
                 session: session.clone(),
-                api: api.clone(),
-                id: id.clone(),
+                api: self.api.clone(),
+                id: self.id.clone(),
                 stop: stop.clone(),
             };
             tracker.spawn(lead::run(ctx, plan.clone()));
         }
         tracker.close();
-        tokio::select! {
-            () = shutdown.cancelled() => {
-                info!("stopping: resigning every leadership");
-                stop.cancel();
-                if tokio::time::timeout(STOP_TIMEOUT, tracker.wait()).await.is_err() {
-                    warn!("some distributions did not stop in time");
-                }
-                withdraw_all(&session, &plans).await;
-                break;
-            }
-            () = session_lost(&session) => {
-                warn!("zookeeper session lost: every leadership ended; connecting a new session");
-                stop.cancel();
-                if tokio::time::timeout(STOP_TIMEOUT, tracker.wait()).await.is_err() {
-                    warn!("some distributions did not stop in time");
-                }
-            }
+        let ended = end.wait().await;
+        match ended {
+            Ended::Shutdown => info!("stopping: resigning every leadership"),
+            Ended::Lost => warn!("zookeeper session lost: every leadership ended"),
         }
-    }
-    info!(distributor = %id, "distributor stopped");
-    Ok(())
-}
-
-/// Completes when the session is over.
-async fn session_lost(session: &Session) {
-    let mut health = session.health_watch();
-    loop {
-        if matches!(*health.borrow_and_update(), Health::Lost(_)) {
-            return;
+        stop.cancel();
+        if tokio::time::timeout(STOP_TIMEOUT, tracker.wait()).await.is_err() {
+            warn!("some distributions did not stop in time");
         }
-        if health.changed().await.is_err() {
-            return;
+        if ended == Ended::Shutdown {
+            withdraw_all(session, &self.plans).await;
         }
     }
 }
@@ -135,7 +123,7 @@ async fn withdraw_all(session: &Session, plans: &[Plan]) {
     let owner = client.session_id().0;
     let work = async {
         for plan in plans {
-            let election = format!("/election/{}", plan.name);
+            let election = drover_model::paths::election(&plan.name);
             let Ok(children) = client.list_children(&election).await else {
                 continue;
             };

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use drover_api::model::{Distribution, DISTRIBUTIONS_PATH};
+use drover_model::{Distribution, DISTRIBUTIONS_PATH};
 use drover_coordination::{Session, ZkError};
 use tracing::debug;
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use drover_actions::Builtin;
-use drover_api::model::{Cleanup, Job, LogLine};
+use drover_model::{Cleanup, Job, LogLine};
 use drover_core::StatusCode;
 
 use crate::reporter::Reporter;

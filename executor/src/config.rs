@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 /// After the drain deadline, how long beyond the stop grace the slots get to stop their
 /// containers, report and give their jobs back.
 pub const STOP_MARGIN: Duration = Duration::from_secs(30);
-/// How long the executor waits to deregister before it exits anyway.
+/// How long the executor spends finishing the give-backs still in flight and deregistering
+/// before it exits anyway.
 pub const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How an executor runs. Every field has a default that suits one executor per node.

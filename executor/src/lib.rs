@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover_actions::{Action, Catalogue};
-use drover_api::client::ApiClient;
+use drover_client::ApiClient;
 use drover_coordination::ZkSettings;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -169,8 +169,15 @@ pub async fn run(
     if let Some(docker) = &shared.env.docker {
         docker.remove_params_volumes().await;
     }
+    let deadline = tokio::time::Instant::now() + config::DEREGISTER_TIMEOUT;
+    let queue = shared.queue.borrow().clone();
+    if let Some(queue) = queue {
+        if !queue.settle(config::DEREGISTER_TIMEOUT / 3).await {
+            warn!("drain: some entries were still being given back; their markers go with the session");
+        }
+    }
     supervisor_stop.cancel();
-    match tokio::time::timeout(config::DEREGISTER_TIMEOUT, supervisor).await {
+    match tokio::time::timeout_at(deadline, supervisor).await {
         Ok(Ok(())) => info!("drain: deregistered from /executors"),
         _ => warn!("drain: could not deregister in time; the registration goes with the session"),
     }

@@ -6,8 +6,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use drover_api::client::{ApiClient, ClientError, StatusCode as HttpStatus};
-use drover_api::model::{AppendLogs, Heartbeat, LogLine};
+use drover_client::{ApiClient, ClientError, StatusCode as HttpStatus};
+use drover_model::{AppendLogs, Heartbeat, LogLine};
 use drover_core::{FencingToken, JobId, StatusCode};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -339,7 +339,7 @@ async fn ship(to: ReportTo, mut rx: mpsc::Receiver<LogLine>, stop: Stop) {
 
 #[cfg(test)]
 mod tests {
-    use drover_api::model::ApiError;
+    use drover_model::ApiError;
 
     use super::*;
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use drover_actions::{params_env, redact, Action, Builtin, DockerSpec, Secret};
-use drover_api::model::{Job, LogLine};
+use drover_model::{Job, LogLine};
 use drover_core::StatusCode;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -43,7 +43,7 @@ pub(crate) struct RunEnv {
     pub(crate) docker: Option<DockerRuntime>,
     pub(crate) stop_grace: Duration,
     /// The API, for built-in actions that call it (`cleanup_jobs`).
-    pub(crate) api: drover_api::client::ApiClient,
+    pub(crate) api: drover_client::ApiClient,
     /// The watchdog that kills our containers if we freeze or die.
     pub(crate) watchdog: Option<std::sync::Arc<crate::watchdog::Watchdog>>,
     /// The cluster's id (from ZooKeeper, set before any job is taken).
@@ -277,10 +277,13 @@ async fn supervise(
         },
     };
     reporter.set_status(StatusCode::Finalizing);
-    if tokio::time::timeout(Duration::from_secs(10), forward)
+    let mut forward = forward;
+    if tokio::time::timeout(Duration::from_secs(10), &mut forward)
         .await
         .is_err()
     {
+        // not left behind: it would hold the container's output stream
+        forward.abort();
         warn!(container = %id, "container output did not end within 10 s of its exit");
     }
     if env.watchdog.as_ref().is_some_and(|w| w.killed(id)) {

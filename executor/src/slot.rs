@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover_actions::Catalogue;
-use drover_api::client::ApiClient;
-use drover_api::model::{Claim, Finish, Job, Release};
+use drover_client::ApiClient;
+use drover_model::{Claim, Finish, Job, Release};
 use drover_coordination::{Error as ZkError, Queue, Taken};
 use drover_core::StatusCode;
 use tokio::sync::watch;

@@ -4,8 +4,10 @@
 use std::time::{Duration, SystemTime};
 
 use drover_coordination::{
-    ExecutorInfo, Health, Membership, Queue, QueueView, Registration, Session, ZkSettings,
+    Ended, ExecutorInfo, Membership, Queue, QueueView, Registration, Role, Session, SessionEnd,
+    ZkSettings,
 };
+use tokio::time::Instant;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -20,82 +22,125 @@ pub(crate) struct Identity {
     pub(crate) cluster: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
+/// Throttle of the busy-count publication: at most once a second.
+const BUSY_EVERY: Duration = Duration::from_secs(1);
+
 /// Runs until `stop`, then deregisters.
 pub(crate) async fn supervise(
     zk: ZkSettings,
     queue_path: String,
     identity: Identity,
     queue_tx: watch::Sender<Option<Queue>>,
-    mut busy: watch::Receiver<usize>,
+    busy: watch::Receiver<usize>,
     stop: CancellationToken,
 ) {
-    let started = SystemTime::now();
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let attached = tokio::select! {
-            () = stop.cancelled() => return,
-            attached = attach(&zk, &queue_path, &identity, started, *busy.borrow()) => attached,
-        };
-        let (session, queue, mut registration) = match attached {
-            Ok(parts) => parts,
-            Err(e) => {
-                warn!(error = %e, retry_in = ?delay, "cannot attach to zookeeper");
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(delay) => {},
+    let mut role = Attachment {
+        queue_path,
+        identity,
+        started: SystemTime::now(),
+        queue_tx,
+        busy,
+    };
+    drover_coordination::supervise(&zk, &mut role, stop).await;
+    role.queue_tx.send_replace(None);
+}
+
+/// The executor's role on each session: the queue its slots take from and its
+/// membership record.
+struct Attachment {
+    queue_path: String,
+    identity: Identity,
+    started: SystemTime,
+    queue_tx: watch::Sender<Option<Queue>>,
+    busy: watch::Receiver<usize>,
+}
+
+impl Role for Attachment {
+    type Parts = (Queue, Registration);
+
+    fn name(&self) -> &'static str {
+        "executor"
+    }
+
+    async fn attach(
+        &mut self,
+        session: &Session,
+    ) -> Result<(Queue, Registration), drover_coordination::Error> {
+        let busy = *self.busy.borrow();
+        attach(session, &self.queue_path, &self.identity, self.started, busy).await
+    }
+
+    async fn live(
+        &mut self,
+        (queue, mut registration): (Queue, Registration),
+        _session: &Session,
+        end: &SessionEnd,
+    ) {
+        self.queue_tx.send_replace(Some(queue));
+        let ended = publish_busy(&mut registration, &mut self.busy, end).await;
+        self.queue_tx.send_replace(None);
+        match ended {
+            Ended::Shutdown => {
+                if let Err(e) = registration.deregister().await {
+                    warn!(error = %e, "cannot deregister");
                 }
-                delay = (delay * 2).min(Duration::from_secs(10));
-                continue;
             }
-        };
-        delay = Duration::from_millis(200);
-        queue_tx.send_replace(Some(queue));
-        let mut health = session.health_watch();
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => {
-                    queue_tx.send_replace(None);
-                    if let Err(e) = registration.deregister().await {
-                        warn!(error = %e, "cannot deregister");
-                    }
-                    return;
-                },
-                changed = health.changed() => {
-                    if changed.is_err() || matches!(*health.borrow(), Health::Lost(_)) {
-                        warn!("zookeeper session lost; running jobs on it are stopped; starting a new session");
-                        queue_tx.send_replace(None);
-                        break;
-                    }
-                },
-                changed = busy.changed() => {
-                    if changed.is_ok() {
-                        // publish at most once a second
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        let now = *busy.borrow_and_update();
-                        if let Err(e) = registration.set_busy(now as u32).await {
-                            warn!(error = %e, "cannot publish the busy count");
-                        }
-                    }
-                },
+            Ended::Lost => {
+                warn!("zookeeper session lost; running jobs on it are stopped");
             }
         }
     }
 }
 
+/// Publishes the busy count (at most every [`BUSY_EVERY`]) until the session ends.
+async fn publish_busy(
+    registration: &mut Registration,
+    busy: &mut watch::Receiver<usize>,
+    end: &SessionEnd,
+) -> Ended {
+    let mut due: Option<Instant> = None;
+    loop {
+        let publish = async {
+            match due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ended = end.wait() => return ended,
+            changed = busy.changed(), if due.is_none() => {
+                if changed.is_err() {
+                    return end.wait().await;
+                }
+                due = Some(Instant::now() + BUSY_EVERY);
+            },
+            () = publish => {
+                due = None;
+                let now = *busy.borrow_and_update() as u32;
+                tokio::select! {
+                    ended = end.wait() => return ended,
+                    published = registration.set_busy(now) => if let Err(e) = published {
+                        warn!(error = %e, "cannot publish the busy count");
+                    },
+                }
+            },
+        }
+    }
+}
+
 async fn attach(
-    zk: &ZkSettings,
+    session: &Session,
     queue_path: &str,
     identity: &Identity,
     started: SystemTime,
     busy: usize,
-) -> Result<(Session, Queue, Registration), drover_coordination::Error> {
-    let session = Session::connect(zk).await?;
+) -> Result<(Queue, Registration), drover_coordination::Error> {
     if identity.cluster.get().is_none() {
-        let cluster = Membership::new(&session).cluster_id().await?;
+        let cluster = Membership::new(session).cluster_id().await?;
         let _ = identity.cluster.set(cluster);
     }
-    let view = QueueView::open(&session, queue_path).await?;
-    let queue = Queue::with_view(&session, &view);
+    let view = QueueView::open(session, queue_path).await?;
+    let queue = Queue::with_view(session, &view);
     let info = ExecutorInfo {
         id: identity.id.clone(),
         host: hostname::get()
@@ -108,7 +153,7 @@ async fn attach(
     };
     // A restarted executor may find its previous session's record until that session
     // expires: wait for it rather than fail.
-    let membership = Membership::new(&session);
+    let membership = Membership::new(session);
     let deadline = tokio::time::Instant::now() + session.timeout() * 2 + Duration::from_secs(1);
     let registration = loop {
         match membership.register(info.clone()).await {
@@ -121,6 +166,6 @@ async fn attach(
             Err(e) => return Err(e),
         }
     };
-    info!(session = %session.id(), queue = queue_path, "attached to zookeeper");
-    Ok((session, queue, registration))
+    info!(session = %session.id(), queue = queue_path, "registered; taking from the queue");
+    Ok((queue, registration))
 }

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::bail;
-use drover_api::client::ApiClient;
+use drover_client::ApiClient;
 use tokio::process::Command;
 
 use crate::python::workspace_root;

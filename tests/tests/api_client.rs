@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure};
 use api_support::{Backend, TestApi, EXECUTOR};
-use drover_api::client::{ApiClient, ClientError};
-use drover_api::model::{Claim, Heartbeat};
+use drover_client::{ApiClient, ClientError};
+use drover_model::{Claim, Heartbeat};
 use drover_core::FencingToken;
 use drover_tests::{within, TcpProxy};
 use tokio::net::{TcpSocket, TcpStream};

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use drover_api::client::ApiClient;
-use drover_api::model::SubmitJob;
+use drover_client::ApiClient;
+use drover_model::SubmitJob;
 use drover_core::JobId;
 use drover_tests::{
     connect, drover_command, free_port, init_test_tracing, wait_api_ready, wait_until, within,

@@ -10,7 +10,7 @@ mod cli_support;
 use std::time::{Duration, SystemTime};
 
 use anyhow::ensure;
-use drover_api::model::{Job, StoredLogLine};
+use drover_model::{Job, StoredLogLine};
 use drover_coordination::{ExecutorInfo, Membership};
 use drover_core::{JobId, State, StatusCode};
 use drover_tests::free_port;
@@ -186,7 +186,7 @@ async fn executors_are_listed(sandbox: &Sandbox) -> anyhow::Result<()> {
         table.stdout.contains("exec-7") && table.stdout.contains("node-a"),
         "{table:#?}"
     );
-    let listed: Vec<drover_api::model::ExecutorInfo> = json(
+    let listed: Vec<drover_model::ExecutorInfo> = json(
         &sandbox
             .drover(Some(SUBMITTER), &["executors", "-o", "json"])
             .await?,

@@ -6,7 +6,7 @@ mod executor_support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use drover_api::model::StoredLogLine;
+use drover_model::StoredLogLine;
 use drover_core::{State, StatusCode};
 use executor_support::{containers_of, drover, params_volumes_of, Cluster, ExecutorOptions};
 use futures::future::try_join_all;
@@ -116,7 +116,7 @@ async fn every_failure_ends_with_its_status_code_and_a_clear_message() -> anyhow
 async fn ids_first(cluster: &Cluster) -> anyhow::Result<drover_core::JobId> {
     let page = cluster
         .admin()?
-        .list(&drover_api::client::ListJobs {
+        .list(&drover_client::ListJobs {
             action: Some("fail".into()),
             ..Default::default()
         })

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{ensure, Context};
 use distributor_support::{Cluster, DEADLINE, DISTRIBUTOR, EXECUTOR, SESSION, SUBMITTER};
-use drover_api::model::{Claim, Job, Reconcile, SubmitJob};
+use drover_model::{Claim, Job, Reconcile, SubmitJob};
 use drover_coordination::Queue;
 use drover_core::{FencingToken, JobId, Priority, State, StatusCode};
 use drover_tests::{wait_until, LineChild};
@@ -248,7 +248,7 @@ async fn reconcile_repairs_each_case_and_every_job_runs_exactly_once() -> anyhow
         .client(SUBMITTER)?
         .reconcile(&Reconcile::default())
         .await;
-    ensure!(refused.is_err_and(|e| e.status() == Some(drover_api::client::StatusCode::FORBIDDEN)));
+    ensure!(refused.is_err_and(|e| e.status() == Some(drover_client::StatusCode::FORBIDDEN)));
     cluster
         .client(DISTRIBUTOR)?
         .reconcile(&Reconcile::default())

@@ -16,8 +16,8 @@ use crate::auth::{Authorized, Cleanup as CleanupAccess, Read, Reconcile as Recon
 use crate::error::{Error, Result};
 use crate::extract::JsonBody;
 #[cfg(feature = "openapi")]
-use crate::model::ApiError;
-use crate::model::{CleanedUp, Cleanup, Distribution, Reconcile, Reconciled, DISTRIBUTIONS_PATH};
+use drover_model::ApiError;
+use drover_model::{CleanedUp, Cleanup, Distribution, Reconcile, Reconciled, DISTRIBUTIONS_PATH};
 use crate::reconcile::{Thresholds, DEFAULT_GRACE, DEFAULT_STALE_AFTER};
 use crate::server::AppState;
 use crate::store::{now_us, system_rfc3339};

@@ -7,8 +7,8 @@ use crate::auth::{Authorized, Execute};
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, JsonBody};
 #[cfg(feature = "openapi")]
-use crate::model::ApiError;
-use crate::model::{
+use drover_model::ApiError;
+use drover_model::{
     AppendLogs, Claim, Finish, Heartbeat, HeartbeatReply, Job, LogsAppended, Release,
 };
 use crate::server::AppState;

@@ -13,8 +13,8 @@ use crate::config::{ApiConfig, MAX_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, JsonBody, QueryParams};
 #[cfg(feature = "openapi")]
-use crate::model::{ApiError, Candidates};
-use crate::model::{Job, JobPage, SubmitJob};
+use drover_model::{ApiError, Candidates};
+use drover_model::{Job, JobPage, SubmitJob};
 use crate::server::AppState;
 use crate::store::{CancelKind, Created, ListFilter, NewJob, MAX_CANDIDATES};
 

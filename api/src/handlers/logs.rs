@@ -17,7 +17,7 @@ use crate::auth::{Authorized, Read};
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, QueryParams};
 #[cfg(feature = "openapi")]
-use crate::model::{ApiError, LogPage};
+use drover_model::{ApiError, LogPage};
 use crate::server::AppState;
 use crate::store::Store;
 

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use crate::auth::{Authorized, Read};
 use crate::error::{Error, Result};
 #[cfg(feature = "openapi")]
-use crate::model::ApiError;
-use crate::model::ExecutorInfo;
+use drover_model::ApiError;
+use drover_model::ExecutorInfo;
 use crate::server::AppState;
 
 /// How long readiness waits for the database.

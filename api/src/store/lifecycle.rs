@@ -15,7 +15,7 @@ use super::decide::{
 };
 use super::{JobRow, Store};
 use crate::error::{Error, Result};
-use crate::model::{HeartbeatReply, Job};
+use drover_model::{HeartbeatReply, Job};
 
 /// How often a move is retried when the row changes between its statements.
 pub(super) const RETRIES: usize = 5;

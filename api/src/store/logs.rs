@@ -11,7 +11,7 @@ use super::decide::{refuse_write, Step};
 use super::lifecycle::{busy, current, RETRIES};
 use super::{JobRow, Store};
 use crate::error::Result;
-use crate::model::{LogLine, LogPage, LogsAppended, StoredLogLine};
+use drover_model::{LogLine, LogPage, LogsAppended, StoredLogLine};
 
 /// Rows per `INSERT` statement (4 parameters each, far below both databases' limits).
 const ROWS_PER_INSERT: usize = 256;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use drover_api::model::Job;
+use drover_model::Job;
 
 use crate::args::{JobArgs, Output};
 use crate::output;

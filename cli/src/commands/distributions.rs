@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use drover_api::model::Distribution;
+use drover_model::Distribution;
 
 use crate::args::{ClientArgs, Output};
 use crate::output;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use drover_api::client::ApiClient;
+use drover_client::ApiClient;
 use drover_core::LogFormat;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -27,7 +27,7 @@ pub(crate) async fn run(args: RoleArgs, log_format: Option<LogFormat>) -> anyhow
     let url = config
         .url
         .clone()
-        .unwrap_or_else(|| drover_api::client::DEFAULT_URL.to_owned());
+        .unwrap_or_else(|| drover_client::DEFAULT_URL.to_owned());
     let api = ApiClient::new(&url, config.token.clone())?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use drover_api::client::ApiClient;
+use drover_client::ApiClient;
 use drover_core::LogFormat;
 use drover_executor::Shutdown;
 use tracing::{info, warn};

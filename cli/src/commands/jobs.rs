@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use drover_api::client::ListJobs;
-use drover_api::model::Job;
+use drover_client::ListJobs;
+use drover_model::Job;
 use futures::TryStreamExt;
 
 use crate::args::{JobArgs, LsArgs, Output};

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use drover_api::client::{ApiClient, ClientError};
-use drover_api::model::StoredLogLine;
+use drover_client::{ApiClient, ClientError};
+use drover_model::StoredLogLine;
 use drover_core::JobId;
 use futures::StreamExt;
 

@@ -17,8 +17,8 @@ mod wait;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use drover_api::client::{ApiClient, Resolved};
-use drover_api::model::Job;
+use drover_client::{ApiClient, Resolved};
+use drover_model::Job;
 
 use crate::args::{ClientArgs, Command};
 use crate::exit::{AmbiguousId, UsageError};
@@ -123,6 +123,6 @@ mod tests {
         };
         let client = client(&args).unwrap();
         assert_eq!(client.timeout(), CLI_TIMEOUT);
-        assert!(CLI_TIMEOUT > drover_api::client::DEFAULT_TIMEOUT);
+        assert!(CLI_TIMEOUT > drover_client::DEFAULT_TIMEOUT);
     }
 }

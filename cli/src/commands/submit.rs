@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use drover_api::model::SubmitJob;
+use drover_model::SubmitJob;
 use drover_core::State;
 
 use crate::args::{Output, SubmitArgs};

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use drover_api::client::ApiClient;
-use drover_api::model::Job;
+use drover_client::ApiClient;
+use drover_model::Job;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::time::Instant;
 

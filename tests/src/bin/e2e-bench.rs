@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use clap::Parser;
-use drover_api::client::{ApiClient, ListJobs};
-use drover_api::model::SubmitJob;
+use drover_client::{ApiClient, ListJobs};
+use drover_model::SubmitJob;
 use drover_core::State;
 use drover_tests::procfs::{cpu_seconds, pids_named, rss_kib};
 use drover_tests::{drover_command, free_port, wait_api_ready, wait_until, LineChild, ZkServer};

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use drover_api::client::ApiClient;
+use drover_client::ApiClient;
 use drover_coordination::Session;
 use drover_tests::{
     connect, drover_command, free_port, init_test_tracing, wait_api_ready, wait_until, within,

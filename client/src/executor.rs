@@ -4,8 +4,8 @@
 use drover_core::JobId;
 use reqwest::Method;
 
-use super::{ApiClient, ClientError};
-use crate::model::{
+use crate::{ApiClient, ClientError};
+use drover_model::{
     AppendLogs, Claim, Finish, Heartbeat, HeartbeatReply, Job, LogsAppended, Release,
 };
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::stream::{self, BoxStream, Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
-use super::ClientError;
+use crate::ClientError;
 
 /// Splits `body` into lines and decodes each non-blank one as a `T`.
 ///
@@ -94,7 +94,7 @@ mod tests {
     use futures::TryStreamExt;
 
     use super::*;
-    use crate::model::StoredLogLine;
+    use drover_model::StoredLogLine;
 
     fn body(chunks: &[&'static str]) -> impl Stream<Item = reqwest::Result<&'static [u8]>> {
         stream::iter(

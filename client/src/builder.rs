@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use super::{ApiClient, ClientError};
+use crate::{ApiClient, ClientError};
 
 /// Settings for an [`ApiClient`], from [`ApiClient::builder`].
 #[derive(Clone)]

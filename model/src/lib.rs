@@ -1,8 +1,12 @@
-//! The API's wire types: what clients send and what the API answers, as JSON.
+//! drover's shared vocabulary: the API's wire types (what clients send and what the API
+//! answers, as JSON) and the ZooKeeper layout every role agrees on ([`paths`]).
 //!
-//! This module is the contract between the API server, its client
-//! ([`crate::client`]), the `drover` CLI, executors and distributors. Every request body
-//! rejects unknown fields.
+//! This crate is the contract between the API server (`drover-api`), its client
+//! (`drover-client`), the `drover` CLI, executors and distributors. Every request body
+//! rejects unknown fields. With the `openapi` feature (the server's) the types also
+//! describe themselves for the OpenAPI document.
+
+pub mod paths;
 
 use std::collections::BTreeMap;
 
@@ -288,9 +292,7 @@ pub struct ExecutorInfo {
     pub started_at: String,
 }
 
-/// Where distribution leaders publish their status in ZooKeeper: one persistent JSON node
-/// per distribution, `/distributions/<name>`, holding a [`Distribution`].
-pub const DISTRIBUTIONS_PATH: &str = "/distributions";
+pub use paths::DISTRIBUTIONS as DISTRIBUTIONS_PATH;
 
 /// `POST /v1/admin/reconcile`: what counts as old enough to repair. Both are optional;
 /// the API's defaults are 10 s and 30 s.

@@ -5,9 +5,9 @@
 //! the base URL and an optional bearer token.
 //!
 //! ```no_run
-//! # async fn example() -> Result<(), drover_api::client::ClientError> {
-//! use drover_api::client::{ApiClient, Resolved};
-//! use drover_api::model::SubmitJob;
+//! # async fn example() -> Result<(), drover_client::ClientError> {
+//! use drover_client::{ApiClient, Resolved};
+//! use drover_model::SubmitJob;
 //!
 //! let client = ApiClient::builder("http://127.0.0.1:8080").token("s3cret").build()?;
 //! let submitted = client
@@ -22,7 +22,7 @@
 //!
 //! Errors are [`ClientError`]s: [`ClientError::is_unavailable`] says whether trying again
 //! later can help; an [`Api`](ClientError::Api) error carries the API's
-//! [`ApiError`](crate::model::ApiError) body, whose message is written for people.
+//! [`ApiError`](drover_model::ApiError) body, whose message is written for people.
 //!
 //! Inside: `admin` (reconcile, cleanup, distributions), `builder` (URL, token, timeouts), `error` ([`ClientError`]), `executor` (the
 //! fenced executor endpoints), `ndjson` (the followed log stream).
@@ -44,7 +44,7 @@ use serde::Serialize;
 
 pub use self::builder::ApiClientBuilder;
 pub use self::error::ClientError;
-use crate::model::{Candidates, ExecutorInfo, Job, JobPage, LogPage, StoredLogLine, SubmitJob};
+use drover_model::{Candidates, ExecutorInfo, Job, JobPage, LogPage, StoredLogLine, SubmitJob};
 /// HTTP status codes, as [`ClientError::Api`] carries them.
 pub use reqwest::StatusCode;
 

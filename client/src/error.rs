@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::model::ApiError;
+use drover_model::ApiError;
 
 /// A failed call of [`ApiClient`](super::ApiClient).
 ///

@@ -3,8 +3,8 @@
 
 use reqwest::Method;
 
-use super::{ApiClient, ClientError};
-use crate::model::{CleanedUp, Cleanup, Distribution, Reconcile, Reconciled};
+use crate::{ApiClient, ClientError};
+use drover_model::{CleanedUp, Cleanup, Distribution, Reconcile, Reconciled};
 
 impl ApiClient {
     /// `POST /v1/admin/reconcile`: one reconcile run; the answer says what it repaired.

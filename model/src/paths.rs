@@ -1,0 +1,30 @@
+//! Where each role finds the others in ZooKeeper (below the configured chroot).
+//!
+//! ```text
+//! /job/entries, /job/taken     the locking queue (kazoo's LockingQueue layout)
+//! /executors/<id>              ephemeral: a live executor's record
+//! /election/<name>/…           one election per distribution (kazoo's Election layout)
+//! /distributions/<name>        persistent JSON: a distribution leader's status
+//! /locks/reconcile             ephemeral: held by the one reconciler running
+//! /cluster-id                  persistent: the cluster's id, for container labels
+//! ```
+
+/// The default queue: the path kazoo users pass to `LockingQueue(client, "/job")`.
+pub const QUEUE: &str = "/job";
+/// Executors' ephemeral records, one child per live executor.
+pub const EXECUTORS: &str = "/executors";
+/// Elections, one child per distribution.
+pub const ELECTIONS: &str = "/election";
+/// Distribution leaders' status, one persistent JSON child per distribution, holding a
+/// [`Distribution`](crate::Distribution).
+pub const DISTRIBUTIONS: &str = "/distributions";
+/// The reconciler's cluster-wide lock: one reconcile at a time, whichever API replica or
+/// distributor asks.
+pub const RECONCILE_LOCK: &str = "/locks/reconcile";
+/// The cluster's id, written once by the first executor that finds it missing.
+pub const CLUSTER_ID: &str = "/cluster-id";
+
+/// The election of distribution `name`.
+pub fn election(name: &str) -> String {
+    format!("{ELECTIONS}/{name}")
+}
