@@ -16,8 +16,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::error::{Error, Result};
-use drover_model::ExecutorInfo;
 use crate::store::system_rfc3339;
+use drover_model::ExecutorInfo;
 
 /// A live session and what the API uses on it.
 #[derive(Clone, Debug)]

@@ -4,9 +4,10 @@
 //! - [`run`] / [`serve`] — the `api` role: bind (or take a listener), serve until the
 //!   shutdown token is cancelled, then close in order.
 //! - [`ApiConfig`] — the `[api]` settings, with defaults and [`ApiConfig::validate`].
+//! - [`Error`] — every failure, and the one mapping to HTTP statuses.
+//!
 //! The wire types are `drover-model`'s and the typed client is `drover-client`, so
 //! the roles that only call the API build neither the database nor the OpenAPI layer.
-//! - [`Error`] — every failure, and the one mapping to HTTP statuses.
 //!
 //! Inside: `store` (records, fenced compare-and-set updates, logs, migrations, SQLite's
 //! group-committing single writer),
@@ -29,7 +30,6 @@ mod openapi;
 mod reconcile;
 mod server;
 mod store;
-
 
 pub use config::{ApiConfig, ApiToken, Role};
 pub use error::{Error, Result};

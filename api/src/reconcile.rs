@@ -28,9 +28,9 @@ use futures::stream::{self, StreamExt};
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
-use drover_model::Reconciled;
 use crate::store::maintenance::StaleRun;
 use crate::store::{now_us, Store};
+use drover_model::Reconciled;
 
 /// The default grace period of a QUEUED record before it counts as entry-less.
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(10);

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use anyhow::Context;
-use drover_client::ApiClient;
 use drover_api::ApiConfig;
+use drover_client::ApiClient;
 use drover_coordination::ZkSettings;
 use drover_core::LogFormat;
 use serde::Deserialize;

@@ -11,9 +11,9 @@
 use std::time::{Duration, SystemTime};
 
 use drover_client::ApiClient;
-use drover_model::{Reconcile, SubmitJob};
 use drover_coordination::{Election, Health, Leadership, LostReason, Session};
 use drover_core::Backoff;
+use drover_model::{Reconcile, SubmitJob};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};

@@ -106,7 +106,10 @@ impl Role for Distributing {
             Ended::Lost => warn!("zookeeper session lost: every leadership ended"),
         }
         stop.cancel();
-        if tokio::time::timeout(STOP_TIMEOUT, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(STOP_TIMEOUT, tracker.wait())
+            .await
+            .is_err()
+        {
             warn!("some distributions did not stop in time");
         }
         if ended == Ended::Shutdown {

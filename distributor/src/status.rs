@@ -3,8 +3,8 @@
 
 use std::time::SystemTime;
 
-use drover_model::{Distribution, DISTRIBUTIONS_PATH};
 use drover_coordination::{Session, ZkError};
+use drover_model::{Distribution, DISTRIBUTIONS_PATH};
 use tracing::debug;
 
 use crate::config::Plan;

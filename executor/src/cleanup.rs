@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use drover_actions::Builtin;
-use drover_model::{Cleanup, Job, LogLine};
 use drover_core::StatusCode;
+use drover_model::{Cleanup, Job, LogLine};
 
 use crate::reporter::Reporter;
 use crate::runner::{Outcome, RunEnv};

@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use drover_client::{ApiClient, ClientError, StatusCode as HttpStatus};
-use drover_model::{AppendLogs, Heartbeat, LogLine};
 use drover_core::{FencingToken, JobId, StatusCode};
+use drover_model::{AppendLogs, Heartbeat, LogLine};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};

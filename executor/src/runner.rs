@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use drover_actions::{params_env, redact, Action, Builtin, DockerSpec, Secret};
-use drover_model::{Job, LogLine};
 use drover_core::StatusCode;
+use drover_model::{Job, LogLine};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{info, warn};

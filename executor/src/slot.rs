@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use drover_actions::Catalogue;
 use drover_client::ApiClient;
-use drover_model::{Claim, Finish, Job, Release};
 use drover_coordination::{Error as ZkError, Queue, Taken};
 use drover_core::StatusCode;
+use drover_model::{Claim, Finish, Job, Release};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};

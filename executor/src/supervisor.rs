@@ -7,8 +7,8 @@ use drover_coordination::{
     Ended, ExecutorInfo, Membership, Queue, QueueView, Registration, Role, Session, SessionEnd,
     ZkSettings,
 };
-use tokio::time::Instant;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -67,7 +67,14 @@ impl Role for Attachment {
         session: &Session,
     ) -> Result<(Queue, Registration), drover_coordination::Error> {
         let busy = *self.busy.borrow();
-        attach(session, &self.queue_path, &self.identity, self.started, busy).await
+        attach(
+            session,
+            &self.queue_path,
+            &self.identity,
+            self.started,
+            busy,
+        )
+        .await
     }
 
     async fn live(

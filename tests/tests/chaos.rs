@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use drover_client::ApiClient;
-use drover_model::SubmitJob;
 use drover_core::JobId;
+use drover_model::SubmitJob;
 use drover_tests::{
     connect, drover_command, free_port, init_test_tracing, wait_api_ready, wait_until, within,
     Ensemble, LineChild, OverlapMonitor,

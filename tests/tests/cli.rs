@@ -10,9 +10,9 @@ mod cli_support;
 use std::time::{Duration, SystemTime};
 
 use anyhow::ensure;
-use drover_model::{Job, StoredLogLine};
 use drover_coordination::{ExecutorInfo, Membership};
 use drover_core::{JobId, State, StatusCode};
+use drover_model::{Job, StoredLogLine};
 use drover_tests::free_port;
 use drover_tests::{connect, within};
 

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use deploy_support::{docker, timed, ComposeProject, ADMIN_TOKEN};
 use drover_client::{ApiClient, ListJobs};
-use drover_model::{Job, SubmitJob};
 use drover_core::{JobId, State, StatusCode};
+use drover_model::{Job, SubmitJob};
 use drover_tests::{run_drover, wait_until, within};
 
 const JOBS: usize = 100;

@@ -6,8 +6,8 @@ mod distributor_support;
 use anyhow::ensure;
 use distributor_support::{Cluster, DEADLINE, DISTRIBUTOR, EXECUTOR, SUBMITTER};
 use drover_client::StatusCode as HttpStatus;
-use drover_model::{AppendLogs, Claim, Cleanup, Finish, Job, LogLine, SubmitJob};
 use drover_core::{FencingToken, JobId, State, StatusCode};
+use drover_model::{AppendLogs, Claim, Cleanup, Finish, Job, LogLine, SubmitJob};
 use drover_tests::wait_until;
 
 const DAY_US: i64 = 86_400 * 1_000_000;

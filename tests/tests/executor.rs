@@ -6,8 +6,8 @@ mod executor_support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use drover_model::StoredLogLine;
 use drover_core::{State, StatusCode};
+use drover_model::StoredLogLine;
 use executor_support::{containers_of, drover, params_volumes_of, Cluster, ExecutorOptions};
 use futures::future::try_join_all;
 use serde_json::json;

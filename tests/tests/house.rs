@@ -26,6 +26,27 @@ const CRATES: [&str; 9] = [
     "cli",
 ];
 const MAX_FILE_LINES: usize = 500;
+/// Breaches that predate these checks, each to be removed from this list by the change
+/// that fixes it: a new breach fails, and so does a fixed one still listed. Written as
+/// the checks print them, up to the figure in parentheses.
+const KNOWN: &[&str] = &[
+    "cycle: core/src/error <-> core/src/state <-> core/src/status",
+    "cycle: coordination/src/queue <-> coordination/src/taken",
+    "cycle: api/src/auth <-> api/src/extract <-> api/src/handlers/admin <-> api/src/handlers/executor <-> api/src/handlers/jobs <-> api/src/handlers/logs <-> api/src/handlers/ops <-> api/src/openapi <-> api/src/server",
+    "cycle: api/src/store <-> api/src/store/decide <-> api/src/store/lifecycle",
+    "cycle: executor/src/cleanup <-> executor/src/runner",
+    "cycle: executor/src/container <-> executor/src/container/output",
+    "cycle: cli/src/commands <-> cli/src/commands/control <-> cli/src/commands/distributions <-> cli/src/commands/executors <-> cli/src/commands/jobs <-> cli/src/commands/logs <-> cli/src/commands/submit",
+    "size: coordination/src/queue.rs is over 500 lines outside tests",
+    "size: executor/src/container.rs is over 500 lines outside tests",
+    "size: api/src/config.rs fn validate is over 80 lines",
+    "size: api/src/listener.rs fn serve_connections is over 80 lines",
+    "size: api/src/store/decide.rs fn claim_refusal is over 80 lines",
+    "size: executor/src/lib.rs fn run is over 80 lines",
+    "size: executor/src/slot.rs fn report is over 80 lines",
+    "size: distributor/src/config.rs fn plan is over 80 lines",
+    "size: distributor/src/lead.rs fn act is over 80 lines",
+];
 const MAX_FN_LINES: usize = 80;
 
 fn workspace() -> PathBuf {
@@ -119,7 +140,8 @@ impl Scan {
         }
         let lines = span.end().line - span.start().line + 1;
         if lines > MAX_FN_LINES {
-            self.long_fns.push((name.to_string(), span.start().line, lines));
+            self.long_fns
+                .push((name.to_string(), span.start().line, lines));
         }
     }
 
@@ -188,12 +210,8 @@ impl<'ast> Visit<'ast> for Scan {
     }
 
     fn visit_path(&mut self, path: &'ast syn::Path) {
-        self.paths.push(
-            path.segments
-                .iter()
-                .map(|s| s.ident.to_string())
-                .collect(),
-        );
+        self.paths
+            .push(path.segments.iter().map(|s| s.ident.to_string()).collect());
         syn::visit::visit_path(self, path);
     }
 }
@@ -243,53 +261,42 @@ fn resolve(
     found
 }
 
+/// The groups of files that import each other, each group sorted (strongly connected
+/// components of more than one file).
 fn cycles(graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>) -> Vec<Vec<Vec<String>>> {
-    // every elementary cycle through a pair is enough to name it: report, for each edge
-    // a -> b, a path b -> ... -> a if there is one
-    let mut found = Vec::new();
-    let mut seen = BTreeSet::new();
-    for (a, targets) in graph {
-        for b in targets {
-            if let Some(back) = path_between(graph, b, a) {
-                let mut cycle = vec![a.clone()];
-                cycle.extend(back);
-                let key: BTreeSet<_> = cycle.iter().cloned().collect();
-                if seen.insert(key) {
-                    found.push(cycle);
-                }
-            }
+    let reach: BTreeMap<&Vec<String>, BTreeSet<Vec<String>>> = graph
+        .keys()
+        .map(|node| (node, reachable(graph, node)))
+        .collect();
+    let mut groups: BTreeSet<Vec<Vec<String>>> = BTreeSet::new();
+    for (node, from_node) in &reach {
+        let group: Vec<Vec<String>> = from_node
+            .iter()
+            .filter(|other| reach.get(other).is_some_and(|back| back.contains(*node)))
+            .cloned()
+            .collect();
+        if group.len() > 1 {
+            groups.insert(group);
         }
     }
-    found
+    groups.into_iter().collect()
 }
 
-fn path_between(
+/// Every file `from` reaches through its imports, itself included.
+fn reachable(
     graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
-    from: &Vec<String>,
-    to: &Vec<String>,
-) -> Option<Vec<Vec<String>>> {
-    let mut previous: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
-    let mut queue = std::collections::VecDeque::from([from.clone()]);
-    let mut visited = BTreeSet::from([from.clone()]);
-    while let Some(node) = queue.pop_front() {
-        if &node == to {
-            let mut path = vec![node.clone()];
-            let mut at = node;
-            while let Some(p) = previous.get(&at) {
-                path.push(p.clone());
-                at = p.clone();
-            }
-            path.reverse();
-            return Some(path);
-        }
+    from: &[String],
+) -> BTreeSet<Vec<String>> {
+    let mut seen = BTreeSet::from([from.to_vec()]);
+    let mut stack = vec![from.to_vec()];
+    while let Some(node) = stack.pop() {
         for next in graph.get(&node).into_iter().flatten() {
-            if visited.insert(next.clone()) {
-                previous.insert(next.clone(), node.clone());
-                queue.push_back(next.clone());
+            if seen.insert(next.clone()) {
+                stack.push(next.clone());
             }
         }
     }
-    None
+    seen
 }
 
 fn name(krate: &str, module: &[String]) -> String {
@@ -300,6 +307,29 @@ fn name(krate: &str, module: &[String]) -> String {
     }
 }
 
+/// Fails on a breach [`KNOWN`] does not list, and on a listed one of this `kind`
+/// (`cycle`, `size`) that is gone.
+fn ratchet(kind: &str, what: &str, breaches: &[String]) {
+    let key = |b: &str| b.split(" (").next().unwrap_or(b).to_owned();
+    let found: BTreeSet<String> = breaches.iter().map(|b| key(b)).collect();
+    let new: Vec<&str> = breaches
+        .iter()
+        .filter(|b| !KNOWN.contains(&key(b).as_str()))
+        .map(String::as_str)
+        .collect();
+    let fixed: Vec<&str> = KNOWN
+        .iter()
+        .copied()
+        .filter(|k| k.starts_with(&format!("{kind}: ")) && !found.contains(*k))
+        .collect();
+    assert!(new.is_empty(), "{what}:\n{}", new.join("\n"));
+    assert!(
+        fixed.is_empty(),
+        "fixed, so remove them from KNOWN in tests/tests/house.rs:\n{}",
+        fixed.join("\n")
+    );
+}
+
 #[test]
 fn no_file_imports_one_that_imports_it_back() {
     let mut breaches = Vec::new();
@@ -307,7 +337,10 @@ fn no_file_imports_one_that_imports_it_back() {
         let sources = sources(krate);
         let modules: BTreeSet<Vec<String>> = sources.iter().map(|s| s.module.clone()).collect();
         let mut graph: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
-        for source in sources.iter().filter(|s| !is_test_file(s) && !s.module.is_empty()) {
+        for source in sources
+            .iter()
+            .filter(|s| !is_test_file(s) && !s.module.is_empty())
+        {
             let edges = graph.entry(source.module.clone()).or_default();
             for path in scan(source).paths {
                 if let Some(target) = resolve(&source.module, &path, &modules) {
@@ -320,13 +353,13 @@ fn no_file_imports_one_that_imports_it_back() {
         }
         for cycle in cycles(&graph) {
             let names: Vec<String> = cycle.iter().map(|m| name(krate, m)).collect();
-            breaches.push(names.join(" -> "));
+            breaches.push(format!("cycle: {}", names.join(" <-> ")));
         }
     }
-    assert!(
-        breaches.is_empty(),
-        "import cycles between files (move what both need into a file of its own):\n{}",
-        breaches.join("\n")
+    ratchet(
+        "cycle",
+        "import cycles between files (move what both need into a file of its own)",
+        &breaches,
     );
 }
 
@@ -340,20 +373,20 @@ fn no_file_over_500_lines_and_no_function_over_80_outside_tests() {
             let shown = source.path.strip_prefix(workspace()).unwrap().display();
             if lines > MAX_FILE_LINES {
                 breaches.push(format!(
-                    "{shown}: {lines} lines outside tests (at most {MAX_FILE_LINES})"
+                    "size: {shown} is over {MAX_FILE_LINES} lines outside tests ({lines})"
                 ));
             }
             for (function, line, length) in scan.long_fns {
                 breaches.push(format!(
-                    "{shown}:{line}: fn {function} is {length} lines (at most {MAX_FN_LINES})"
+                    "size: {shown} fn {function} is over {MAX_FN_LINES} lines ({length}, line {line})"
                 ));
             }
         }
     }
-    assert!(
-        breaches.is_empty(),
-        "pieces too big to review at a glance (split them by phase):\n{}",
-        breaches.join("\n")
+    ratchet(
+        "size",
+        "pieces too big to review at a glance (split them by phase)",
+        &breaches,
     );
 }
 
@@ -367,7 +400,10 @@ fn the_checks_see_a_cycle_and_a_long_function() {
     let to_a = resolve(&b, &["super".into(), "a".into(), "f".into()], &modules);
     assert_eq!(to_b.as_ref(), Some(&b));
     assert_eq!(to_a.as_ref(), Some(&a));
-    let graph = BTreeMap::from([(a.clone(), BTreeSet::from([b.clone()])), (b, BTreeSet::from([a]))]);
+    let graph = BTreeMap::from([
+        (a.clone(), BTreeSet::from([b.clone()])),
+        (b, BTreeSet::from([a])),
+    ]);
     assert_eq!(cycles(&graph).len(), 1);
 
     let body = "    let x = 1;\n".repeat(79);

@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{ensure, Context};
 use distributor_support::{Cluster, DEADLINE, DISTRIBUTOR, EXECUTOR, SESSION, SUBMITTER};
-use drover_model::{Claim, Job, Reconcile, SubmitJob};
 use drover_coordination::Queue;
 use drover_core::{FencingToken, JobId, Priority, State, StatusCode};
+use drover_model::{Claim, Job, Reconcile, SubmitJob};
 use drover_tests::{wait_until, LineChild};
 use nix::sys::signal::Signal;
 

@@ -15,12 +15,12 @@ use tracing::{info, warn};
 use crate::auth::{Authorized, Cleanup as CleanupAccess, Read, Reconcile as ReconcileAccess};
 use crate::error::{Error, Result};
 use crate::extract::JsonBody;
-#[cfg(feature = "openapi")]
-use drover_model::ApiError;
-use drover_model::{CleanedUp, Cleanup, Distribution, Reconcile, Reconciled, DISTRIBUTIONS_PATH};
 use crate::reconcile::{Thresholds, DEFAULT_GRACE, DEFAULT_STALE_AFTER};
 use crate::server::AppState;
 use crate::store::{now_us, system_rfc3339};
+#[cfg(feature = "openapi")]
+use drover_model::ApiError;
+use drover_model::{CleanedUp, Cleanup, Distribution, Reconcile, Reconciled, DISTRIBUTIONS_PATH};
 
 /// The longest threshold a reconcile request may ask for (one day).
 const MAX_THRESHOLD_MS: u64 = 86_400_000;

@@ -6,12 +6,12 @@ use axum::Json;
 use crate::auth::{Authorized, Execute};
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, JsonBody};
+use crate::server::AppState;
 #[cfg(feature = "openapi")]
 use drover_model::ApiError;
 use drover_model::{
     AppendLogs, Claim, Finish, Heartbeat, HeartbeatReply, Job, LogsAppended, Release,
 };
-use crate::server::AppState;
 
 /// Longest executor id, status message or log stream name accepted.
 const MAX_NAME_LEN: usize = 255;

@@ -12,11 +12,11 @@ use crate::auth::{Access, Admin, Authorized, Caller, Maintain, Read, Submit};
 use crate::config::{ApiConfig, MAX_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, JsonBody, QueryParams};
+use crate::server::AppState;
+use crate::store::{CancelKind, Created, ListFilter, NewJob, MAX_CANDIDATES};
 #[cfg(feature = "openapi")]
 use drover_model::{ApiError, Candidates};
 use drover_model::{Job, JobPage, SubmitJob};
-use crate::server::AppState;
-use crate::store::{CancelKind, Created, ListFilter, NewJob, MAX_CANDIDATES};
 
 /// Longest action name.
 const MAX_ACTION_LEN: usize = 128;

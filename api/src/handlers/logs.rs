@@ -16,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{Authorized, Read};
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, QueryParams};
-#[cfg(feature = "openapi")]
-use drover_model::{ApiError, LogPage};
 use crate::server::AppState;
 use crate::store::Store;
+#[cfg(feature = "openapi")]
+use drover_model::{ApiError, LogPage};
 
 const DEFAULT_LIMIT: u32 = 1000;
 const MAX_LIMIT: u32 = 10_000;

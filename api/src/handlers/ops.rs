@@ -11,10 +11,10 @@ use serde_json::{json, Value};
 
 use crate::auth::{Authorized, Read};
 use crate::error::{Error, Result};
+use crate::server::AppState;
 #[cfg(feature = "openapi")]
 use drover_model::ApiError;
 use drover_model::ExecutorInfo;
-use crate::server::AppState;
 
 /// How long readiness waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);

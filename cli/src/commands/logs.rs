@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use drover_client::{ApiClient, ClientError};
-use drover_model::StoredLogLine;
 use drover_core::JobId;
+use drover_model::StoredLogLine;
 use futures::StreamExt;
 
 use crate::args::{LogsArgs, Output};

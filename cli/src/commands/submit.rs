@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use drover_model::SubmitJob;
 use drover_core::State;
+use drover_model::SubmitJob;
 
 use crate::args::{Output, SubmitArgs};
 use crate::exit::{self, UsageError};

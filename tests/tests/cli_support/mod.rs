@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 use drover_client::ApiClient;
-use drover_model::{AppendLogs, Claim, Finish, Heartbeat, Job, LogLine};
 use drover_core::{FencingToken, JobId, State, StatusCode};
+use drover_model::{AppendLogs, Claim, Finish, Heartbeat, Job, LogLine};
 use drover_tests::{
     drover_command, free_port, init_test_tracing, wait_until, within, LineChild, ZkServer,
 };

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 use drover_client::ApiClient;
-use drover_model::{Job, StoredLogLine, SubmitJob};
 use drover_core::{JobId, State};
+use drover_model::{Job, StoredLogLine, SubmitJob};
 use drover_tests::{
     drover_command, free_port, init_test_tracing, run_drover, wait_api_ready, wait_until, within,
     LineChild, ZkServer,
