@@ -36,18 +36,5 @@ pub use secret::{Secret, SecretSource, MIN_SECRET_BYTES};
 /// # Errors
 /// A message saying what is wrong with it.
 pub fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 128 {
-        return Err(format!(
-            "action name {name:?} must be 1 to 128 characters long"
-        ));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
-        return Err(format!(
-            "action name {name:?} contains {c:?}: use letters, digits, '_', '.' and '-'"
-        ));
-    }
-    Ok(())
+    drover_core::names::check_name("action", name)
 }

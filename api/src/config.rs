@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::startup::{StartError, StartResult};
 
 /// What one role may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -160,6 +160,14 @@ pub(crate) enum Backend {
     Postgres,
 }
 
+/// The start-up error for key `api.<key>`.
+fn bad(key: &str, reason: String) -> StartResult<()> {
+    Err(StartError::InvalidConfig {
+        key: format!("api.{key}"),
+        reason,
+    })
+}
+
 impl ApiConfig {
     /// The database the URL selects.
     pub(crate) fn backend(&self) -> Option<Backend> {
@@ -181,14 +189,18 @@ impl ApiConfig {
     /// Checks every field once, at start-up.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] naming the first bad key and how to fix it.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |key: &str, reason: String| {
-            Err(Error::InvalidConfig {
-                key: format!("api.{key}"),
-                reason,
-            })
-        };
+    /// [`StartError::InvalidConfig`] naming the first bad key and how to fix it.
+    pub fn validate(&self) -> StartResult<()> {
+        self.validate_database()?;
+        self.validate_tokens()?;
+        self.validate_sizes()?;
+        self.validate_job_defaults()?;
+        self.validate_queue()?;
+        self.validate_connections()
+    }
+
+    /// A database URL drover supports, a sane pool size.
+    fn validate_database(&self) -> StartResult<()> {
         match self.backend() {
             None => {
                 return bad(
@@ -216,7 +228,11 @@ impl ApiConfig {
                 ),
             );
         }
-        self.validate_tokens()?;
+        Ok(())
+    }
+
+    /// Body, parameters and log caps.
+    fn validate_sizes(&self) -> StartResult<()> {
         if !(1024..=256 * 1024 * 1024).contains(&self.max_body_bytes) {
             return bad(
                 "max_body_bytes",
@@ -241,6 +257,11 @@ impl ApiConfig {
                 format!("{} is too small: use at least 1024", self.log_cap_bytes),
             );
         }
+        Ok(())
+    }
+
+    /// The defaults a submit without them gets.
+    fn validate_job_defaults(&self) -> StartResult<()> {
         if !(1..=1000).contains(&self.default_max_attempts) {
             return bad(
                 "default_max_attempts",
@@ -259,6 +280,11 @@ impl ApiConfig {
                 ),
             );
         }
+        Ok(())
+    }
+
+    /// The enqueue deadline and the queue's path.
+    fn validate_queue(&self) -> StartResult<()> {
         if self.enqueue_timeout < Duration::from_millis(10)
             || self.enqueue_timeout > Duration::from_secs(60)
         {
@@ -277,17 +303,11 @@ impl ApiConfig {
                 format!("{path:?} is not an absolute ZooKeeper path: use one like /job"),
             );
         }
-        self.validate_connections()
+        Ok(())
     }
 
     /// The slow-client limits: each timeout within its range, a positive connection cap.
-    fn validate_connections(&self) -> Result<()> {
-        let bad = |key: &str, reason: String| {
-            Err(Error::InvalidConfig {
-                key: format!("api.{key}"),
-                reason,
-            })
-        };
+    fn validate_connections(&self) -> StartResult<()> {
         let timeouts = [
             ("header_timeout", self.header_timeout, MAX_HEADER_TIMEOUT),
             ("body_timeout", self.body_timeout, MAX_BODY_TIMEOUT),
@@ -315,9 +335,9 @@ impl ApiConfig {
         Ok(())
     }
 
-    fn validate_tokens(&self) -> Result<()> {
+    fn validate_tokens(&self) -> StartResult<()> {
         let bad = |key: String, reason: String| {
-            Err(Error::InvalidConfig {
+            Err(StartError::InvalidConfig {
                 key: format!("api.{key}"),
                 reason,
             })

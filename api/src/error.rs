@@ -1,4 +1,5 @@
-//! The one error type of `drover-api`, and the one place it becomes an HTTP answer.
+//! What can go wrong answering a request, and the one place it becomes an HTTP answer
+//! (start-up failures are [`StartError`](crate::StartError)s).
 
 use axum::http::{header, HeaderValue, StatusCode as HttpStatus};
 use axum::response::{IntoResponse, Response};
@@ -8,56 +9,13 @@ use serde::Serialize;
 
 use drover_model::{ApiError, Job};
 
-/// Everything that can go wrong in the API: at start-up, and answering a request.
+/// Everything that can go wrong answering a request.
 ///
 /// Each message says what was wrong and how to fix it; [`IntoResponse`] turns it into
 /// the status and [`ApiError`] body of the HTTP contract (`api/API.md`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A configuration value is unusable.
-    #[error("invalid configuration `{key}`: {reason}")]
-    InvalidConfig {
-        /// Dotted key, such as `api.tokens[0].token`.
-        key: String,
-        /// What is wrong and how to fix it.
-        reason: String,
-    },
-
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source} (is another process using it? change api.listen)")]
-    Bind {
-        /// The address from `api.listen`.
-        addr: std::net::SocketAddr,
-        /// The IO failure.
-        #[source]
-        source: std::io::Error,
-    },
-
-    /// The database could not be opened or migrated at start-up.
-    #[error("cannot open the database {url}: {source} (check api.database_url and that the database is running)")]
-    DatabaseOpen {
-        /// The URL, password removed.
-        url: String,
-        /// What sqlx reported.
-        #[source]
-        source: sqlx::Error,
-    },
-
-    /// The embedded migrations could not be applied.
-    #[error("cannot migrate the database {url}: {source}")]
-    Migrate {
-        /// The URL, password removed.
-        url: String,
-        /// What the migrator reported.
-        #[source]
-        source: sqlx::migrate::MigrateError,
-    },
-
-    /// The HTTP server failed.
-    #[error("the http server failed: {0}")]
-    Serve(#[source] std::io::Error),
-
     /// A request value is invalid (400).
     #[error("invalid {field}: {reason}")]
     InvalidInput {
@@ -269,12 +227,7 @@ impl Error {
             | Error::Ambiguous { .. } => HttpStatus::CONFLICT,
             Error::Unavailable { .. } => HttpStatus::SERVICE_UNAVAILABLE,
             Error::Database(err) if is_unavailable(err) => HttpStatus::SERVICE_UNAVAILABLE,
-            Error::InvalidConfig { .. }
-            | Error::Bind { .. }
-            | Error::DatabaseOpen { .. }
-            | Error::Migrate { .. }
-            | Error::Serve(_)
-            | Error::Database(_)
+            Error::Database(_)
             | Error::Corrupt { .. }
             | Error::Internal(_) => HttpStatus::INTERNAL_SERVER_ERROR,
         }

@@ -11,7 +11,7 @@ use drover_core::JobId;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// A JSON request body of type `T`; unknown fields, wrong types and syntax errors are
 /// 400s naming the field, an oversized body is a 413, and a body that has not arrived

@@ -4,7 +4,9 @@
 //! - [`run`] / [`serve`] — the `api` role: bind (or take a listener), serve until the
 //!   shutdown token is cancelled, then close in order.
 //! - [`ApiConfig`] — the `[api]` settings, with defaults and [`ApiConfig::validate`].
-//! - [`Error`] — every failure, and the one mapping to HTTP statuses.
+//! - [`StartError`] — what stops the API from starting (configuration, listen address,
+//!   database); what goes wrong answering a request maps to an HTTP status in one place
+//!   (`error`).
 //!
 //! The wire types are `drover-model`'s and the typed client is `drover-client`, so
 //! the roles that only call the API build neither the database nor the OpenAPI layer.
@@ -29,10 +31,13 @@ mod metrics;
 mod openapi;
 mod reconcile;
 mod server;
+mod startup;
+mod state;
 mod store;
+mod tokens;
 
 pub use config::{ApiConfig, ApiToken, Role};
-pub use error::{Error, Result};
+pub use startup::{StartError, StartResult};
 #[cfg(feature = "openapi")]
 pub use openapi::document as openapi_document;
 pub use server::{run, serve};

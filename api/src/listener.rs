@@ -18,7 +18,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -64,24 +64,8 @@ pub(crate) async fn serve_connections(
         .header_read_timeout(limits.header_timeout);
     let mut warned_full: Option<Instant> = None;
     loop {
-        let slot = match Arc::clone(&slots).try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                if warned_full.is_none_or(|at| at.elapsed() >= FULL_WARNING_EVERY) {
-                    warn!(
-                        max_connections = limits.max_connections,
-                        "connection limit reached; new connections wait in the listen backlog"
-                    );
-                    warned_full = Some(Instant::now());
-                }
-                tokio::select! {
-                    slot = Arc::clone(&slots).acquire_owned() => match slot {
-                        Ok(slot) => slot,
-                        Err(_) => break, // never closed
-                    },
-                    () = shutdown.cancelled() => break,
-                }
-            }
+        let Some(slot) = free_slot(&slots, &limits, &mut warned_full, &shutdown).await else {
+            break;
         };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -125,6 +109,30 @@ pub(crate) async fn serve_connections(
     drop(listener);
     connections.close();
     connections.wait().await;
+}
+
+/// A connection slot: at once if one is free, else once one frees (warning now and then
+/// that the limit is reached); `None` on shutdown.
+async fn free_slot(
+    slots: &Arc<Semaphore>,
+    limits: &Limits,
+    warned_full: &mut Option<Instant>,
+    shutdown: &CancellationToken,
+) -> Option<OwnedSemaphorePermit> {
+    if let Ok(slot) = Arc::clone(slots).try_acquire_owned() {
+        return Some(slot);
+    }
+    if warned_full.is_none_or(|at| at.elapsed() >= FULL_WARNING_EVERY) {
+        warn!(
+            max_connections = limits.max_connections,
+            "connection limit reached; new connections wait in the listen backlog"
+        );
+        *warned_full = Some(Instant::now());
+    }
+    tokio::select! {
+        slot = Arc::clone(slots).acquire_owned() => slot.ok(), // never closed
+        () = shutdown.cancelled() => None,
+    }
 }
 
 /// Whether an accept error concerns only the connection being accepted.

@@ -153,7 +153,7 @@ impl Reconciler {
             Err(err) => return Err(zk_unavailable(&format!("list {taken_path}"), err)),
         };
         let unknown: Vec<String> = {
-            let cache = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            let cache = drover_core::lock(&self.entries);
             names
                 .iter()
                 .filter(|n| !cache.contains_key(*n))
@@ -182,7 +182,7 @@ impl Reconciler {
             .buffer_unordered(READ_CONCURRENCY)
             .collect()
             .await;
-        let mut cache = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = drover_core::lock(&self.entries);
         let mut failure = None;
         for (name, payload) in read {
             match payload {

@@ -17,10 +17,12 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use tracing::{info, warn};
 
-use crate::auth::Tokens;
+use crate::tokens::Tokens;
+use crate::state::AppState;
 use crate::config::{redact_url, ApiConfig};
 use crate::coordinator::Coordinator;
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::startup::{StartError, StartResult};
 use crate::extract::refuse_query;
 use crate::handlers::{admin, executor, jobs, logs, ops};
 use crate::listener::{serve_connections, Limits};
@@ -31,33 +33,23 @@ use crate::store::Store;
 /// How often histogram buffers are drained between scrapes.
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
-/// What every handler can reach. Cheap to clone.
-#[derive(Clone, Debug)]
-pub(crate) struct AppState {
-    pub(crate) store: Store,
-    pub(crate) config: Arc<ApiConfig>,
-    pub(crate) tokens: Arc<Tokens>,
-    pub(crate) zk: Coordinator,
-    pub(crate) metrics: Metrics,
-    /// The reconciler's cache of queue entries, shared by its runs.
-    pub(crate) reconciler: Arc<Reconciler>,
-    /// Cancelled when the API stops: log followers end their streams.
-    pub(crate) shutdown: CancellationToken,
-}
-
 /// Binds `config.listen` and serves until `shutdown` is cancelled.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`], [`Error::Bind`], and as [`serve`].
+/// [`StartError::InvalidConfig`], [`StartError::Bind`], and as [`serve`].
 ///
 /// # Cancellation safety
 /// Cancel `shutdown` rather than dropping the future: requests in flight then finish,
 /// and the database and ZooKeeper session close in order.
-pub async fn run(config: ApiConfig, zk: ZkSettings, shutdown: CancellationToken) -> Result<()> {
+pub async fn run(
+    config: ApiConfig,
+    zk: ZkSettings,
+    shutdown: CancellationToken,
+) -> StartResult<()> {
     config.validate()?;
     let listener = TcpListener::bind(config.listen)
         .await
-        .map_err(|source| Error::Bind {
+        .map_err(|source| StartError::Bind {
             addr: config.listen,
             source,
         })?;
@@ -74,16 +66,16 @@ pub async fn run(config: ApiConfig, zk: ZkSettings, shutdown: CancellationToken)
 /// off after `api.header_timeout` (request head) and `api.body_timeout` (body, 408).
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] for bad settings, [`Error::DatabaseOpen`] and
-/// [`Error::Migrate`] at start-up, [`Error::Serve`] if the listener has no address.
+/// [`StartError::InvalidConfig`] for bad settings, [`StartError::DatabaseOpen`] and
+/// [`StartError::Migrate`] at start-up, [`StartError::Serve`] if the listener has no address.
 pub async fn serve(
     listener: TcpListener,
     config: ApiConfig,
     zk: ZkSettings,
     shutdown: CancellationToken,
-) -> Result<()> {
+) -> StartResult<()> {
     config.validate()?;
-    zk.validate().map_err(|err| Error::InvalidConfig {
+    zk.validate().map_err(|err| StartError::InvalidConfig {
         key: "zookeeper".into(),
         reason: err.to_string(),
     })?;
@@ -111,7 +103,7 @@ pub async fn serve(
         reconciler: Arc::new(Reconciler::default()),
         shutdown: shutdown.clone(),
     };
-    let local = listener.local_addr().map_err(Error::Serve)?;
+    let local = listener.local_addr().map_err(StartError::Serve)?;
     info!(addr = %local, database = %redact_url(&state.config.database_url), "api listening");
     let limits = Limits {
         header_timeout: state.config.header_timeout,

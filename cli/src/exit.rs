@@ -74,16 +74,23 @@ pub(crate) fn code_of(error: &anyhow::Error) -> u8 {
 
 /// The message for `error`: its chain joined with `: `, down to a client error, whose
 /// message already says what happened and what to do (the transport errors below it
-/// only repeat it less clearly).
+/// only repeat it less clearly). A cause whose text the message already holds (an error
+/// that shows its source and also chains it) is said once.
 pub(crate) fn message_of(error: &anyhow::Error) -> String {
-    let mut parts = Vec::new();
+    let mut message = String::new();
     for cause in error.chain() {
-        parts.push(cause.to_string());
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
         if cause.is::<ClientError>() {
             break;
         }
     }
-    parts.join(": ")
+    message
 }
 
 /// Whether `error` is stdout's reader going away (`drover ls | head`): a quiet end.
@@ -146,5 +153,20 @@ mod tests {
         assert_eq!(code_of(&anyhow::Error::new(failed)), API_FAILED);
         let bad_url = drover_client::ApiClient::new("nope", None).unwrap_err();
         assert_eq!(code_of(&anyhow::Error::new(bad_url)), USAGE);
+    }
+
+    #[test]
+    fn a_cause_the_message_already_shows_is_said_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("x.toml:3: memory size \"lots\" is not understood")]
+        struct Inner;
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot load the actions: {0}")]
+        struct Outer(#[source] Inner);
+        let error = anyhow::Error::new(Outer(Inner)).context("the executor could not start");
+        assert_eq!(
+            message_of(&error),
+            "the executor could not start: cannot load the actions: x.toml:3: memory size \"lots\" is not understood"
+        );
     }
 }

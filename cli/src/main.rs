@@ -14,6 +14,7 @@ mod commands;
 mod config;
 mod exit;
 mod output;
+mod roles;
 
 use std::process::ExitCode;
 

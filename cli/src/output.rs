@@ -214,9 +214,12 @@ fn id_cell(job: &Job, full: bool) -> String {
 
 /// How long ago an RFC 3339 time was (`5s ago`); the text itself if it does not parse.
 pub(crate) fn age(rfc3339: &str) -> String {
-    match OffsetDateTime::parse(rfc3339, &Rfc3339) {
-        Ok(then) => ago((OffsetDateTime::now_utc() - then).whole_seconds()),
-        Err(_) => rfc3339.to_owned(),
+    match drover_core::clock::parse_rfc3339(rfc3339) {
+        Some(then) => ago(match std::time::SystemTime::now().duration_since(then) {
+            Ok(ago) => i64::try_from(ago.as_secs()).unwrap_or(i64::MAX),
+            Err(ahead) => -i64::try_from(ahead.duration().as_secs()).unwrap_or(i64::MAX),
+        }),
+        None => rfc3339.to_owned(),
     }
 }
 

@@ -48,7 +48,7 @@ impl Election {
     /// # Errors
     /// [`Error::InvalidArgument`] if `name` is empty or contains `/`.
     pub fn new(session: &Session, name: &str, identifier: impl Into<String>) -> Result<Election> {
-        if name.is_empty() || name.contains('/') {
+        if drover_core::names::check_name("election", name).is_err() {
             return Err(Error::InvalidArgument(format!(
                 "election name {name:?} must be a non-empty single path segment, like an action name"
             )));

@@ -4,6 +4,8 @@
 //! - [`Queue`] / [`Taken`] — the locking queue at `/job`, byte-compatible with kazoo's
 //!   `LockingQueue`, with fencing tokens and a lost signal per taken entry.
 //! - [`QueueView`] — the one watched picture of a queue that a process's takers share.
+//!   Inside: `queue_core` (what a handle and its entries share), `holdings` (giving up a
+//!   session's holdings in time), `view` (the picture itself, in zxid order).
 //! - [`Election`] / [`Leadership`] — per-name leader election in kazoo's `Election` layout.
 //! - [`Membership`] / [`Registration`] — executors' ephemeral `/executors/<id>` records.
 //! - [`ZkSettings`] — hosts, chroot, session timeout, digest auth and ACLs.
@@ -15,10 +17,12 @@
 mod election;
 mod entry;
 mod error;
+mod holdings;
 mod lock;
 mod lost;
 mod membership;
 mod queue;
+mod queue_core;
 mod queue_view;
 mod session;
 mod settings;

@@ -85,12 +85,7 @@ impl Membership {
     /// [`Error::InvalidArgument`] for a bad id or when a live process of another session
     /// already holds that id; ZooKeeper errors.
     pub async fn register(&self, info: ExecutorInfo) -> Result<Registration> {
-        if info.id.is_empty() || info.id.contains('/') {
-            return Err(Error::InvalidArgument(format!(
-                "executor id {:?} must be a non-empty name without '/'",
-                info.id
-            )));
-        }
+        drover_core::names::check_id("executor", &info.id).map_err(Error::InvalidArgument)?;
         self.session.ensure_path(ROOT).await?;
         let path = format!("{ROOT}/{}", info.id);
         let data = serde_json::to_vec(&info).map_err(|e| Error::InvalidArgument(e.to_string()))?;

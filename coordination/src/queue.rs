@@ -10,7 +10,7 @@
 //! takers never race each other, and takers of different processes spread over the head
 //! of the queue when they collide.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,10 +23,11 @@ use tracing::debug;
 use zookeeper_client::{CreateMode, MultiReadResult};
 
 use crate::entry;
-use crate::error::{Error, LostReason, Result, ZkError};
-use crate::lost::LostSignal;
-use crate::queue_view::{QueueView, Shared};
-use crate::session::{Health, Session};
+use crate::error::{Error, Result, ZkError};
+use crate::holdings;
+use crate::queue_core::{Counters, QueueCore};
+use crate::queue_view::{QueueView, Picture};
+use crate::session::Session;
 use crate::taken::Taken;
 
 /// The largest entry payload accepted (ZooKeeper's own limit is 1 MiB per node).
@@ -36,28 +37,7 @@ const MAX_DATA: usize = 64 * 1024;
 /// share the session, the taker id and the [`QueueView`].
 #[derive(Clone, Debug)]
 pub struct Queue {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-pub(crate) struct Inner {
-    pub(crate) view: Arc<Shared>,
-    _watch: QueueView,
-    pub(crate) session: Session,
-    taker_id: String,
-    stats: Counters,
-    /// Lock attempts and releases of dropped entries, which run to completion on their
-    /// own; [`Queue::settle`] waits for them.
-    pub(crate) background: TaskTracker,
-    _stop_guard: DropGuard,
-}
-
-/// Counters of what takers did, for metrics and benchmarks.
-#[derive(Debug, Default)]
-struct Counters {
-    taken: AtomicU64,
-    collisions: AtomicU64,
-    vanished: AtomicU64,
+    inner: Arc<QueueCore>,
 }
 
 /// What a queue handle's takers did since it was opened.
@@ -98,14 +78,14 @@ impl Queue {
         let view_shared = view.shared().clone();
         // A producer's handle holds nothing, so there is nothing to guard.
         if view_shared.watched {
-            tokio::spawn(guard_holdings(
+            tokio::spawn(holdings::guard(
                 view_shared.clone(),
                 session.clone(),
                 stop.clone(),
             ));
         }
         Queue {
-            inner: Arc::new(Inner {
+            inner: Arc::new(QueueCore {
                 view: view_shared,
                 _watch: view.clone(),
                 session: session.clone(),
@@ -117,7 +97,7 @@ impl Queue {
         }
     }
 
-    fn view(&self) -> &Shared {
+    fn picture(&self) -> &Picture {
         &self.inner.view
     }
 
@@ -128,7 +108,7 @@ impl Queue {
 
     /// The queue's root path.
     pub fn path(&self) -> &str {
-        &self.view().root
+        &self.picture().root
     }
 
     /// This handle's taker id, written into the taken nodes it creates.
@@ -143,7 +123,7 @@ impl Queue {
     pub async fn put(&self, data: &[u8], priority: Priority) -> Result<String> {
         check_data(data)?;
         let prefix = entry::entry_prefix(priority);
-        let path = format!("{}/{prefix}", self.view().entries);
+        let path = format!("{}/{prefix}", self.picture().entries);
         let session = &self.inner.session;
         let options = session.create_options(CreateMode::PersistentSequential);
         let (_, seq) = session
@@ -171,7 +151,7 @@ impl Queue {
         I: IntoIterator<Item = D>,
         D: AsRef<[u8]>,
     {
-        let path = format!("{}/{}", self.view().entries, entry::entry_prefix(priority));
+        let path = format!("{}/{}", self.picture().entries, entry::entry_prefix(priority));
         let session = &self.inner.session;
         let options = session.create_options(CreateMode::PersistentSequential);
         let client = session.client();
@@ -191,7 +171,7 @@ impl Queue {
             .commit()
             .await
             .map_err(|e| Error::zk("multi", &path, e.into()))?;
-        let prefix = format!("{}/", self.view().entries);
+        let prefix = format!("{}/", self.picture().entries);
         Ok(results
             .into_iter()
             .filter_map(|r| match r {
@@ -216,7 +196,7 @@ impl Queue {
     /// Cancellation safe: if the future is dropped after an entry was locked, the entry is
     /// released in the background, never left held.
     pub async fn take(&self, timeout: Option<Duration>) -> Result<Option<Taken>> {
-        if !self.view().watched {
+        if !self.picture().watched {
             return Err(Error::InvalidArgument(
                 "this queue handle only puts (Queue::producer): open one with Queue::open to take"
                     .into(),
@@ -225,14 +205,14 @@ impl Queue {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut backoff = Duration::from_millis(20);
         loop {
-            let notified = self.view().changed.notified();
+            let notified = self.picture().changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Health::Lost(reason) = self.inner.session.health() {
                 return Err(Error::SessionLost(reason));
             }
             let candidate = {
-                let mut view = self.view().view();
+                let mut view = self.picture().lock();
                 if let Some(reason) = view.closed() {
                     return Err(Error::SessionLost(reason));
                 }
@@ -275,7 +255,7 @@ impl Queue {
         let (tx, rx) = oneshot::channel();
         let inner = self.inner.clone();
         self.inner.background.spawn(async move {
-            let result = lock_entry(inner, name).await;
+            let result = Taken::lock(inner, name).await;
             // If the taker went away, the returned Taken is dropped here and released.
             let _ = tx.send(result);
         });
@@ -307,8 +287,8 @@ impl Queue {
                 .map(|s| s.map_or(0, |s| s.num_children as usize))
         };
         Ok((
-            count(self.view().entries.clone()).await?,
-            count(self.view().taken.clone()).await?,
+            count(self.picture().entries.clone()).await?,
+            count(self.picture().taken.clone()).await?,
         ))
     }
 
@@ -320,8 +300,8 @@ impl Queue {
     /// ZooKeeper errors (a missing node is not one).
     pub async fn entry_state(&self, name: &str, fresh: bool) -> Result<EntryState> {
         let client = self.inner.session.client();
-        let marker = format!("{}/{name}", self.view().taken);
-        let payload = format!("{}/{name}", self.view().entries);
+        let marker = format!("{}/{name}", self.picture().taken);
+        let payload = format!("{}/{name}", self.picture().entries);
         if fresh {
             client
                 .sync(&marker)
@@ -361,7 +341,7 @@ impl Queue {
 
     /// Entries in the view (a hint; see [`Queue::counts`] for the server's).
     pub fn view_len(&self) -> usize {
-        self.view().view().len()
+        self.picture().lock().len()
     }
 
     /// What this handle's takers did so far.
@@ -376,8 +356,8 @@ impl Queue {
 
     /// Entries held through this handle's session right now.
     pub fn held(&self) -> usize {
-        self.view()
-            .view()
+        self.picture()
+            .lock()
             .held_by(self.inner.session.client().session_id().0)
     }
 }
@@ -404,140 +384,4 @@ fn check_data(data: &[u8]) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Creates the taken marker for `name` and reads the entry's payload.
-async fn lock_entry(inner: Arc<Inner>, name: String) -> Result<Option<Taken>> {
-    let (view, session) = (&inner.view, &inner.session);
-    let client = session.client();
-    let taken_path = format!("{}/{name}", view.taken);
-    let options = session.create_options(CreateMode::Ephemeral);
-    let stat = match client
-        .create(&taken_path, inner.taker_id.as_bytes(), &options)
-        .await
-    {
-        Ok((stat, _)) => stat,
-        Err(ZkError::NodeExists) => {
-            inner.stats.collisions.fetch_add(1, Ordering::Relaxed);
-            view.view().collided(&name);
-            return Ok(None);
-        }
-        Err(ZkError::NoNode) => {
-            // The taken directory was removed under us; put it back and try again.
-            view.view().abandoned(&name, false);
-            session.ensure_path(&view.taken).await?;
-            return Ok(None);
-        }
-        Err(e) => {
-            view.view().abandoned(&name, false);
-            return Err(Error::zk("create", taken_path, e));
-        }
-    };
-    let lost = LostSignal::new();
-    view.view()
-        .acquired(&name, lost.clone(), client.session_id().0, stat.czxid);
-    let mut taken = Taken {
-        queue: inner.clone(),
-        name,
-        data: Vec::new(),
-        token: FencingToken::new(stat.czxid),
-        lost,
-        done: false,
-        orphan: false,
-    };
-    let entry_path = format!("{}/{}", view.entries, taken.name);
-    match client.get_data(&entry_path).await {
-        Ok((data, _)) => {
-            taken.data = data;
-            inner.stats.taken.fetch_add(1, Ordering::Relaxed);
-            Ok(Some(taken))
-        }
-        Err(ZkError::NoNode) => {
-            // Consumed by someone between our listing and our lock: drop our marker.
-            inner.stats.vanished.fetch_add(1, Ordering::Relaxed);
-            view.view().abandoned(&taken.name, true);
-            taken.release().await.ok();
-            Ok(None)
-        }
-        Err(e) => {
-            drop(taken); // released in the background
-            Err(Error::zk("get", entry_path, e))
-        }
-    }
-}
-
-/// Checks, with the holder's own session (which sees its own writes), whether the
-/// markers the view doubts still exist: those that do not are lost.
-async fn check_suspects(view: &Shared, session: &Session) {
-    let client = session.client();
-    let owner = client.session_id().0;
-    let suspects = view.view().take_suspects(owner);
-    for (name, token) in suspects {
-        let path = format!("{}/{name}", view.taken);
-        let ours = match client.check_stat(&path).await {
-            Ok(stat) => stat.is_some_and(|s| s.czxid == token && s.ephemeral_owner == owner),
-            // Unsure: the session's own health decides (a long disconnection gives up).
-            Err(e) => {
-                debug!(entry = %name, error = %e, "cannot check a doubted marker; keeping it");
-                true
-            }
-        };
-        if !ours {
-            view.view().marker_gone(&name, token);
-        }
-    }
-}
-
-/// How long after the client noticed a disconnection a session's holdings are given up,
-/// as a fraction of the session timeout. The client notices after 2/5 of the timeout
-/// without a reply, so holders stop at about 13/20 of the timeout after the last
-/// contact: the rest (7/20: 3.5 s of the default 10 s) is for killing their work before
-/// the server can expire the session and let anyone else take the entries. Shorter
-/// would turn more passing disconnections into reruns.
-const GIVE_UP_AFTER_NOTICED: u32 = 4;
-
-/// Trips the lost signal of everything a session holds when the session ends, or when it
-/// has been disconnected so long that the server may soon expire it. A holding given up
-/// while the session survives is finished by its holder, once its work is stopped: the
-/// holder's [`Taken`] deletes the marker if it is still ours.
-async fn guard_holdings(view: Arc<Shared>, session: Session, stop: CancellationToken) {
-    let owner = session.client().session_id().0;
-    let mut health = session.health_watch();
-    let mut suspects = view.suspects.subscribe();
-    loop {
-        let state = *health.borrow_and_update();
-        let give_up = match state {
-            Health::Connected => None,
-            Health::Suspended { since } => {
-                Some(Instant::from_std(since) + session.timeout() / GIVE_UP_AFTER_NOTICED)
-            }
-            Health::Lost(reason) => {
-                view.view().lose_owner(owner, reason);
-                view.changed.notify_waiters();
-                return;
-            }
-        };
-        let give_up = async {
-            match give_up {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            changed = health.changed() => if changed.is_err() { return },
-            changed = suspects.changed(), if state == Health::Connected => {
-                if changed.is_err() {
-                    return;
-                }
-                check_suspects(&view, &session).await;
-            },
-            () = give_up => {
-                view.view().lose_owner(owner, LostReason::Suspended);
-                if health.changed().await.is_err() {
-                    return;
-                }
-            },
-            () = stop.cancelled() => return,
-        }
-    }
 }

@@ -35,13 +35,13 @@ pub struct QueueView {
 
 #[derive(Debug)]
 struct Inner {
-    shared: Arc<Shared>,
+    shared: Arc<Picture>,
     _stop_watch: DropGuard,
 }
 
 /// What the watch task and the takers share.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct Picture {
     /// The session the watch runs on.
     pub(crate) session: Session,
     pub(crate) root: String,
@@ -57,10 +57,10 @@ pub(crate) struct Shared {
     pub(crate) suspects: tokio::sync::watch::Sender<u64>,
 }
 
-impl Shared {
-    pub(crate) fn view(&self) -> MutexGuard<'_, View> {
+impl Picture {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, View> {
         // A panic while holding the lock leaves plain data; keep going.
-        self.view.lock().unwrap_or_else(|e| e.into_inner())
+        drover_core::lock(&self.view)
     }
 }
 
@@ -115,14 +115,14 @@ impl QueueView {
     }
 
     /// Checks `root`, creates the queue's nodes, and returns the empty picture.
-    async fn paths(session: &Session, root: &str, watched: bool) -> Result<Arc<Shared>> {
+    async fn paths(session: &Session, root: &str, watched: bool) -> Result<Arc<Picture>> {
         let root = root.trim_end_matches('/').to_owned();
         if !root.starts_with('/') || root.len() < 2 {
             return Err(Error::InvalidArgument(format!(
                 "queue path {root:?} must be absolute, like /job"
             )));
         }
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Picture {
             session: session.clone(),
             entries: format!("{root}/entries"),
             taken: format!("{root}/taken"),
@@ -137,7 +137,7 @@ impl QueueView {
         Ok(shared)
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Picture> {
         &self.inner.shared
     }
 
@@ -149,7 +149,7 @@ impl QueueView {
     /// Entries in the picture, taken or not (a hint; the server's count is
     /// [`Queue::counts`](crate::Queue::counts)).
     pub fn len(&self) -> usize {
-        self.inner.shared.view().len()
+        self.inner.shared.lock().len()
     }
 
     /// Whether the picture holds no entry.
@@ -159,7 +159,7 @@ impl QueueView {
 }
 
 /// Rebuilds the picture from one atomic listing of entries and taken markers.
-async fn resync(shared: &Shared) -> Result<()> {
+async fn resync(shared: &Picture) -> Result<()> {
     let client = shared.session.client();
     let mut reader = client.new_multi_reader();
     for path in [&shared.entries, &shared.taken] {
@@ -193,7 +193,7 @@ async fn resync(shared: &Shared) -> Result<()> {
         taken = taken.len(),
         "queue view rebuilt"
     );
-    if shared.view().reset(entries, taken, pzxid) {
+    if shared.lock().reset(entries, taken, pzxid) {
         shared.suspects.send_modify(|n| *n += 1);
     }
     shared.changed.notify_waiters();
@@ -201,7 +201,7 @@ async fn resync(shared: &Shared) -> Result<()> {
 }
 
 /// Applies watch events until the watch session ends.
-async fn keep(shared: Arc<Shared>, mut watcher: PersistentWatcher) {
+async fn keep(shared: Arc<Picture>, mut watcher: PersistentWatcher) {
     let entries_dir = format!("{}/", shared.entries);
     let taken_dir = format!("{}/", shared.taken);
     let mut next_resync = Instant::now() + RESYNC_EVERY;
@@ -235,24 +235,24 @@ async fn keep(shared: Arc<Shared>, mut watcher: PersistentWatcher) {
                         LostReason::SessionClosed
                     };
                     info!(%reason, queue = %shared.root, "queue watch ends with its session");
-                    shared.view().close(reason);
+                    shared.lock().close(reason);
                     shared.changed.notify_waiters();
                     return; // the watcher panics if polled after a terminal state
                 }
             },
             EventType::NodeCreated => {
                 if let Some(name) = event.path.strip_prefix(&entries_dir) {
-                    shared.view().entry_created(name);
+                    shared.lock().entry_created(name);
                     shared.changed.notify_waiters();
                 } else if let Some(name) = event.path.strip_prefix(&taken_dir) {
-                    shared.view().taken_created(name);
+                    shared.lock().taken_created(name);
                 }
             }
             EventType::NodeDeleted => {
                 if let Some(name) = event.path.strip_prefix(&entries_dir) {
-                    shared.view().entry_deleted(name);
+                    shared.lock().entry_deleted(name);
                 } else if let Some(name) = event.path.strip_prefix(&taken_dir) {
-                    if shared.view().taken_deleted(name, event.zxid) {
+                    if shared.lock().taken_deleted(name, event.zxid) {
                         shared.suspects.send_modify(|n| *n += 1);
                     }
                     shared.changed.notify_waiters();

@@ -1,15 +1,16 @@
 //! An entry a taker holds, and how it leaves the queue (consume) or goes back (release).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use drover_core::{FencingToken, JobId};
 use tracing::{debug, warn};
-use zookeeper_client::MultiWriteError;
+use zookeeper_client::{CreateMode, MultiWriteError};
 
 use crate::error::{Error, LostReason, Result, ZkError};
 use crate::lost::LostSignal;
-use crate::queue::Inner;
+use crate::queue_core::QueueCore;
 
 /// An entry this process holds: its payload, its fencing token and a lost signal.
 ///
@@ -17,7 +18,7 @@ use crate::queue::Inner;
 /// in the background so it is never stuck.
 #[derive(Debug)]
 pub struct Taken {
-    pub(crate) queue: Arc<Inner>,
+    pub(crate) queue: Arc<QueueCore>,
     pub(crate) name: String,
     pub(crate) data: Vec<u8>,
     pub(crate) token: FencingToken,
@@ -97,7 +98,7 @@ impl Taken {
     async fn finish(&mut self, consume: bool) -> Result<()> {
         self.done = true;
         let shared = &self.queue.view;
-        if !shared.view().finishing(&self.name) {
+        if !shared.lock().finishing(&self.name) {
             // Given up (a long disconnection, a deletion seen in the view): the marker
             // may still be ours on the server, and then it must go, or it would keep
             // the entry from everyone for as long as the session lives.
@@ -112,12 +113,12 @@ impl Taken {
             &outcome
         {
             // Nothing changed on the server: the entry is still ours.
-            shared.view().unfinished(&self.name);
+            shared.lock().unfinished(&self.name);
             self.done = false;
             return outcome;
         }
         shared
-            .view()
+            .lock()
             .finished(&self.name, consume && outcome.is_ok());
         shared.changed.notify_waiters();
         outcome
@@ -225,6 +226,68 @@ async fn exists(client: &zookeeper_client::Client, path: &str) -> Result<bool> {
         .await
         .map(|s| s.is_some())
         .map_err(|e| Error::zk("stat", path, e))
+}
+
+impl Taken {
+    /// Creates the taken marker for `name` and reads the entry's payload.
+    pub(crate) async fn lock(inner: Arc<QueueCore>, name: String) -> Result<Option<Taken>> {
+        let (view, session) = (&inner.view, &inner.session);
+        let client = session.client();
+        let taken_path = format!("{}/{name}", view.taken);
+        let options = session.create_options(CreateMode::Ephemeral);
+        let stat = match client
+            .create(&taken_path, inner.taker_id.as_bytes(), &options)
+            .await
+        {
+            Ok((stat, _)) => stat,
+            Err(ZkError::NodeExists) => {
+                inner.stats.collisions.fetch_add(1, Ordering::Relaxed);
+                view.lock().collided(&name);
+                return Ok(None);
+            }
+            Err(ZkError::NoNode) => {
+                // The taken directory was removed under us; put it back and try again.
+                view.lock().abandoned(&name, false);
+                session.ensure_path(&view.taken).await?;
+                return Ok(None);
+            }
+            Err(e) => {
+                view.lock().abandoned(&name, false);
+                return Err(Error::zk("create", taken_path, e));
+            }
+        };
+        let lost = LostSignal::new();
+        view.lock()
+            .acquired(&name, lost.clone(), client.session_id().0, stat.czxid);
+        let mut taken = Taken {
+            queue: inner.clone(),
+            name,
+            data: Vec::new(),
+            token: FencingToken::new(stat.czxid),
+            lost,
+            done: false,
+            orphan: false,
+        };
+        let entry_path = format!("{}/{}", view.entries, taken.name);
+        match client.get_data(&entry_path).await {
+            Ok((data, _)) => {
+                taken.data = data;
+                inner.stats.taken.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(taken))
+            }
+            Err(ZkError::NoNode) => {
+                // Consumed by someone between our listing and our lock: drop our marker.
+                inner.stats.vanished.fetch_add(1, Ordering::Relaxed);
+                view.lock().abandoned(&taken.name, true);
+                taken.release().await.ok();
+                Ok(None)
+            }
+            Err(e) => {
+                drop(taken); // released in the background
+                Err(Error::zk("get", entry_path, e))
+            }
+        }
+    }
 }
 
 impl Drop for Taken {

@@ -3,7 +3,8 @@
 use std::num::ParseIntError;
 use std::path::PathBuf;
 
-use crate::status::StatusCode;
+use crate::state::UnknownState;
+use crate::status::{StatusCode, UnknownStatusCode};
 
 /// Everything that can go wrong in `drover-core`.
 ///
@@ -52,21 +53,12 @@ pub enum Error {
     },
 
     /// A string names no job state.
-    #[error("unknown job state {input:?}: use one of QUEUED, RUNNING, SUCCESS, FAILED, CANCELED")]
-    UnknownState {
-        /// The rejected input.
-        input: String,
-    },
+    #[error(transparent)]
+    UnknownState(#[from] UnknownState),
 
     /// A string names no status code.
-    #[error(
-        "unknown status code {input:?}: use one of {}",
-        crate::status::code_list(StatusCode::ALL)
-    )]
-    UnknownStatusCode {
-        /// The rejected input.
-        input: String,
-    },
+    #[error(transparent)]
+    UnknownStatusCode(#[from] UnknownStatusCode),
 
     /// The transition table forbids moving a job from one status code to another.
     #[error(

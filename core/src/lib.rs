@@ -5,20 +5,28 @@
 //! - [`FencingToken`]: the taken node's creation zxid; newer tokens win at the API.
 //! - [`State`] and [`StatusCode`]: a job's coarse state and precise status code.
 //! - [`check_transition`]: the one table of legal status moves; everything else asks it.
+//! - [`ConfigError`]: an unusable configuration value, by key.
 //! - [`load_config`]: serde defaults, then a TOML/YAML/JSON file, then `DROVER_` variables.
 //! - [`init_tracing`]: the process's tracing subscriber, text or JSON on stderr.
 //! - [`Backoff`]: retry delays, doubling to a ceiling; [`Backoff::RECONNECT`] for
 //!   ZooKeeper sessions and leaders' steps.
+//! - [`clock`]: times as RFC 3339 text (written and read one way); [`lock`]: a mutex
+//!   lock that outlives a panic.
+//! - [`names`]: what action and distribution names and process ids may look like.
 //! - [`Error`]: every failure above, each saying what was wrong and how to fix it.
 
 mod backoff;
+pub mod clock;
 mod config;
+mod config_error;
 mod error;
 mod fencing;
 mod job_id;
+pub mod names;
 mod priority;
 mod state;
 mod status;
+mod sync;
 mod telemetry;
 mod transition;
 
@@ -27,12 +35,14 @@ pub use crate::config::{
     ENV_SEPARATOR,
 };
 pub use backoff::Backoff;
+pub use config_error::ConfigError;
 pub use error::Error;
 pub use fencing::FencingToken;
 pub use job_id::JobId;
 pub use priority::Priority;
-pub use state::State;
-pub use status::StatusCode;
+pub use state::{State, UnknownState};
+pub use status::{StatusCode, UnknownStatusCode};
+pub use sync::lock;
 pub use telemetry::{init_tracing, LogFormat};
 pub use transition::{allowed_transitions, can_transition, check_transition};
 

@@ -5,10 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
-use crate::status::StatusCode;
-
-/// Where a job is in its life, coarsely; the [`StatusCode`] says precisely.
+/// Where a job is in its life, coarsely; the [`StatusCode`](crate::StatusCode) says
+/// precisely.
 ///
 /// Written `QUEUED`, `RUNNING`, `SUCCESS`, `FAILED`, `CANCELED` in text and serde.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -54,14 +52,6 @@ impl State {
     pub const fn is_terminal(self) -> bool {
         matches!(self, Self::Success | Self::Failed | Self::Canceled)
     }
-
-    /// The status codes that belong to this state.
-    pub fn codes(self) -> impl Iterator<Item = StatusCode> {
-        StatusCode::ALL
-            .iter()
-            .copied()
-            .filter(move |code| code.state() == self)
-    }
 }
 
 impl fmt::Display for State {
@@ -70,17 +60,25 @@ impl fmt::Display for State {
     }
 }
 
+/// A name that is no job state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown job state {input:?}: use one of QUEUED, RUNNING, SUCCESS, FAILED, CANCELED")]
+pub struct UnknownState {
+    /// The rejected input.
+    pub input: String,
+}
+
 impl FromStr for State {
-    type Err = Error;
+    type Err = UnknownState;
 
     /// Parses a state name in any letter case (`"queued"`, `"QUEUED"`).
-    fn from_str(input: &str) -> Result<Self, Error> {
+    fn from_str(input: &str) -> Result<Self, UnknownState> {
         let wanted = input.trim();
         Self::ALL
             .iter()
             .copied()
             .find(|state| state.as_str().eq_ignore_ascii_case(wanted))
-            .ok_or_else(|| Error::UnknownState {
+            .ok_or_else(|| UnknownState {
                 input: input.to_owned(),
             })
     }

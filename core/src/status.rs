@@ -5,7 +5,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
 use crate::state::State;
 
 /// Precisely where a job is, in the spirit of OpenSAFELY's job-runner.
@@ -125,17 +124,36 @@ impl fmt::Display for StatusCode {
     }
 }
 
+impl State {
+    /// The status codes that belong to this state.
+    pub fn codes(self) -> impl Iterator<Item = StatusCode> {
+        StatusCode::ALL
+            .iter()
+            .copied()
+            .filter(move |code| code.state() == self)
+    }
+}
+}
+
+/// A name that is no status code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status code {input:?}: use one of {}", code_list(StatusCode::ALL))]
+pub struct UnknownStatusCode {
+    /// The rejected input.
+    pub input: String,
+}
+
 impl FromStr for StatusCode {
-    type Err = Error;
+    type Err = UnknownStatusCode;
 
     /// Parses a code name in any letter case (`"timed_out"`, `"TIMED_OUT"`).
-    fn from_str(input: &str) -> Result<Self, Error> {
+    fn from_str(input: &str) -> Result<Self, UnknownStatusCode> {
         let wanted = input.trim();
         Self::ALL
             .iter()
             .copied()
             .find(|code| code.as_str().eq_ignore_ascii_case(wanted))
-            .ok_or_else(|| Error::UnknownStatusCode {
+            .ok_or_else(|| UnknownStatusCode {
                 input: input.to_owned(),
             })
     }

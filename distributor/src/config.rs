@@ -1,5 +1,6 @@
 //! The distributor's configuration: the `[distributor]` table, or `DROVER_DISTRIBUTOR__*`.
 
+use drover_core::ConfigError;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -175,7 +176,7 @@ impl DistributorConfig {
     ///
     /// # Errors
     /// A message for the first invalid field and how to fix it.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.plans().map(|_| ())
     }
 
@@ -185,26 +186,19 @@ impl DistributorConfig {
     ///
     /// # Errors
     /// A message for the first invalid field and how to fix it.
-    pub fn validate_fields(&self) -> Result<(), String> {
+    pub fn validate_fields(&self) -> Result<(), ConfigError> {
         self.checked(false).map(|_| ())
     }
 
     /// The distributions to run (enabled ones, and `reconcile` when on), validated.
-    pub(crate) fn plans(&self) -> Result<Vec<Plan>, String> {
+    pub(crate) fn plans(&self) -> Result<Vec<Plan>, ConfigError> {
         self.checked(true)
     }
 
-    fn checked(&self, catalogue: bool) -> Result<Vec<Plan>, String> {
+    fn checked(&self, catalogue: bool) -> Result<Vec<Plan>, ConfigError> {
         let id = self.distributor_id();
-        if id.trim().is_empty()
-            || id.len() > 128
-            || id.contains('/')
-            || id.chars().any(char::is_control)
-        {
-            return Err(format!(
-                "distributor.id: {id:?} must be 1 to 128 printable characters without '/'"
-            ));
-        }
+        drover_core::names::check_id("distributor", &id)
+            .map_err(|e| ConfigError::new("distributor.id", e.to_string()))?;
         let positive = [
             ("reconcile_every", self.reconcile_every, MIN_INTERVAL),
             // the API refuses a grace below its enqueue timeout (2 s by default)
@@ -221,11 +215,11 @@ impl DistributorConfig {
         ];
         for (field, value, min) in positive {
             if value < min || value > Duration::from_secs(86_400) {
-                return Err(format!(
-                    "distributor.{field}: {} is out of range: use {} to 1 day",
+                return Err(ConfigError::new(format!("distributor.{field}"), format!(
+                    "{} is out of range: use {} to 1 day",
                     humantime::format_duration(value),
                     humantime::format_duration(min)
-                ));
+                )));
             }
         }
         let needs_catalogue = self
@@ -260,10 +254,10 @@ impl DistributorConfig {
             let field = format!("distributor.distributions[{i}]");
             let plan = distribution.plan(&field, known.as_ref())?;
             if !names.insert(plan.name.clone()) {
-                return Err(format!(
-                    "{field}.name: {:?} is used by an earlier distribution: give each its own name (it names the election and the idempotency keys)",
+                return Err(ConfigError::new(format!("{field}.name"), format!(
+                    "{:?} is used by an earlier distribution: give each its own name (it names the election and the idempotency keys)",
                     plan.name
-                ));
+                )));
             }
             if distribution.enabled {
                 plans.push(plan);
@@ -273,7 +267,7 @@ impl DistributorConfig {
     }
 
     /// Built-in action names, plus those declared in the actions directory.
-    fn known_actions(&self) -> Result<Known, String> {
+    fn known_actions(&self) -> Result<Known, ConfigError> {
         let mut names: BTreeSet<String> =
             Builtin::ALL.iter().map(|b| b.name().to_owned()).collect();
         if let Some(dir) = &self.actions_dir {
@@ -294,10 +288,10 @@ struct Known {
 
 /// The `name` of every `*.toml` action file in `dir` (secrets are not read: a
 /// distributor only needs the names).
-fn action_names(dir: &Path) -> Result<Vec<String>, String> {
+fn action_names(dir: &Path) -> Result<Vec<String>, ConfigError> {
     let field = "distributor.actions_dir";
     let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("{field}: cannot read {}: {e}", dir.display()))?;
+        .map_err(|e| ConfigError::new(field.to_string(), format!("cannot read {}: {e}", dir.display())))?;
     let mut names = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
@@ -305,47 +299,32 @@ fn action_names(dir: &Path) -> Result<Vec<String>, String> {
             continue;
         }
         let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))?;
+            .map_err(|e| ConfigError::new(field.to_string(), format!("cannot read {}: {e}", path.display())))?;
         let table: toml::Table = toml::from_str(&text).map_err(|e| {
-            format!(
-                "{field}: {} is not valid TOML: {}",
+            ConfigError::new(field.to_string(), format!(
+                "{} is not valid TOML: {}",
                 path.display(),
                 e.message()
-            )
+            ))
         })?;
         match table.get("name").and_then(toml::Value::as_str) {
             Some(name) => names.push(name.to_owned()),
-            None => return Err(format!("{field}: {} declares no `name`", path.display())),
+            None => return Err(ConfigError::new(field.to_string(), format!("{} declares no `name`", path.display()))),
         }
     }
     Ok(names)
 }
 
 impl DistributionConfig {
-    fn plan(&self, field: &str, known: Option<&Known>) -> Result<Plan, String> {
-        drover_actions::check_name(&self.action).map_err(|e| format!("{field}.action: {e}"))?;
-        if let Some(known) = known.filter(|k| !k.names.contains(&self.action)) {
-            let list = known.names.iter().cloned().collect::<Vec<_>>().join(", ");
-            let hint = match &known.dir {
-                Some(dir) => format!("it is neither built in nor declared in {}", dir.display()),
-                None => "it is not built in, and no distributor.actions_dir (or executor.actions_dir) declares Docker actions".to_owned(),
-            };
-            return Err(format!(
-                "{field}.action: unknown action {:?}: {hint}; known actions: {list}",
-                self.action
-            ));
-        }
+    fn plan(&self, field: &str, known: Option<&Known>) -> Result<Plan, ConfigError> {
+        self.check_action(field, known)?;
         let name = self.name.clone().unwrap_or_else(|| self.action.clone());
-        drover_actions::check_name(&name).map_err(|e| {
-            format!(
-                "{field}.name: {}",
-                e.replace("action name", "distribution name")
-            )
-        })?;
+        drover_core::names::check_name("distribution", &name)
+            .map_err(|e| ConfigError::new(format!("{field}.name"), e.to_string()))?;
         if name == RECONCILE {
-            return Err(format!(
-                "{field}.name: {RECONCILE:?} is reserved for the built-in reconciler: choose another name"
-            ));
+            return Err(ConfigError::new(format!("{field}.name"), format!(
+                "{RECONCILE:?} is reserved for the built-in reconciler: choose another name"
+            )));
         }
         let object: serde_json::Map<String, serde_json::Value> =
             self.params.clone().into_iter().collect();
@@ -354,43 +333,28 @@ impl DistributionConfig {
             Some(Builtin::Sleep) => Builtin::sleep_duration(&object).map(|_| ()),
             _ => Ok(()),
         };
-        checked.map_err(|e| format!("{field}.params: {e}"))?;
+        checked.map_err(|e| ConfigError::new(format!("{field}.params"), e.to_string()))?;
         let priority = self
             .priority
             .map(Priority::new)
             .transpose()
-            .map_err(|e| format!("{field}.priority: {e}"))?;
+            .map_err(|e| ConfigError::new(format!("{field}.priority"), e.to_string()))?;
         if let Some(attempts) = self.max_attempts.filter(|a| !(1..=1000).contains(a)) {
-            return Err(format!(
-                "{field}.max_attempts: {attempts} is out of range: use 1 to 1000"
-            ));
+            return Err(ConfigError::new(format!("{field}.max_attempts"), format!(
+                "{attempts} is out of range: use 1 to 1000"
+            )));
         }
         let timeout_secs = match self.timeout {
             Some(t) if t < Duration::from_secs(1) || t > Duration::from_secs(30 * 86_400) => {
-                return Err(format!(
-                    "{field}.timeout: {} is out of range: use 1s to 30days",
+                return Err(ConfigError::new(format!("{field}.timeout"), format!(
+                    "{} is out of range: use 1s to 30days",
                     humantime::format_duration(t)
-                ))
+                )))
             }
             t => t.map(|t| t.as_secs()),
         };
         let schedule = self.schedule(field)?;
-        let jitter = self.jitter.unwrap_or_default();
-        if jitter > MAX_INTERVAL {
-            return Err(format!(
-                "{field}.jitter: {} is out of range: use at most {MAX_INTERVAL_TEXT}",
-                humantime::format_duration(jitter)
-            ));
-        }
-        if let Schedule::Every(interval) = schedule {
-            if jitter >= interval {
-                return Err(format!(
-                    "{field}.jitter: {} is not shorter than the interval ({}): ticks would overtake each other",
-                    humantime::format_duration(jitter),
-                    humantime::format_duration(interval)
-                ));
-            }
-        }
+        let jitter = self.jitter(field, &schedule)?;
         Ok(Plan {
             name,
             schedule,
@@ -406,31 +370,69 @@ impl DistributionConfig {
         })
     }
 
-    fn schedule(&self, field: &str) -> Result<Schedule, String> {
+    /// The action must be a valid name the catalogue (when known) has.
+    fn check_action(&self, field: &str, known: Option<&Known>) -> Result<(), ConfigError> {
+        drover_actions::check_name(&self.action).map_err(|e| ConfigError::new(format!("{field}.action"), e.to_string()))?;
+        if let Some(known) = known.filter(|k| !k.names.contains(&self.action)) {
+            let list = known.names.iter().cloned().collect::<Vec<_>>().join(", ");
+            let hint = match &known.dir {
+                Some(dir) => format!("it is neither built in nor declared in {}", dir.display()),
+                None => "it is not built in, and no distributor.actions_dir (or executor.actions_dir) declares Docker actions".to_owned(),
+            };
+            return Err(ConfigError::new(format!("{field}.action"), format!(
+                "unknown action {:?}: {hint}; known actions: {list}",
+                self.action
+            )));
+        }
+        Ok(())
+    }
+
+    /// The jitter: at most the longest interval, and shorter than this schedule's.
+    fn jitter(&self, field: &str, schedule: &Schedule) -> Result<Duration, ConfigError> {
+        let jitter = self.jitter.unwrap_or_default();
+        if jitter > MAX_INTERVAL {
+            return Err(ConfigError::new(format!("{field}.jitter"), format!(
+                "{} is out of range: use at most {MAX_INTERVAL_TEXT}",
+                humantime::format_duration(jitter)
+            )));
+        }
+        if let Schedule::Every(interval) = *schedule {
+            if jitter >= interval {
+                return Err(ConfigError::new(format!("{field}.jitter"), format!(
+                    "{} is not shorter than the interval ({}): ticks would overtake each other",
+                    humantime::format_duration(jitter),
+                    humantime::format_duration(interval)
+                )));
+            }
+        }
+        Ok(jitter)
+    }
+
+    fn schedule(&self, field: &str) -> Result<Schedule, ConfigError> {
         match (&self.every, &self.cron) {
-            (Some(_), Some(_)) => Err(format!(
-                "{field}: both `every` and `cron` are set: keep exactly one"
-            )),
-            (None, None) => Err(format!(
-                "{field}: neither `every` nor `cron` is set: add every = \"1h\" or cron = \"0 2 * * *\""
-            )),
+            (Some(_), Some(_)) => Err(ConfigError::new(field.to_string(), format!(
+                "both `every` and `cron` are set: keep exactly one"
+            ))),
+            (None, None) => Err(ConfigError::new(field.to_string(), format!(
+                "neither `every` nor `cron` is set: add every = \"1h\" or cron = \"0 2 * * *\""
+            ))),
             (Some(every), None) => {
                 if *every < MIN_INTERVAL || *every > MAX_INTERVAL {
-                    return Err(format!(
-                        "{field}.every: {} is out of range: use {} to {MAX_INTERVAL_TEXT} (for longer periods write a cron expression, e.g. cron = \"0 0 1 1 *\" for yearly)",
+                    return Err(ConfigError::new(format!("{field}.every"), format!(
+                        "{} is out of range: use {} to {MAX_INTERVAL_TEXT} (for longer periods write a cron expression, e.g. cron = \"0 0 1 1 *\" for yearly)",
                         humantime::format_duration(*every),
                         humantime::format_duration(MIN_INTERVAL)
-                    ));
+                    )));
                 }
                 if every.subsec_nanos() % 1_000_000 != 0 {
-                    return Err(format!(
-                        "{field}.every: {} is not a whole number of milliseconds",
+                    return Err(ConfigError::new(format!("{field}.every"), format!(
+                        "{} is not a whole number of milliseconds",
                         humantime::format_duration(*every)
-                    ));
+                    )));
                 }
                 Ok(Schedule::Every(*every))
             }
-            (None, Some(cron)) => Schedule::cron(cron).map_err(|e| format!("{field}.cron: {e}")),
+            (None, Some(cron)) => Schedule::cron(cron).map_err(|e| ConfigError::new(format!("{field}.cron"), e.to_string())),
         }
     }
 }

@@ -8,7 +8,7 @@ use drover_coordination::ZkError;
 pub enum Error {
     /// The configuration is unusable; the message names the field.
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(drover_core::ConfigError),
     /// A ZooKeeper recipe failed.
     #[error(transparent)]
     Coordination(#[from] drover_coordination::Error),

@@ -243,63 +243,9 @@ async fn act(ctx: &Context, plan: &Plan, leadership: &Leadership, tick: SystemTi
     let tick_text = rfc3339(tick);
     let answer = async {
         match &plan.work {
-            Work::Job {
-                action,
-                params,
-                priority,
-                max_attempts,
-                timeout_secs,
-            } => {
-                let submit = SubmitJob {
-                    action: action.clone(),
-                    params: params.clone(),
-                    priority: *priority,
-                    max_attempts: *max_attempts,
-                    timeout_secs: *timeout_secs,
-                    idempotency_key: Some(tick_key(&plan.name, tick)),
-                };
-                match ctx.api.submit(&submit).await {
-                    Ok(submitted) => {
-                        info!(distribution = %plan.name, tick = %tick_text, job_id = %submitted.job.id, created = submitted.created, leader = %ctx.id, "tick submitted");
-                        Acted::Done(Some(submitted.job.id.to_string()))
-                    }
-                    Err(e) if e.is_unavailable() => {
-                        warn!(distribution = %plan.name, tick = %tick_text, error = %e, "cannot submit the tick's job; retrying");
-                        Acted::Retry
-                    }
-                    Err(e) => {
-                        error!(distribution = %plan.name, tick = %tick_text, error = %e, "the API refused the tick's job; skipping the tick");
-                        Acted::Done(None)
-                    }
-                }
-            }
+            Work::Job { .. } => submit_tick(ctx, plan, tick, &tick_text).await,
             Work::Reconcile { grace, stale_after } => {
-                let request = Reconcile {
-                    grace_ms: Some(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX)),
-                    stale_after_ms: Some(
-                        u64::try_from(stale_after.as_millis()).unwrap_or(u64::MAX),
-                    ),
-                };
-                match ctx.api.reconcile(&request).await {
-                    Ok(report) if report.total() > 0 => {
-                        info!(
-                            enqueued = report.enqueued.count,
-                            marked_enqueued = report.marked_enqueued.count,
-                            released = report.released.count,
-                            ended = report.ended.count,
-                            removed_entries = report.removed_entries.count,
-                            "reconcile repaired"
-                        );
-                    }
-                    Ok(report) => debug!(
-                        entries = report.entries_seen,
-                        "reconcile found nothing to repair"
-                    ),
-                    Err(e) if e.is_conflict() => {
-                        debug!(error = %e, "another API process is reconciling; skipped this tick");
-                    }
-                    Err(e) => warn!(error = %e, "reconcile failed; the next tick tries again"),
-                }
+                reconcile(ctx, *grace, *stale_after).await;
                 Acted::Done(None)
             }
         }
@@ -311,6 +257,70 @@ async fn act(ctx: &Context, plan: &Plan, leadership: &Leadership, tick: SystemTi
             Acted::Ended(Ended::Lost(reason))
         },
         () = ctx.stop.cancelled() => Acted::Ended(Ended::Stop),
+    }
+}
+
+/// Submits the tick's job, keyed by the tick so every leader makes the same one.
+async fn submit_tick(ctx: &Context, plan: &Plan, tick: SystemTime, tick_text: &str) -> Acted {
+    let Work::Job {
+        action,
+        params,
+        priority,
+        max_attempts,
+        timeout_secs,
+    } = &plan.work
+    else {
+        return Acted::Done(None);
+    };
+    let submit = SubmitJob {
+        action: action.clone(),
+        params: params.clone(),
+        priority: *priority,
+        max_attempts: *max_attempts,
+        timeout_secs: *timeout_secs,
+        idempotency_key: Some(tick_key(&plan.name, tick)),
+    };
+    match ctx.api.submit(&submit).await {
+        Ok(submitted) => {
+            info!(distribution = %plan.name, tick = %tick_text, job_id = %submitted.job.id, created = submitted.created, leader = %ctx.id, "tick submitted");
+            Acted::Done(Some(submitted.job.id.to_string()))
+        }
+        Err(e) if e.is_unavailable() => {
+            warn!(distribution = %plan.name, tick = %tick_text, error = %e, "cannot submit the tick's job; retrying");
+            Acted::Retry
+        }
+        Err(e) => {
+            error!(distribution = %plan.name, tick = %tick_text, error = %e, "the API refused the tick's job; skipping the tick");
+            Acted::Done(None)
+        }
+    }
+}
+
+/// One reconcile run; whatever it says, the next tick runs another.
+async fn reconcile(ctx: &Context, grace: Duration, stale_after: Duration) {
+    let request = Reconcile {
+        grace_ms: Some(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX)),
+        stale_after_ms: Some(u64::try_from(stale_after.as_millis()).unwrap_or(u64::MAX)),
+    };
+    match ctx.api.reconcile(&request).await {
+        Ok(report) if report.total() > 0 => {
+            info!(
+                enqueued = report.enqueued.count,
+                marked_enqueued = report.marked_enqueued.count,
+                released = report.released.count,
+                ended = report.ended.count,
+                removed_entries = report.removed_entries.count,
+                "reconcile repaired"
+            );
+        }
+        Ok(report) => debug!(
+            entries = report.entries_seen,
+            "reconcile found nothing to repair"
+        ),
+        Err(e) if e.is_conflict() => {
+            debug!(error = %e, "another API process is reconciling; skipped this tick");
+        }
+        Err(e) => warn!(error = %e, "reconcile failed; the next tick tries again"),
     }
 }
 

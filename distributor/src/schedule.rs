@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use croner::Cron;
 use serde::{Deserialize, Serialize};
 
@@ -83,21 +83,9 @@ fn to_chrono(t: SystemTime) -> Option<DateTime<Utc>> {
 }
 
 /// `t` as RFC 3339 UTC with milliseconds: the form tick times take in keys and status.
-/// Ticks always have one; a time beyond chrono's range (a clock gone wild) is written as
-/// `@<ms since the epoch>ms`.
-pub(crate) fn rfc3339(t: SystemTime) -> String {
-    match to_chrono(t) {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
-        None => format!("@{}ms", millis(t)),
-    }
-}
-
+pub(crate) use drover_core::clock::rfc3339_millis as rfc3339;
 /// Parses what [`rfc3339`] wrote.
-pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| SystemTime::from(t.with_timezone(&Utc)))
-}
+pub(crate) use drover_core::clock::parse_rfc3339;
 
 impl Schedule {
     /// A cron schedule.

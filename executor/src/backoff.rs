@@ -36,7 +36,7 @@ impl Backoff {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        drover_core::lock(&self.state)
     }
 
     /// Waits until tries are allowed again.

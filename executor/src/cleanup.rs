@@ -8,7 +8,7 @@ use drover_core::StatusCode;
 use drover_model::{Cleanup, Job, LogLine};
 
 use crate::reporter::Reporter;
-use crate::runner::{Outcome, RunEnv};
+use crate::outcome::{stopped, Outcome, RunEnv};
 use crate::stop::Stop;
 
 /// Batches one run deletes at most: a run always ends, and the next tick goes on.
@@ -85,7 +85,7 @@ pub(crate) async fn run(
     };
     tokio::select! {
         outcome = work => outcome,
-        () = tokio::time::sleep(timeout) => crate::runner::stopped(crate::stop::StopReason::Timeout(timeout), None),
-        reason = stop.tripped() => crate::runner::stopped(reason, None),
+        () = tokio::time::sleep(timeout) => stopped(crate::stop::StopReason::Timeout(timeout), None),
+        reason = stop.tripped() => stopped(reason, None),
     }
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use drover_core::ConfigError;
 use serde::{Deserialize, Serialize};
 
 /// After the drain deadline, how long beyond the stop grace the slots get to stop their
@@ -106,20 +107,20 @@ impl ExecutorConfig {
     ///
     /// # Errors
     /// A message for the first invalid field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let id = self.executor_id();
-        if id.is_empty() || id.contains('/') || id.len() > 128 {
-            return Err(format!(
-                "executor.id {id:?} must be 1 to 128 characters without '/'"
+        drover_core::names::check_id("executor", &id)
+            .map_err(|e| ConfigError::new("executor.id", e))?;
+        if self.slots == Some(0) || self.slots.is_some_and(|s| s > 1024) {
+            return Err(ConfigError::new(
+                "executor.slots",
+                "must be between 1 and 1024",
             ));
         }
-        if self.slots == Some(0) || self.slots.is_some_and(|s| s > 1024) {
-            return Err("executor.slots must be between 1 and 1024".into());
-        }
         if !self.queue_path.starts_with('/') {
-            return Err(format!(
-                "executor.queue_path {:?} must be absolute, like /job",
-                self.queue_path
+            return Err(ConfigError::new(
+                "executor.queue_path",
+                format!("{:?} must be absolute, like /job", self.queue_path),
             ));
         }
         let positive = [
@@ -129,12 +130,16 @@ impl ExecutorConfig {
             ("log_flush_interval", self.log_flush_interval),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
-            return Err(format!(
-                "executor.{name} must be more than zero, e.g. \"3s\""
+            return Err(ConfigError::new(
+                format!("executor.{name}"),
+                "must be more than zero, e.g. \"3s\"",
             ));
         }
         if self.log_batch_lines == 0 {
-            return Err("executor.log_batch_lines must be at least 1".into());
+            return Err(ConfigError::new(
+                "executor.log_batch_lines",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }

@@ -5,10 +5,10 @@
 pub enum Error {
     /// The `[executor]` settings are invalid.
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(drover_core::ConfigError),
     /// The action catalogue could not be loaded.
     #[error("cannot load the actions: {0}")]
-    Actions(#[from] drover_actions::Error),
+    Actions(drover_actions::Error),
     /// Docker actions are configured but no Docker engine answers.
     #[error("Docker actions are configured but {0}")]
     Docker(crate::container::ContainerError),

@@ -1,12 +1,17 @@
 //! drover's executor: takes queue entries, runs each job's action, reports to the API.
 //!
-//! - [`run`] — start-up, the slots, the session supervisor and the two-phase drain.
+//! - [`run`] — start-up (`prepare`), the slots, the session supervisor, the two-phase
+//!   drain and leaving (`leave`: give-backs settled, deregistered).
 //! - [`ExecutorConfig`] — the `[executor]` settings.
-//! - [`container`] — one action as a Docker container through bollard.
+//! - [`container`] — one action as a Docker container through bollard (runtime, image,
+//!   lifecycle, output, parameters volumes, listings).
 //! - slots (`slot.rs`) take → fetch → claim → run → finish → consume; `runner.rs` runs an
-//!   action to an outcome (`cleanup.rs` runs `cleanup_jobs`); `reporter.rs` heartbeats and
-//!   ships logs; `backoff.rs` keeps an API outage from turning into a hot loop; `stop.rs`
-//!   says why a job stops early.
+//!   action to an [`outcome`](crate::outcome) (`cleanup.rs` runs `cleanup_jobs`);
+//!   `reporter.rs` heartbeats and ships logs; `backoff.rs` keeps an API outage from
+//!   turning into a hot loop; `stop.rs` says why a job stops early; `supervisor.rs` is the
+//!   executor's [`Role`](drover_coordination::Role) on each ZooKeeper session (queue,
+//!   registration, busy count); `reap.rs` removes what dead executors left on the daemon;
+//!   `watchdog.rs` kills our containers if we freeze or die.
 
 mod backoff;
 mod cleanup;
@@ -14,6 +19,7 @@ mod config;
 pub mod container;
 mod error;
 mod health;
+mod outcome;
 mod params;
 mod reap;
 mod reporter;
@@ -40,8 +46,8 @@ pub use error::Error;
 
 use crate::backoff::Backoff;
 use crate::container::{DockerRuntime, LABEL_EXECUTOR};
-use crate::runner::RunEnv;
-use crate::slot::Shared;
+use crate::outcome::RunEnv;
+use crate::slot::SlotContext;
 
 /// The two phases of shutdown, as tokens the caller cancels (e.g. on signals).
 #[derive(Debug, Clone, Default)]
@@ -68,42 +74,11 @@ pub async fn run(
     config.validate().map_err(Error::Config)?;
     let id = config.executor_id();
     let slots = config.slot_count();
-    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let catalogue = Catalogue::load(config.actions_dir.as_deref(), &env)?;
-    let needs_docker = catalogue
-        .names()
-        .iter()
-        .any(|n| matches!(catalogue.get(n), Some(Action::Docker(_))));
-    let docker = match DockerRuntime::connect().await {
-        Ok(docker) => Some(docker),
-        Err(e) if needs_docker => return Err(Error::Docker(e)),
-        Err(e) => {
-            warn!(error = %e, "no Docker engine; only built-in actions can run");
-            None
-        }
-    };
-    if let Some(docker) = &docker {
-        remove_leftovers(docker, &id).await;
-    }
-    let watchdog = match &docker {
-        Some(_) if config.watchdog => Some(Arc::new(watchdog::Watchdog::start(
-            &id,
-            watchdog::silence_for(zk.session_timeout),
-        )?)),
-        _ => None,
-    };
-    let metrics = if config.metrics {
-        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-            .install_recorder()
-            .map_err(|e| Error::Metrics(format!("cannot record metrics: {e}")))?;
-        Some(handle)
-    } else {
-        None
-    };
+    let prepared = prepare(&config, &id, &zk).await?;
     let (queue_tx, queue_rx) = watch::channel(None);
     let listener_stop = CancellationToken::new();
     let _stop_listener = listener_stop.clone().drop_guard();
-    if let Some(handle) = metrics {
+    if let Some(handle) = prepared.metrics {
         let readiness = health::Readiness {
             queue: queue_rx.clone(),
             drain: shutdown.drain.clone(),
@@ -111,15 +86,15 @@ pub async fn run(
         health::start(config.metrics_listen, handle, readiness, listener_stop).await?;
     }
     let (busy_tx, busy_rx) = watch::channel(0);
-    let shared = Arc::new(Shared {
+    let context = Arc::new(SlotContext {
         api: api.clone(),
-        catalogue,
+        catalogue: prepared.catalogue,
         env: RunEnv {
             executor_id: id.clone(),
-            docker,
+            docker: prepared.docker,
             stop_grace: config.stop_grace,
             api,
-            watchdog,
+            watchdog: prepared.watchdog,
             cluster: Arc::default(),
         },
         backoff: Backoff::new(Duration::from_millis(200), config.backoff_max),
@@ -133,44 +108,107 @@ pub async fn run(
     let supervisor_stop = CancellationToken::new();
     let supervisor = tokio::spawn(supervisor::supervise(
         zk,
-        shared.config.queue_path.clone(),
+        context.config.queue_path.clone(),
         supervisor::Identity {
             id: id.clone(),
             slots,
-            cluster: shared.env.cluster.clone(),
+            cluster: context.env.cluster.clone(),
         },
         queue_tx,
         busy_rx,
         supervisor_stop.clone(),
     ));
     let reaper_stop = CancellationToken::new();
-    let reaper = shared.env.docker.clone().map(|docker| {
+    let reaper = context.env.docker.clone().map(|docker| {
         tokio::spawn(reap::run(
             docker,
             id.clone(),
-            shared.env.cluster.clone(),
-            shared.queue.clone(),
+            context.env.cluster.clone(),
+            context.queue.clone(),
             reaper_stop.clone(),
         ))
     });
     let tracker = TaskTracker::new();
     for index in 0..slots {
-        tracker.spawn(slot::run_slot(shared.clone(), index));
+        tracker.spawn(slot::run_slot(context.clone(), index));
     }
     tracker.close();
-    info!(executor = %id, slots, actions = ?shared.catalogue.names(), "executor running");
+    info!(executor = %id, slots, actions = ?context.catalogue.names(), "executor running");
 
     shutdown.drain.cancelled().await;
     reaper_stop.cancel();
     if let Some(reaper) = reaper {
         let _ = reaper.await;
     }
-    drain(&shared, &tracker, &shutdown).await;
-    if let Some(docker) = &shared.env.docker {
+    drain(&context, &tracker, &shutdown).await;
+    leave(&context, supervisor, supervisor_stop).await;
+    info!(executor = %id, "executor stopped");
+    Ok(())
+}
+
+/// What start-up sets up before anything is taken.
+struct Prepared {
+    catalogue: Catalogue,
+    docker: Option<DockerRuntime>,
+    watchdog: Option<Arc<watchdog::Watchdog>>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// Loads the actions, connects to Docker (required only for Docker actions) and clears
+/// what a previous run left there, starts the watchdog and the metrics recorder.
+async fn prepare(config: &ExecutorConfig, id: &str, zk: &ZkSettings) -> Result<Prepared, Error> {
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let catalogue = Catalogue::load(config.actions_dir.as_deref(), &env).map_err(Error::Actions)?;
+    let needs_docker = catalogue
+        .names()
+        .iter()
+        .any(|n| matches!(catalogue.get(n), Some(Action::Docker(_))));
+    let docker = match DockerRuntime::connect().await {
+        Ok(docker) => Some(docker),
+        Err(e) if needs_docker => return Err(Error::Docker(e)),
+        Err(e) => {
+            warn!(error = %e, "no Docker engine; only built-in actions can run");
+            None
+        }
+    };
+    if let Some(docker) = &docker {
+        remove_leftovers(docker, id).await;
+    }
+    let watchdog = match &docker {
+        Some(_) if config.watchdog => Some(Arc::new(watchdog::Watchdog::start(
+            id,
+            watchdog::silence_for(zk.session_timeout),
+        )?)),
+        _ => None,
+    };
+    let metrics = if config.metrics {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| Error::Metrics(format!("cannot record metrics: {e}")))?;
+        Some(handle)
+    } else {
+        None
+    };
+    Ok(Prepared {
+        catalogue,
+        docker,
+        watchdog,
+        metrics,
+    })
+}
+
+/// After the drain: removes the shared parameters volumes, lets the give-backs in flight
+/// finish, and deregisters, all within [`config::DEREGISTER_TIMEOUT`].
+async fn leave(
+    context: &SlotContext,
+    supervisor: tokio::task::JoinHandle<()>,
+    supervisor_stop: CancellationToken,
+) {
+    if let Some(docker) = &context.env.docker {
         docker.remove_params_volumes().await;
     }
     let deadline = tokio::time::Instant::now() + config::DEREGISTER_TIMEOUT;
-    let queue = shared.queue.borrow().clone();
+    let queue = context.queue.borrow().clone();
     if let Some(queue) = queue {
         if !queue.settle(config::DEREGISTER_TIMEOUT / 3).await {
             warn!("drain: some entries were still being given back; their markers go with the session");
@@ -181,13 +219,11 @@ pub async fn run(
         Ok(Ok(())) => info!("drain: deregistered from /executors"),
         _ => warn!("drain: could not deregister in time; the registration goes with the session"),
     }
-    info!(executor = %id, "executor stopped");
-    Ok(())
 }
 
 /// The drain: no new entries; running jobs get until the deadline; then they are stopped
 /// and given back.
-async fn drain(shared: &Shared, tracker: &TaskTracker, shutdown: &Shutdown) {
+async fn drain(shared: &SlotContext, tracker: &TaskTracker, shutdown: &Shutdown) {
     let running = shared.busy.load(std::sync::atomic::Ordering::Relaxed);
     let timeout = shared.config.drain_timeout;
     info!(

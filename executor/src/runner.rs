@@ -15,40 +15,9 @@ use crate::container::{
     ContainerError, ContainerSpec, DockerRuntime, Exit, LABEL_ATTEMPT, LABEL_CLUSTER,
     LABEL_EXECUTOR, LABEL_JOB,
 };
+use crate::outcome::{stopped, Outcome, RunEnv};
 use crate::reporter::Reporter;
 use crate::stop::{Stop, StopReason};
-
-/// How a job's run ended, as far as the executor is concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// Record this terminal status.
-    Finished {
-        /// The terminal code.
-        code: StatusCode,
-        /// The action's exit code, if it exited.
-        exit_code: Option<i64>,
-        /// For people.
-        message: String,
-    },
-    /// The job is no longer ours: write nothing, keep nothing.
-    Abandoned(StopReason),
-    /// Draining: give the job back to the queue.
-    Released(String),
-}
-
-/// What a run needs besides the job.
-#[derive(Debug, Clone)]
-pub(crate) struct RunEnv {
-    pub(crate) executor_id: String,
-    pub(crate) docker: Option<DockerRuntime>,
-    pub(crate) stop_grace: Duration,
-    /// The API, for built-in actions that call it (`cleanup_jobs`).
-    pub(crate) api: drover_client::ApiClient,
-    /// The watchdog that kills our containers if we freeze or die.
-    pub(crate) watchdog: Option<std::sync::Arc<crate::watchdog::Watchdog>>,
-    /// The cluster's id (from ZooKeeper, set before any job is taken).
-    pub(crate) cluster: std::sync::Arc<std::sync::OnceLock<String>>,
-}
 
 /// Runs `action` for `job` until it ends or `stop` trips.
 pub(crate) async fn run(
@@ -79,42 +48,6 @@ fn job_timeout(job: &Job, action: &Action) -> Duration {
             .timeout
             .map_or(job_timeout, |t| t.min(job_timeout)),
         Action::Builtin(_) => job_timeout,
-    }
-}
-
-/// The outcome of a run that `reason` stopped.
-pub(crate) fn stopped(reason: StopReason, exit_code: Option<i64>) -> Outcome {
-    let finished = |code, message: String| Outcome::Finished {
-        code,
-        exit_code,
-        message,
-    };
-    match reason {
-        StopReason::Cancel => finished(StatusCode::CancelledByUser, "cancelled by a user".into()),
-        StopReason::Kill => finished(
-            StatusCode::KilledByAdmin,
-            "killed by an administrator".into(),
-        ),
-        StopReason::Timeout(t) => finished(
-            StatusCode::TimedOut,
-            format!(
-                "ran longer than its timeout of {} and was stopped",
-                humantime_duration(t)
-            ),
-        ),
-        StopReason::Drain => {
-            Outcome::Released("the executor was shut down before the job finished".into())
-        }
-        StopReason::Lost | StopReason::Fenced => Outcome::Abandoned(reason),
-    }
-}
-
-fn humantime_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs >= 60 && secs % 60 == 0 {
-        format!("{}m", secs / 60)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
     }
 }
 

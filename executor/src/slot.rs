@@ -19,12 +19,13 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use crate::backoff::Backoff;
 use crate::config::ExecutorConfig;
 use crate::reporter::{ReportTo, Reporter};
-use crate::runner::{self, Outcome, RunEnv};
+use crate::outcome::{Outcome, RunEnv};
+use crate::runner;
 use crate::stop::{Stop, StopReason};
 
 /// What every slot of an executor shares.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct SlotContext {
     pub(crate) api: ApiClient,
     pub(crate) catalogue: Catalogue,
     pub(crate) env: RunEnv,
@@ -42,7 +43,7 @@ pub(crate) struct Shared {
 }
 
 /// Takes and runs jobs until the executor drains.
-pub(crate) async fn run_slot(shared: Arc<Shared>, index: usize) {
+pub(crate) async fn run_slot(shared: Arc<SlotContext>, index: usize) {
     let mut queues = shared.queue.clone();
     loop {
         tokio::select! {
@@ -88,7 +89,7 @@ pub(crate) async fn run_slot(shared: Arc<Shared>, index: usize) {
 }
 
 /// Everything that happens to one taken entry.
-async fn handle(shared: &Shared, taken: Taken) {
+async fn handle(shared: &SlotContext, taken: Taken) {
     let job_id = match taken.job_id() {
         Ok(id) => id,
         Err(e) => {
@@ -144,7 +145,7 @@ async fn handle(shared: &Shared, taken: Taken) {
 
 /// Runs a claimed job with its stop triggers wired: loss of the entry, the drain
 /// deadline, and (through the reporter) cancel, kill and a refused token.
-async fn run_claimed(shared: &Shared, job: &Job, taken: &Taken) -> Outcome {
+async fn run_claimed(shared: &SlotContext, job: &Job, taken: &Taken) -> Outcome {
     let stop = Stop::default();
     let lost = taken.lost().clone();
     let watchers = [
@@ -198,7 +199,7 @@ async fn run_claimed(shared: &Shared, job: &Job, taken: &Taken) -> Outcome {
 }
 
 /// Records the outcome and settles the queue entry.
-async fn report(shared: &Shared, job: &Job, taken: Taken, outcome: Outcome) {
+async fn report(shared: &SlotContext, job: &Job, taken: Taken, outcome: Outcome) {
     let token = taken.token();
     let label = match &outcome {
         Outcome::Finished { code, .. } => code.as_str(),
@@ -211,55 +212,7 @@ async fn report(shared: &Shared, job: &Job, taken: Taken, outcome: Outcome) {
             code,
             exit_code,
             message,
-        } => {
-            let mut finish = Finish {
-                token,
-                status_code: code,
-                exit_code,
-                message: Some(truncate_message(message)),
-            };
-            let mut refused = false;
-            loop {
-                match shared.api.finish(job.id, &finish).await {
-                    Ok(_) => {
-                        shared.backoff.succeeded();
-                        info!(job = %job.id, status = %finish.status_code, "job finished");
-                        consume(taken).await;
-                        return;
-                    }
-                    Err(e) if e.is_conflict() => {
-                        // Fenced or finished by someone else: not ours to record, and
-                        // never to hand to a third taker.
-                        warn!(job = %job.id, error = %e, "the API refused our result: the job is not ours any more; consuming the entry");
-                        consume(taken).await;
-                        return;
-                    }
-                    Err(e) if e.status().is_some_and(|s| s.is_client_error()) && !refused => {
-                        // The result itself was refused (400, 413): rerunning the job
-                        // would only meet the same refusal. End it with what we know.
-                        warn!(job = %job.id, error = %e, "the API refused our result; recording an internal error instead");
-                        refused = true;
-                        finish.status_code = StatusCode::InternalError;
-                        finish.message = Some(truncate_message(format!(
-                            "the action ended with {code}{}, but the API refused that result: {e}",
-                            exit_code.map_or_else(String::new, |c| format!(" (exit code {c})"))
-                        )));
-                    }
-                    Err(e)
-                        if e.is_unavailable()
-                            && !taken.lost().is_lost()
-                            && !shared.deadline.is_cancelled() =>
-                    {
-                        shared.backoff.failed("record the job's result", &e);
-                        shared.backoff.ready().await;
-                    }
-                    Err(e) => {
-                        warn!(job = %job.id, error = %e, "cannot record the job's result; leaving it to the queue");
-                        return;
-                    }
-                }
-            }
-        }
+        } => record_finish(shared, job, taken, code, exit_code, message).await,
         Outcome::Abandoned(StopReason::Fenced) => {
             // Another holder (or the API) owns the job now: this entry must never go
             // back for a third taker.
@@ -291,8 +244,68 @@ async fn report(shared: &Shared, job: &Job, taken: Taken, outcome: Outcome) {
     }
 }
 
+/// Records a terminal result, backing off while the API is unreachable, and consumes the
+/// entry once the API has it (or refuses it as not ours).
+async fn record_finish(
+    shared: &SlotContext,
+    job: &Job,
+    taken: Taken,
+    code: StatusCode,
+    exit_code: Option<i64>,
+    message: String,
+) {
+    let token = taken.token();
+    let mut finish = Finish {
+        token,
+        status_code: code,
+        exit_code,
+        message: Some(truncate_message(message)),
+    };
+    let mut refused = false;
+    loop {
+        match shared.api.finish(job.id, &finish).await {
+            Ok(_) => {
+                shared.backoff.succeeded();
+                info!(job = %job.id, status = %finish.status_code, "job finished");
+                consume(taken).await;
+                return;
+            }
+            Err(e) if e.is_conflict() => {
+                // Fenced or finished by someone else: not ours to record, and
+                // never to hand to a third taker.
+                warn!(job = %job.id, error = %e, "the API refused our result: the job is not ours any more; consuming the entry");
+                consume(taken).await;
+                return;
+            }
+            Err(e) if e.status().is_some_and(|s| s.is_client_error()) && !refused => {
+                // The result itself was refused (400, 413): rerunning the job
+                // would only meet the same refusal. End it with what we know.
+                warn!(job = %job.id, error = %e, "the API refused our result; recording an internal error instead");
+                refused = true;
+                finish.status_code = StatusCode::InternalError;
+                finish.message = Some(truncate_message(format!(
+                    "the action ended with {code}{}, but the API refused that result: {e}",
+                    exit_code.map_or_else(String::new, |c| format!(" (exit code {c})"))
+                )));
+            }
+            Err(e)
+                if e.is_unavailable()
+                    && !taken.lost().is_lost()
+                    && !shared.deadline.is_cancelled() =>
+            {
+                shared.backoff.failed("record the job's result", &e);
+                shared.backoff.ready().await;
+            }
+            Err(e) => {
+                warn!(job = %job.id, error = %e, "cannot record the job's result; leaving it to the queue");
+                return;
+            }
+        }
+    }
+}
+
 async fn give_back(
-    shared: &Shared,
+    shared: &SlotContext,
     taken: Taken,
     what: &str,
     error: &(dyn std::fmt::Display + Sync),

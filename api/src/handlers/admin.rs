@@ -16,7 +16,7 @@ use crate::auth::{Authorized, Cleanup as CleanupAccess, Read, Reconcile as Recon
 use crate::error::{Error, Result};
 use crate::extract::JsonBody;
 use crate::reconcile::{Thresholds, DEFAULT_GRACE, DEFAULT_STALE_AFTER};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::{now_us, system_rfc3339};
 #[cfg(feature = "openapi")]
 use drover_model::ApiError;

@@ -6,30 +6,20 @@ use axum::Json;
 use crate::auth::{Authorized, Execute};
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, JsonBody};
-use crate::server::AppState;
+use crate::state::AppState;
 #[cfg(feature = "openapi")]
 use drover_model::ApiError;
 use drover_model::{
     AppendLogs, Claim, Finish, Heartbeat, HeartbeatReply, Job, LogsAppended, Release,
 };
 
-/// Longest executor id, status message or log stream name accepted.
-const MAX_NAME_LEN: usize = 255;
 const MAX_MESSAGE_LEN: usize = 4096;
 
 fn check_executor(executor: &str) -> Result<()> {
-    if executor.trim().is_empty()
-        || executor.len() > MAX_NAME_LEN
-        || executor.chars().any(char::is_control)
-    {
-        return Err(Error::InvalidInput {
-            field: "executor".into(),
-            reason: format!(
-                "{executor:?} is not an executor id: use 1 to {MAX_NAME_LEN} printable characters"
-            ),
-        });
-    }
-    Ok(())
+    drover_core::names::check_id("executor", executor).map_err(|reason| Error::InvalidInput {
+        field: "executor".into(),
+        reason,
+    })
 }
 
 /// An entry name as kazoo's `LockingQueue` makes them: `entry-PPP-` and ten digits.

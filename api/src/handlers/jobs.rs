@@ -12,14 +12,12 @@ use crate::auth::{Access, Admin, Authorized, Caller, Maintain, Read, Submit};
 use crate::config::{ApiConfig, MAX_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, JsonBody, QueryParams};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::{CancelKind, Created, ListFilter, NewJob, MAX_CANDIDATES};
 #[cfg(feature = "openapi")]
 use drover_model::{ApiError, Candidates};
 use drover_model::{Job, JobPage, SubmitJob};
 
-/// Longest action name.
-const MAX_ACTION_LEN: usize = 128;
 /// Longest idempotency key.
 const MAX_KEY_LEN: usize = 255;
 /// Largest page of jobs.
@@ -39,16 +37,7 @@ fn new_job(body: SubmitJob, config: &ApiConfig) -> Result<NewJob> {
             "is empty: name the action to run, e.g. \"noop\"".into(),
         ));
     }
-    if action.len() > MAX_ACTION_LEN
-        || !action
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    {
-        return Err(invalid(
-            "action",
-            format!("{action:?} is not an action name: use at most {MAX_ACTION_LEN} characters of A-Z, a-z, 0-9, '_', '.', '-'"),
-        ));
-    }
+    drover_core::names::check_name("action", action).map_err(|e| invalid("action", e))?;
     let params = serde_json::to_string(&body.params)
         .map_err(|err| invalid("params", format!("cannot be stored as JSON: {err}")))?;
     if params.len() > config.max_params_bytes {

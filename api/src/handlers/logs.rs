@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{Authorized, Read};
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, QueryParams};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::Store;
 #[cfg(feature = "openapi")]
 use drover_model::{ApiError, LogPage};

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{Authorized, Read};
 use crate::error::{Error, Result};
-use crate::server::AppState;
+use crate::state::AppState;
 #[cfg(feature = "openapi")]
 use drover_model::ApiError;
 use drover_model::ExecutorInfo;

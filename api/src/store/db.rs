@@ -18,6 +18,7 @@ use sqlx::ConnectOptions;
 
 use super::writer::SqliteWriter;
 use crate::config::{redact_url, ApiConfig, Backend};
+use crate::startup::{StartError, StartResult};
 use crate::error::{Error, Result};
 
 /// How long a request waits for a pooled connection before answering 503.
@@ -84,14 +85,14 @@ impl Pools {
     /// Connects to the configured database and applies the embedded migrations.
     ///
     /// # Errors
-    /// [`Error::DatabaseOpen`] or [`Error::Migrate`], naming the URL without its password.
-    pub(crate) async fn open(config: &ApiConfig) -> Result<Pools> {
+    /// [`StartError::DatabaseOpen`] or [`StartError::Migrate`], naming the URL without its password.
+    pub(crate) async fn open(config: &ApiConfig) -> StartResult<Pools> {
         let url = config.database_url.trim();
-        let open_err = |source| Error::DatabaseOpen {
+        let open_err = |source| StartError::DatabaseOpen {
             url: redact_url(url),
             source,
         };
-        let migrate_err = |source| Error::Migrate {
+        let migrate_err = |source| StartError::Migrate {
             url: redact_url(url),
             source,
         };
@@ -143,7 +144,7 @@ impl Pools {
                     .map_err(migrate_err)?;
                 Ok(Pools::Postgres(pool))
             }
-            None => Err(Error::InvalidConfig {
+            None => Err(StartError::InvalidConfig {
                 key: "api.database_url".into(),
                 reason: "names no supported database".into(),
             }),

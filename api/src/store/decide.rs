@@ -4,11 +4,31 @@
 //! the answer with a compare-and-set. Every status change is checked with
 //! [`drover_core::check_transition`] (through [`checked`]).
 
-use drover_core::{FencingToken, State, StatusCode};
+use drover_core::{check_transition, FencingToken, State, StatusCode};
 
-use super::lifecycle::{checked, held_by, CancelKind};
-use super::JobRow;
+use super::record::JobRow;
 use crate::error::Error;
+
+/// Cancel (a user) or kill (an admin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CancelKind {
+    Cancel,
+    Kill,
+}
+
+/// The move from `code` to `target`, as `check_transition` (the one table) decides.
+pub(crate) fn checked(code: StatusCode, target: StatusCode) -> Result<(), Error> {
+    check_transition(code, target).map_err(|source| Error::IllegalTransition {
+        state: code.state(),
+        status_code: code,
+        source,
+    })
+}
+
+/// Whether the job is live and held by `token`.
+pub(crate) fn held_by(row: &JobRow, token: FencingToken) -> bool {
+    row.token() == Some(token) && row.code().is_ok_and(|code| code.state() == State::Running)
+}
 
 /// What an operation concluded.
 #[derive(Debug)]
@@ -117,7 +137,27 @@ pub(crate) fn claim_refusal(
     // RUNNING under an older token of the same entry: the entry was taken again, so its
     // holder's marker is gone. Re-claiming releases first, and that release may end the
     // job instead.
-    let (end, why) = if row.kill_requested {
+    let Some((end, why)) = ended_by_takeover(row, stored) else {
+        return Err(Step::Retry);
+    };
+    checked(code, end).map_err(Step::Fail)?;
+    Ok((
+        code,
+        Move {
+            code: end,
+            message: format!("ended when a newer executor claimed it: {why}"),
+            progress: row.progress,
+            cancel_requested: row.cancel_requested,
+            kill_requested: row.kill_requested,
+            flag: None,
+        },
+    ))
+}
+
+/// What a takeover of a RUNNING job ends it with instead of running it again (asked to
+/// stop, or no attempts left), and why; `None` when it may run again.
+fn ended_by_takeover(row: &JobRow, stored: Option<FencingToken>) -> Option<(StatusCode, String)> {
+    let ended = if row.kill_requested {
         (
             StatusCode::KilledByAdmin,
             "an admin had asked to kill it".to_owned(),
@@ -138,20 +178,9 @@ pub(crate) fn claim_refusal(
             ),
         )
     } else {
-        return Err(Step::Retry);
+        return None;
     };
-    checked(code, end).map_err(Step::Fail)?;
-    Ok((
-        code,
-        Move {
-            code: end,
-            message: format!("ended when a newer executor claimed it: {why}"),
-            progress: row.progress,
-            cancel_requested: row.cancel_requested,
-            kill_requested: row.kill_requested,
-            flag: None,
-        },
-    ))
+    Some(ended)
 }
 
 /// Why a write by the holder of `token` (moving to `target`, if any) matched nothing.

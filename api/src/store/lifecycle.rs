@@ -11,26 +11,21 @@ use drover_core::{check_transition, FencingToken, JobId, State, StatusCode};
 
 use super::db::on_writer;
 use super::decide::{
-    claim_refusal, default_result_message, plan_cancel, plan_release, refuse_write, Move, Step,
+    checked, claim_refusal, default_result_message, held_by, plan_cancel, plan_release,
+    refuse_write, CancelKind, Move, Step,
 };
-use super::{JobRow, Store};
+use super::handle::{not_found, Store};
+use super::record::{now_us, JobRow};
 use crate::error::{Error, Result};
 use drover_model::{HeartbeatReply, Job};
 
 /// How often a move is retried when the row changes between its statements.
 pub(super) const RETRIES: usize = 5;
 
-/// Cancel (a user) or kill (an admin).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CancelKind {
-    Cancel,
-    Kill,
-}
-
 /// Applies `$mv` to the row `$row` (status `$code`) if it is still exactly as read.
 macro_rules! cas {
     ($conn:expr, $sql:expr, $row:expr, $code:expr, $mv:expr) => {{
-        let finished_us = $mv.code.is_terminal().then(super::now_us);
+        let finished_us = $mv.code.is_terminal().then(now_us);
         sqlx::query_as::<_, JobRow>(&$sql.cas)
             .bind(&$row.id)
             .bind($code.as_str())
@@ -92,7 +87,7 @@ impl Store {
                     .bind(token.get())
                     .bind(&executor)
                     .bind(&message)
-                    .bind(super::now_us())
+                    .bind(now_us())
                     .bind(&entry)
                     .fetch_optional(&mut *conn)
                     .await?;
@@ -100,7 +95,7 @@ impl Store {
                     return Ok(Step::Done(Box::new(row)));
                 }
                 let Some(row) = current!(&mut *conn, sql, id_text)? else {
-                    return Ok(Step::Fail(super::not_found(id)));
+                    return Ok(Step::Fail(not_found(id)));
                 };
                 let step = match claim_refusal(&row, token, &entry) {
                     Err(step) => step,
@@ -163,7 +158,7 @@ impl Store {
                 let flags: Option<(bool, bool)> = sqlx::query_as(text)
                     .bind(&id_text)
                     .bind(token.get())
-                    .bind(super::now_us())
+                    .bind(now_us())
                     .bind(progress.map(i64::from))
                     .fetch_optional(&mut *conn)
                     .await?;
@@ -171,7 +166,7 @@ impl Store {
                     return Ok(Ok(flags));
                 }
                 let step = match current!(&mut *conn, sql, id_text)? {
-                    None => Step::Fail(super::not_found(id)),
+                    None => Step::Fail(not_found(id)),
                     Some(row) => refuse_write(&row, token, status),
                 };
                 Ok::<_, sqlx::Error>(Err(step))
@@ -224,14 +219,14 @@ impl Store {
                     .bind(token.get())
                     .bind(&message)
                     .bind(exit_code)
-                    .bind(super::now_us())
+                    .bind(now_us())
                     .fetch_optional(&mut *conn)
                     .await?;
                 if let Some(row) = done {
                     return Ok(Step::Done(Box::new(row)));
                 }
                 let step = match current!(&mut *conn, sql, id_text)? {
-                    None => Step::Fail(super::not_found(id)),
+                    None => Step::Fail(not_found(id)),
                     // The same result again (a retried request): the job as recorded.
                     Some(row)
                         if row.token() == Some(token)
@@ -297,7 +292,7 @@ impl Store {
             let (sql, id_text, plan) = (self.sql.clone(), id.to_string(), plan.clone());
             let step = on_writer!(&self.pools, move |conn| {
                 let Some(row) = current!(&mut *conn, sql, id_text)? else {
-                    return Ok(Step::Fail(super::not_found(id)));
+                    return Ok(Step::Fail(not_found(id)));
                 };
                 let step = match plan(&row) {
                     Err(step) => step,
@@ -345,18 +340,4 @@ pub(super) fn busy(id: JobId) -> Error {
         dependency: "database",
         detail: format!("job {id} kept changing while this request updated it"),
     }
-}
-
-/// Checks that `check_transition` is what decides; re-exported for the decisions.
-pub(super) fn checked(code: StatusCode, target: StatusCode) -> Result<(), Error> {
-    check_transition(code, target).map_err(|source| Error::IllegalTransition {
-        state: code.state(),
-        status_code: code,
-        source,
-    })
-}
-
-/// Whether the job is live and held by `token`.
-pub(super) fn held_by(row: &JobRow, token: FencingToken) -> bool {
-    row.token() == Some(token) && row.code().is_ok_and(|code| code.state() == State::Running)
 }

@@ -9,7 +9,8 @@ use sqlx::{Connection, QueryBuilder};
 use super::db::{on_reader, on_writer};
 use super::decide::{refuse_write, Step};
 use super::lifecycle::{busy, current, RETRIES};
-use super::{JobRow, Store};
+use super::handle::{not_found, Store};
+use super::record::{now_us, JobRow};
 use crate::error::Result;
 use drover_model::{LogLine, LogPage, LogsAppended, StoredLogLine};
 
@@ -115,7 +116,7 @@ impl Store {
                     .await?;
                 let Some((seq, bytes, truncated)) = head else {
                     let step = match current!(&mut *tx, sql, id_text)? {
-                        None => Step::Fail(super::not_found(id)),
+                        None => Step::Fail(not_found(id)),
                         Some(row) => refuse_write(&row, token, None),
                     };
                     tx.rollback().await?;

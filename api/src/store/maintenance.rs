@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use drover_core::{FencingToken, JobId, Priority, State, StatusCode};
 
 use super::db::{on_reader, on_writer};
-use super::Store;
+use super::handle::Store;
+use super::record::stored_priority;
 use crate::error::{Error, Result};
 
 /// How many ids one `IN (...)` list binds (well under SQLite's and PostgreSQL's limits).
@@ -85,10 +86,10 @@ impl Store {
         })?;
         rows.into_iter()
             .map(|(id, priority, enqueued)| {
-                let priority = u16::try_from(priority)
-                    .ok()
-                    .and_then(|p| Priority::new(p).ok())
-                    .unwrap_or(Priority::DEFAULT);
+                let priority = stored_priority(priority).map_err(|detail| Error::Corrupt {
+                    id: id.clone(),
+                    detail,
+                })?;
                 Ok(QueuedRecord {
                     id: parse_id(&id)?,
                     priority,

@@ -85,10 +85,7 @@ impl JobRow {
             ),
             None => None,
         };
-        let priority = u16::try_from(self.priority)
-            .ok()
-            .and_then(|p| Priority::new(p).ok())
-            .ok_or_else(|| self.corrupt(format!("priority {} is out of range", self.priority)))?;
+        let priority = stored_priority(self.priority).map_err(|e| self.corrupt(e))?;
         let params = serde_json::from_str(&self.params)
             .map_err(|err| self.corrupt(format!("params are not JSON: {err}")))?;
         Ok(Job {
@@ -128,22 +125,19 @@ pub(crate) fn now_us() -> i64 {
     i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// A system time as RFC 3339 UTC.
-pub(crate) fn system_rfc3339(time: SystemTime) -> String {
-    let us = match time.duration_since(UNIX_EPOCH) {
-        Ok(since) => i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
-        Err(before) => -i64::try_from(before.duration().as_micros()).unwrap_or(i64::MAX),
-    };
-    rfc3339(us)
+/// A stored priority (the schema keeps it in 0..=999).
+///
+/// # Errors
+/// The value, when the row holds something else.
+pub(crate) fn stored_priority(value: i64) -> Result<Priority, String> {
+    u16::try_from(value)
+        .ok()
+        .and_then(|p| Priority::new(p).ok())
+        .ok_or_else(|| format!("priority {value} is out of range"))
 }
 
-/// Microseconds since the epoch as RFC 3339 UTC, e.g. `2025-01-02T03:04:05.123456Z`.
-pub(crate) fn rfc3339(us: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("@{us}us"))
-}
+pub(crate) use drover_core::clock::rfc3339 as system_rfc3339;
+pub(crate) use drover_core::clock::rfc3339_micros as rfc3339;
 
 #[cfg(test)]
 mod tests {

@@ -106,11 +106,7 @@ impl SqliteWriter {
     /// Runs what is queued, then closes the connection.
     pub(crate) async fn close(&self) {
         self.stop.cancel();
-        let task = self
-            .task
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        let task = drover_core::lock(&self.task).take();
         if let Some(task) = task {
             let _ = task.await;
         }

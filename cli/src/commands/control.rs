@@ -18,8 +18,8 @@ pub(crate) enum Verb {
 
 /// Resolves the id, applies `verb` and prints what happened.
 pub(crate) async fn run(verb: Verb, args: JobArgs) -> anyhow::Result<ExitCode> {
-    let client = super::client(&args.client)?;
-    let job = super::resolve(&client, &args.id).await?;
+    let client = super::connect::client(&args.client)?;
+    let job = super::connect::resolve(&client, &args.id).await?;
     let (name, answer) = match verb {
         Verb::Cancel => ("cancel", client.cancel(job.id).await),
         Verb::Retry => ("retry", client.retry(job.id).await),

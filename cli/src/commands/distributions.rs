@@ -9,7 +9,7 @@ use crate::output;
 
 /// `drover distributions`: each distribution, who leads it, its last and next tick.
 pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
-    let distributions = super::client(&args)?.distributions().await?;
+    let distributions = super::connect::client(&args)?.distributions().await?;
     match args.output {
         Output::Json => output::emit(&output::json(&distributions)?)?,
         Output::Table if distributions.is_empty() => {

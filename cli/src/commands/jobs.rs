@@ -14,7 +14,7 @@ const ALL_PAGE: u32 = 500;
 
 /// `drover ls`: the newest jobs, or every job with `--all`.
 pub(crate) async fn list(args: LsArgs) -> anyhow::Result<ExitCode> {
-    let client = super::client(&args.client)?;
+    let client = super::connect::client(&args.client)?;
     let mut query = ListJobs {
         state: args.state,
         action: args.action,
@@ -44,8 +44,8 @@ pub(crate) async fn list(args: LsArgs) -> anyhow::Result<ExitCode> {
 
 /// `drover show ID`.
 pub(crate) async fn show(args: JobArgs) -> anyhow::Result<ExitCode> {
-    let client = super::client(&args.client)?;
-    let job = super::resolve(&client, &args.id).await?;
+    let client = super::connect::client(&args.client)?;
+    let job = super::connect::resolve(&client, &args.id).await?;
     match args.client.output {
         Output::Json => output::emit(&output::json(&job)?)?,
         Output::Table => output::emit(&output::job_details(&job))?,

@@ -16,8 +16,8 @@ const RECONNECTS: u32 = 10;
 
 /// `drover logs`: the job's stored lines, then with `-f` every new one until it finishes.
 pub(crate) async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let client = super::client(&args.job.client)?;
-    let job = super::resolve(&client, &args.job.id).await?;
+    let client = super::connect::client(&args.job.client)?;
+    let job = super::connect::resolve(&client, &args.job.id).await?;
     let mut printer = Printer {
         output: args.job.client.output,
     };

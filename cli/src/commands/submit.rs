@@ -14,7 +14,7 @@ use crate::output;
 /// Submits the job and prints its id; with `--wait`, follows it to the end and exits
 /// with its outcome.
 pub(crate) async fn run(args: SubmitArgs) -> anyhow::Result<ExitCode> {
-    let client = super::client(&args.client)?;
+    let client = super::connect::client(&args.client)?;
     let request = SubmitJob {
         action: args.action,
         params: params(args.params)?,

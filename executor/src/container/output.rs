@@ -16,7 +16,7 @@ use bollard::Docker;
 use futures::{Stream, StreamExt};
 use tracing::debug;
 
-use super::OutputLine;
+use super::runtime::OutputLine;
 
 /// The longest line, in bytes of output (Docker's own message size: it hands output
 /// over in pieces of at most 16 KiB, which are joined again up to this).

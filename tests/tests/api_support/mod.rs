@@ -75,7 +75,7 @@ pub struct TestApi {
     hands: tokio::sync::OnceCell<drover_coordination::Session>,
     database: Database,
     shutdown: CancellationToken,
-    task: Option<JoinHandle<drover_api::Result<()>>>,
+    task: Option<JoinHandle<drover_api::StartResult<()>>>,
 }
 
 /// Test-wide settings: small limits so caps are cheap to reach.

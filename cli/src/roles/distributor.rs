@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::args::RoleArgs;
-use crate::commands::signals::stop_on_signal;
+use super::signals::stop_on_signal;
 use crate::config::Config;
 use crate::exit::UsageError;
 

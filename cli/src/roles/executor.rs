@@ -9,7 +9,7 @@ use drover_executor::Shutdown;
 use tracing::{info, warn};
 
 use crate::args::RoleArgs;
-use crate::commands::signals::Signals;
+use super::signals::Signals;
 use crate::config::Config;
 
 /// Loads the configuration and runs an executor. The first SIGTERM (or SIGINT) drains
