@@ -1,16 +1,15 @@
 //! Bearer tokens and roles: who calls, and whether they may.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use crate::config::{ApiToken, Role};
+use crate::config::Role;
 use crate::error::Error;
 use crate::state::AppState;
-pub(crate) use crate::tokens::{Caller, Tokens};
+pub(crate) use crate::tokens::Caller;
 
 /// What an endpoint needs, as a type: `Authorized<Submit>` in a handler's arguments.
 pub(crate) trait Access {
@@ -124,6 +123,8 @@ impl<A: Access> FromRequestParts<AppState> for Authorized<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ApiToken;
+    use crate::tokens::Tokens;
 
     fn tokens() -> Tokens {
         Tokens::new(&[ApiToken {

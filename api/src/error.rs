@@ -227,9 +227,9 @@ impl Error {
             | Error::Ambiguous { .. } => HttpStatus::CONFLICT,
             Error::Unavailable { .. } => HttpStatus::SERVICE_UNAVAILABLE,
             Error::Database(err) if is_unavailable(err) => HttpStatus::SERVICE_UNAVAILABLE,
-            Error::Database(_)
-            | Error::Corrupt { .. }
-            | Error::Internal(_) => HttpStatus::INTERNAL_SERVER_ERROR,
+            Error::Database(_) | Error::Corrupt { .. } | Error::Internal(_) => {
+                HttpStatus::INTERNAL_SERVER_ERROR
+            }
         }
     }
 

@@ -37,7 +37,7 @@ mod store;
 mod tokens;
 
 pub use config::{ApiConfig, ApiToken, Role};
-pub use startup::{StartError, StartResult};
 #[cfg(feature = "openapi")]
 pub use openapi::document as openapi_document;
 pub use server::{run, serve};
+pub use startup::{StartError, StartResult};

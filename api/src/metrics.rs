@@ -14,7 +14,7 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
-use crate::error::{Error, Result};
+use crate::startup::{StartError, StartResult};
 
 const HTTP_DURATION: &str = "drover_http_request_duration_seconds";
 const JOBS: &str = "drover_jobs";
@@ -46,14 +46,14 @@ impl Metrics {
     /// A fresh recorder with the latency histogram's buckets.
     ///
     /// # Errors
-    /// [`Error::Internal`] if the exporter rejects the buckets (it never should).
-    pub(crate) fn new() -> Result<Metrics> {
+    /// [`StartError::Internal`] if the exporter rejects the buckets (it never should).
+    pub(crate) fn new() -> StartResult<Metrics> {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), &BUCKETS)
             .and_then(|builder| {
                 builder.set_buckets_for_metric(Matcher::Full(CLAIM_CHECK.to_owned()), &BUCKETS)
             })
-            .map_err(|err| Error::Internal(format!("metrics buckets: {err}")))?
+            .map_err(|err| StartError::Internal(format!("metrics buckets: {err}")))?
             .build_recorder();
         recorder.describe_histogram(
             KeyName::from_const_str(HTTP_DURATION),

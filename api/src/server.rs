@@ -17,18 +17,18 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use tracing::{info, warn};
 
-use crate::tokens::Tokens;
-use crate::state::AppState;
 use crate::config::{redact_url, ApiConfig};
 use crate::coordinator::Coordinator;
 use crate::error::Error;
-use crate::startup::{StartError, StartResult};
 use crate::extract::refuse_query;
 use crate::handlers::{admin, executor, jobs, logs, ops};
 use crate::listener::{serve_connections, Limits};
 use crate::metrics::{self, Metrics};
 use crate::reconcile::Reconciler;
+use crate::startup::{StartError, StartResult};
+use crate::state::AppState;
 use crate::store::Store;
+use crate::tokens::Tokens;
 
 /// How often histogram buffers are drained between scrapes.
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);

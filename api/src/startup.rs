@@ -47,6 +47,10 @@ pub enum StartError {
     /// The HTTP server failed.
     #[error("the http server failed: {0}")]
     Serve(#[source] std::io::Error),
+
+    /// Something that should never fail did (a bug).
+    #[error("internal error at start-up: {0}")]
+    Internal(String),
 }
 
 /// The result of starting (and serving until shutdown).

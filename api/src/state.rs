@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::tokens::Tokens;
 use crate::config::ApiConfig;
 use crate::coordinator::Coordinator;
 use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
 use crate::store::Store;
+use crate::tokens::Tokens;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone, Debug)]

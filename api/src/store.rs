@@ -18,4 +18,3 @@ mod writer;
 pub(crate) use decide::CancelKind;
 pub(crate) use handle::{Created, ListFilter, NewJob, Store, MAX_CANDIDATES};
 pub(crate) use record::{now_us, system_rfc3339};
-

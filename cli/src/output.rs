@@ -6,8 +6,6 @@ use std::io::Write as _;
 
 use drover_model::{ExecutorInfo, Job};
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 /// How many characters of an id tables show (like `git log --oneline`).
 pub(crate) const SHORT_ID: usize = 8;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use drover_core::{FencingToken, JobId, Priority};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 use zookeeper_client::{CreateMode, MultiReadResult};
@@ -26,8 +26,8 @@ use crate::entry;
 use crate::error::{Error, Result, ZkError};
 use crate::holdings;
 use crate::queue_core::{Counters, QueueCore};
-use crate::queue_view::{QueueView, Picture};
-use crate::session::Session;
+use crate::queue_view::{Picture, QueueView};
+use crate::session::{Health, Session};
 use crate::taken::Taken;
 
 /// The largest entry payload accepted (ZooKeeper's own limit is 1 MiB per node).
@@ -151,7 +151,11 @@ impl Queue {
         I: IntoIterator<Item = D>,
         D: AsRef<[u8]>,
     {
-        let path = format!("{}/{}", self.picture().entries, entry::entry_prefix(priority));
+        let path = format!(
+            "{}/{}",
+            self.picture().entries,
+            entry::entry_prefix(priority)
+        );
         let session = &self.inner.session;
         let options = session.create_options(CreateMode::PersistentSequential);
         let client = session.client();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio_util::sync::DropGuard;
 use tokio_util::task::TaskTracker;
 
-use crate::queue_view::{QueueView, Picture};
+use crate::queue_view::{Picture, QueueView};
 use crate::session::Session;
 
 /// The state behind one queue handle and its clones.
@@ -32,4 +32,3 @@ pub(crate) struct Counters {
     pub(crate) collisions: AtomicU64,
     pub(crate) vanished: AtomicU64,
 }
-

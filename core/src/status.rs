@@ -133,11 +133,13 @@ impl State {
             .filter(move |code| code.state() == self)
     }
 }
-}
 
 /// A name that is no status code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown status code {input:?}: use one of {}", code_list(StatusCode::ALL))]
+#[error(
+    "unknown status code {input:?}: use one of {}",
+    code_list(StatusCode::ALL)
+)]
 pub struct UnknownStatusCode {
     /// The rejected input.
     pub input: String,

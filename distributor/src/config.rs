@@ -215,11 +215,14 @@ impl DistributorConfig {
         ];
         for (field, value, min) in positive {
             if value < min || value > Duration::from_secs(86_400) {
-                return Err(ConfigError::new(format!("distributor.{field}"), format!(
-                    "{} is out of range: use {} to 1 day",
-                    humantime::format_duration(value),
-                    humantime::format_duration(min)
-                )));
+                return Err(ConfigError::new(
+                    format!("distributor.{field}"),
+                    format!(
+                        "{} is out of range: use {} to 1 day",
+                        humantime::format_duration(value),
+                        humantime::format_duration(min)
+                    ),
+                ));
             }
         }
         let needs_catalogue = self
@@ -290,26 +293,38 @@ struct Known {
 /// distributor only needs the names).
 fn action_names(dir: &Path) -> Result<Vec<String>, ConfigError> {
     let field = "distributor.actions_dir";
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| ConfigError::new(field.to_string(), format!("cannot read {}: {e}", dir.display())))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        ConfigError::new(
+            field.to_string(),
+            format!("cannot read {}: {e}", dir.display()),
+        )
+    })?;
     let mut names = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().is_none_or(|e| e != "toml") || !path.is_file() {
             continue;
         }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| ConfigError::new(field.to_string(), format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(
+                field.to_string(),
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
         let table: toml::Table = toml::from_str(&text).map_err(|e| {
-            ConfigError::new(field.to_string(), format!(
-                "{} is not valid TOML: {}",
-                path.display(),
-                e.message()
-            ))
+            ConfigError::new(
+                field.to_string(),
+                format!("{} is not valid TOML: {}", path.display(), e.message()),
+            )
         })?;
         match table.get("name").and_then(toml::Value::as_str) {
             Some(name) => names.push(name.to_owned()),
-            None => return Err(ConfigError::new(field.to_string(), format!("{} declares no `name`", path.display()))),
+            None => {
+                return Err(ConfigError::new(
+                    field.to_string(),
+                    format!("{} declares no `name`", path.display()),
+                ))
+            }
         }
     }
     Ok(names)
@@ -322,9 +337,12 @@ impl DistributionConfig {
         drover_core::names::check_name("distribution", &name)
             .map_err(|e| ConfigError::new(format!("{field}.name"), e.to_string()))?;
         if name == RECONCILE {
-            return Err(ConfigError::new(format!("{field}.name"), format!(
-                "{RECONCILE:?} is reserved for the built-in reconciler: choose another name"
-            )));
+            return Err(ConfigError::new(
+                format!("{field}.name"),
+                format!(
+                    "{RECONCILE:?} is reserved for the built-in reconciler: choose another name"
+                ),
+            ));
         }
         let object: serde_json::Map<String, serde_json::Value> =
             self.params.clone().into_iter().collect();
@@ -340,16 +358,20 @@ impl DistributionConfig {
             .transpose()
             .map_err(|e| ConfigError::new(format!("{field}.priority"), e.to_string()))?;
         if let Some(attempts) = self.max_attempts.filter(|a| !(1..=1000).contains(a)) {
-            return Err(ConfigError::new(format!("{field}.max_attempts"), format!(
-                "{attempts} is out of range: use 1 to 1000"
-            )));
+            return Err(ConfigError::new(
+                format!("{field}.max_attempts"),
+                format!("{attempts} is out of range: use 1 to 1000"),
+            ));
         }
         let timeout_secs = match self.timeout {
             Some(t) if t < Duration::from_secs(1) || t > Duration::from_secs(30 * 86_400) => {
-                return Err(ConfigError::new(format!("{field}.timeout"), format!(
-                    "{} is out of range: use 1s to 30days",
-                    humantime::format_duration(t)
-                )))
+                return Err(ConfigError::new(
+                    format!("{field}.timeout"),
+                    format!(
+                        "{} is out of range: use 1s to 30days",
+                        humantime::format_duration(t)
+                    ),
+                ))
             }
             t => t.map(|t| t.as_secs()),
         };
@@ -372,17 +394,21 @@ impl DistributionConfig {
 
     /// The action must be a valid name the catalogue (when known) has.
     fn check_action(&self, field: &str, known: Option<&Known>) -> Result<(), ConfigError> {
-        drover_actions::check_name(&self.action).map_err(|e| ConfigError::new(format!("{field}.action"), e.to_string()))?;
+        drover_actions::check_name(&self.action)
+            .map_err(|e| ConfigError::new(format!("{field}.action"), e.to_string()))?;
         if let Some(known) = known.filter(|k| !k.names.contains(&self.action)) {
             let list = known.names.iter().cloned().collect::<Vec<_>>().join(", ");
             let hint = match &known.dir {
                 Some(dir) => format!("it is neither built in nor declared in {}", dir.display()),
                 None => "it is not built in, and no distributor.actions_dir (or executor.actions_dir) declares Docker actions".to_owned(),
             };
-            return Err(ConfigError::new(format!("{field}.action"), format!(
-                "unknown action {:?}: {hint}; known actions: {list}",
-                self.action
-            )));
+            return Err(ConfigError::new(
+                format!("{field}.action"),
+                format!(
+                    "unknown action {:?}: {hint}; known actions: {list}",
+                    self.action
+                ),
+            ));
         }
         Ok(())
     }
@@ -391,18 +417,24 @@ impl DistributionConfig {
     fn jitter(&self, field: &str, schedule: &Schedule) -> Result<Duration, ConfigError> {
         let jitter = self.jitter.unwrap_or_default();
         if jitter > MAX_INTERVAL {
-            return Err(ConfigError::new(format!("{field}.jitter"), format!(
-                "{} is out of range: use at most {MAX_INTERVAL_TEXT}",
-                humantime::format_duration(jitter)
-            )));
+            return Err(ConfigError::new(
+                format!("{field}.jitter"),
+                format!(
+                    "{} is out of range: use at most {MAX_INTERVAL_TEXT}",
+                    humantime::format_duration(jitter)
+                ),
+            ));
         }
         if let Schedule::Every(interval) = *schedule {
             if jitter >= interval {
-                return Err(ConfigError::new(format!("{field}.jitter"), format!(
-                    "{} is not shorter than the interval ({}): ticks would overtake each other",
-                    humantime::format_duration(jitter),
-                    humantime::format_duration(interval)
-                )));
+                return Err(ConfigError::new(
+                    format!("{field}.jitter"),
+                    format!(
+                        "{} is not shorter than the interval ({}): ticks would overtake each other",
+                        humantime::format_duration(jitter),
+                        humantime::format_duration(interval)
+                    ),
+                ));
             }
         }
         Ok(jitter)
@@ -410,12 +442,14 @@ impl DistributionConfig {
 
     fn schedule(&self, field: &str) -> Result<Schedule, ConfigError> {
         match (&self.every, &self.cron) {
-            (Some(_), Some(_)) => Err(ConfigError::new(field.to_string(), format!(
-                "both `every` and `cron` are set: keep exactly one"
-            ))),
-            (None, None) => Err(ConfigError::new(field.to_string(), format!(
-                "neither `every` nor `cron` is set: add every = \"1h\" or cron = \"0 2 * * *\""
-            ))),
+            (Some(_), Some(_)) => Err(ConfigError::new(
+                field,
+                "both `every` and `cron` are set: keep exactly one",
+            )),
+            (None, None) => Err(ConfigError::new(
+                field,
+                "neither `every` nor `cron` is set: add every = \"1h\" or cron = \"0 2 * * *\"",
+            )),
             (Some(every), None) => {
                 if *every < MIN_INTERVAL || *every > MAX_INTERVAL {
                     return Err(ConfigError::new(format!("{field}.every"), format!(
@@ -425,14 +459,18 @@ impl DistributionConfig {
                     )));
                 }
                 if every.subsec_nanos() % 1_000_000 != 0 {
-                    return Err(ConfigError::new(format!("{field}.every"), format!(
-                        "{} is not a whole number of milliseconds",
-                        humantime::format_duration(*every)
-                    )));
+                    return Err(ConfigError::new(
+                        format!("{field}.every"),
+                        format!(
+                            "{} is not a whole number of milliseconds",
+                            humantime::format_duration(*every)
+                        ),
+                    ));
                 }
                 Ok(Schedule::Every(*every))
             }
-            (None, Some(cron)) => Schedule::cron(cron).map_err(|e| ConfigError::new(format!("{field}.cron"), e.to_string())),
+            (None, Some(cron)) => Schedule::cron(cron)
+                .map_err(|e| ConfigError::new(format!("{field}.cron"), e.to_string())),
         }
     }
 }

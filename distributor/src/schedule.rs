@@ -82,10 +82,10 @@ fn to_chrono(t: SystemTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(secs, nanos)
 }
 
-/// `t` as RFC 3339 UTC with milliseconds: the form tick times take in keys and status.
-pub(crate) use drover_core::clock::rfc3339_millis as rfc3339;
 /// Parses what [`rfc3339`] wrote.
 pub(crate) use drover_core::clock::parse_rfc3339;
+/// `t` as RFC 3339 UTC with milliseconds: the form tick times take in keys and status.
+pub(crate) use drover_core::clock::rfc3339_millis as rfc3339;
 
 impl Schedule {
     /// A cron schedule.

@@ -7,8 +7,8 @@ use drover_actions::Builtin;
 use drover_core::StatusCode;
 use drover_model::{Cleanup, Job, LogLine};
 
-use crate::reporter::Reporter;
 use crate::outcome::{stopped, Outcome, RunEnv};
+use crate::reporter::Reporter;
 use crate::stop::Stop;
 
 /// Batches one run deletes at most: a run always ends, and the next tick goes on.

@@ -18,8 +18,8 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::backoff::Backoff;
 use crate::config::ExecutorConfig;
-use crate::reporter::{ReportTo, Reporter};
 use crate::outcome::{Outcome, RunEnv};
+use crate::reporter::{ReportTo, Reporter};
 use crate::runner;
 use crate::stop::{Stop, StopReason};
 

@@ -26,27 +26,10 @@ const CRATES: [&str; 9] = [
     "cli",
 ];
 const MAX_FILE_LINES: usize = 500;
-/// Breaches that predate these checks, each to be removed from this list by the change
-/// that fixes it: a new breach fails, and so does a fixed one still listed. Written as
-/// the checks print them, up to the figure in parentheses.
-const KNOWN: &[&str] = &[
-    "cycle: core/src/error <-> core/src/state <-> core/src/status",
-    "cycle: coordination/src/queue <-> coordination/src/taken",
-    "cycle: api/src/auth <-> api/src/extract <-> api/src/handlers/admin <-> api/src/handlers/executor <-> api/src/handlers/jobs <-> api/src/handlers/logs <-> api/src/handlers/ops <-> api/src/openapi <-> api/src/server",
-    "cycle: api/src/store <-> api/src/store/decide <-> api/src/store/lifecycle",
-    "cycle: executor/src/cleanup <-> executor/src/runner",
-    "cycle: executor/src/container <-> executor/src/container/output",
-    "cycle: cli/src/commands <-> cli/src/commands/control <-> cli/src/commands/distributions <-> cli/src/commands/executors <-> cli/src/commands/jobs <-> cli/src/commands/logs <-> cli/src/commands/submit",
-    "size: coordination/src/queue.rs is over 500 lines outside tests",
-    "size: executor/src/container.rs is over 500 lines outside tests",
-    "size: api/src/config.rs fn validate is over 80 lines",
-    "size: api/src/listener.rs fn serve_connections is over 80 lines",
-    "size: api/src/store/decide.rs fn claim_refusal is over 80 lines",
-    "size: executor/src/lib.rs fn run is over 80 lines",
-    "size: executor/src/slot.rs fn report is over 80 lines",
-    "size: distributor/src/config.rs fn plan is over 80 lines",
-    "size: distributor/src/lead.rs fn act is over 80 lines",
-];
+/// Breaches let stand for now, each to be removed from this list by the change that
+/// fixes it: a new breach fails, and so does a fixed one still listed. Written as the
+/// checks print them, up to the figure in parentheses.
+const KNOWN: &[&str] = &[];
 const MAX_FN_LINES: usize = 80;
 
 fn workspace() -> PathBuf {
@@ -134,14 +117,24 @@ struct Scan {
 }
 
 impl Scan {
-    fn function(&mut self, name: &syn::Ident, attrs: &[syn::Attribute], span: proc_macro2::Span) {
+    /// Counts from the signature to the closing brace (doc comments left out).
+    fn function(
+        &mut self,
+        name: &syn::Ident,
+        attrs: &[syn::Attribute],
+        sig: &syn::Signature,
+        block: &syn::Block,
+    ) {
         if is_cfg_test(attrs) {
             return;
         }
-        let lines = span.end().line - span.start().line + 1;
+        let (start, end) = (
+            syn::spanned::Spanned::span(sig).start(),
+            block.brace_token.span.close().end(),
+        );
+        let lines = end.line - start.line + 1;
         if lines > MAX_FN_LINES {
-            self.long_fns
-                .push((name.to_string(), span.start().line, lines));
+            self.long_fns.push((name.to_string(), start.line, lines));
         }
     }
 
@@ -186,20 +179,12 @@ impl<'ast> Visit<'ast> for Scan {
         if is_cfg_test(&item.attrs) {
             return;
         }
-        self.function(
-            &item.sig.ident,
-            &item.attrs,
-            syn::spanned::Spanned::span(item),
-        );
+        self.function(&item.sig.ident, &item.attrs, &item.sig, &item.block);
         syn::visit::visit_item_fn(self, item);
     }
 
     fn visit_impl_item_fn(&mut self, item: &'ast syn::ImplItemFn) {
-        self.function(
-            &item.sig.ident,
-            &item.attrs,
-            syn::spanned::Spanned::span(item),
-        );
+        self.function(&item.sig.ident, &item.attrs, &item.sig, &item.block);
         syn::visit::visit_impl_item_fn(self, item);
     }
 
@@ -207,6 +192,10 @@ impl<'ast> Visit<'ast> for Scan {
         if !is_cfg_test(&item.attrs) {
             self.use_tree(&mut Vec::new(), &item.tree);
         }
+    }
+
+    fn visit_visibility(&mut self, _: &'ast syn::Visibility) {
+        // `pub(super)`, `pub(in crate::x)` say who may see an item, not what it uses
     }
 
     fn visit_path(&mut self, path: &'ast syn::Path) {

@@ -37,7 +37,7 @@ fn new_job(body: SubmitJob, config: &ApiConfig) -> Result<NewJob> {
             "is empty: name the action to run, e.g. \"noop\"".into(),
         ));
     }
-    drover_core::names::check_name("action", action).map_err(|e| invalid("action", e))?;
+    drover_core::names::check_name("action", &action).map_err(|e| invalid("action", e))?;
     let params = serde_json::to_string(&body.params)
         .map_err(|err| invalid("params", format!("cannot be stored as JSON: {err}")))?;
     if params.len() > config.max_params_bytes {

@@ -18,8 +18,8 @@ use sqlx::ConnectOptions;
 
 use super::writer::SqliteWriter;
 use crate::config::{redact_url, ApiConfig, Backend};
+use crate::error::Result;
 use crate::startup::{StartError, StartResult};
-use crate::error::{Error, Result};
 
 /// How long a request waits for a pooled connection before answering 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -7,12 +7,12 @@
 //! read the row, compute the target, ask [`check_transition`], then compare-and-set on
 //! exactly what they read. A compare-and-set that loses a race is retried.
 
-use drover_core::{check_transition, FencingToken, JobId, State, StatusCode};
+use drover_core::{FencingToken, JobId, StatusCode};
 
 use super::db::on_writer;
 use super::decide::{
-    checked, claim_refusal, default_result_message, held_by, plan_cancel, plan_release,
-    refuse_write, CancelKind, Move, Step,
+    claim_refusal, default_result_message, plan_cancel, plan_release, refuse_write, CancelKind,
+    Move, Step,
 };
 use super::handle::{not_found, Store};
 use super::record::{now_us, JobRow};

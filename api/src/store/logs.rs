@@ -8,9 +8,9 @@ use sqlx::{Connection, QueryBuilder};
 
 use super::db::{on_reader, on_writer};
 use super::decide::{refuse_write, Step};
-use super::lifecycle::{busy, current, RETRIES};
 use super::handle::{not_found, Store};
-use super::record::{now_us, JobRow};
+use super::lifecycle::{busy, current, RETRIES};
+use super::record::JobRow;
 use crate::error::Result;
 use drover_model::{LogLine, LogPage, LogsAppended, StoredLogLine};
 

@@ -151,12 +151,13 @@ impl Store {
                 query.fetch_all(pool).await
             })?;
             for (id, state) in rows {
-                let state = state
-                    .parse()
-                    .map_err(|err: drover_core::Error| Error::Corrupt {
-                        id: id.clone(),
-                        detail: err.to_string(),
-                    })?;
+                let state =
+                    state
+                        .parse()
+                        .map_err(|err: drover_core::UnknownState| Error::Corrupt {
+                            id: id.clone(),
+                            detail: err.to_string(),
+                        })?;
                 found.insert(parse_id(&id)?, state);
             }
         }

@@ -3,8 +3,6 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use drover_core::{FencingToken, JobId, Priority, StatusCode};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use drover_model::Job;
@@ -50,7 +48,7 @@ impl JobRow {
     pub(crate) fn code(&self) -> Result<StatusCode> {
         self.status_code
             .parse()
-            .map_err(|err: drover_core::Error| self.corrupt(err.to_string()))
+            .map_err(|err: drover_core::UnknownStatusCode| self.corrupt(err.to_string()))
     }
 
     /// The stored token.
@@ -141,6 +139,9 @@ pub(crate) use drover_core::clock::rfc3339_micros as rfc3339;
 
 #[cfg(test)]
 mod tests {
+    use time::format_description::well_known::Rfc3339;
+    use time::OffsetDateTime;
+
     use super::*;
 
     #[test]

@@ -7,8 +7,8 @@ use drover_core::LogFormat;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::args::RoleArgs;
 use super::signals::stop_on_signal;
+use crate::args::RoleArgs;
 use crate::config::Config;
 
 /// Loads and validates the configuration, sets up tracing and runs the API until

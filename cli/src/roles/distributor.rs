@@ -8,8 +8,8 @@ use drover_core::LogFormat;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::args::RoleArgs;
 use super::signals::stop_on_signal;
+use crate::args::RoleArgs;
 use crate::config::Config;
 use crate::exit::UsageError;
 

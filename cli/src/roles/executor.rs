@@ -8,8 +8,8 @@ use drover_core::LogFormat;
 use drover_executor::Shutdown;
 use tracing::{info, warn};
 
-use crate::args::RoleArgs;
 use super::signals::Signals;
+use crate::args::RoleArgs;
 use crate::config::Config;
 
 /// Loads the configuration and runs an executor. The first SIGTERM (or SIGINT) drains

@@ -120,7 +120,7 @@ fn errors_name_the_field() {
     ];
     for (extra, needle) in cases {
         let text = format!("{base}[[distributor.distributions]]\n{extra}\n");
-        let err = parse(&text).unwrap().validate().unwrap_err();
+        let err = parse(&text).unwrap().validate().unwrap_err().to_string();
         assert!(err.contains(needle), "{err:?} should contain {needle:?}");
     }
     let err = parse(&format!("{base}colour = \"red\"\n")).unwrap_err();
@@ -132,6 +132,7 @@ fn errors_name_the_field() {
     assert!(zero
         .validate()
         .unwrap_err()
+        .to_string()
         .contains("distributor.reconcile_every"));
 }
 
@@ -173,7 +174,7 @@ fn actions_from_the_directory_are_known() {
     config.validate().unwrap();
     let mut other = config.clone();
     other.distributions[0].action = "missing".into();
-    let err = other.validate().unwrap_err();
+    let err = other.validate().unwrap_err().to_string();
     assert!(
         err.contains(&dir.display().to_string()) && err.contains("echo"),
         "{err}"
@@ -212,7 +213,7 @@ fn field_checks_skip_the_actions_directory() {
         ..DistributorConfig::default()
     };
     config.validate_fields().unwrap();
-    let err = config.validate().unwrap_err();
+    let err = config.validate().unwrap_err().to_string();
     assert!(
         err.contains("distributor.actions_dir") && err.contains("/nonexistent/actions"),
         "{err}"

@@ -1,23 +1,12 @@
 //! Images: present, pulled as the action's policy says, remembered for a while.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
-};
-use bollard::{body_full, Docker};
+use bollard::query_parameters::CreateImageOptionsBuilder;
 use drover_actions::PullPolicy;
-use futures::{Stream, StreamExt};
-use tracing::{debug, info, warn};
-
-use crate::params::{Decision, ParamsCache, ParamsVolume};
+use futures::StreamExt;
+use tracing::{info, warn};
 
 use super::runtime::*;
 

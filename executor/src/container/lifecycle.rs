@@ -2,23 +2,16 @@
 //! wait, stop or kill, remove.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
-use bollard::{body_full, Docker};
-use drover_actions::PullPolicy;
 use futures::{Stream, StreamExt};
-use tracing::{debug, info, warn};
-
-use crate::params::{Decision, ParamsCache, ParamsVolume};
+use tracing::{debug, warn};
 
 use super::runtime::*;
 
@@ -114,7 +107,7 @@ impl DockerRuntime {
     /// (the last line of a stream without its newline): once the follow ends, the last
     /// messages are read again and those not seen yet are added.
     pub fn output(&self, id: &str) -> impl Stream<Item = OutputLine> + Send + 'static {
-        output::follow(&self.docker, id)
+        super::output::follow(&self.docker, id)
     }
 
     /// Waits for the container to exit.

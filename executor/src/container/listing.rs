@@ -1,23 +1,6 @@
 //! Finding containers by label: a job's, an executor's, the cluster's.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
-};
-use bollard::{body_full, Docker};
-use drover_actions::PullPolicy;
-use futures::{Stream, StreamExt};
-use tracing::{debug, info, warn};
-
-use crate::params::{Decision, ParamsCache, ParamsVolume};
+use bollard::query_parameters::ListContainersOptionsBuilder;
 
 use super::runtime::*;
 

@@ -3,22 +3,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
-};
-use bollard::{body_full, Docker};
-use drover_actions::PullPolicy;
-use futures::{Stream, StreamExt};
-use tracing::{debug, info, warn};
+use bollard::Docker;
 
-use crate::params::{Decision, ParamsCache, ParamsVolume};
+use crate::params::{ParamsCache, ParamsVolume};
 
 /// Labels drover puts on every container it creates.
 pub const LABEL_JOB: &str = "drover.job";

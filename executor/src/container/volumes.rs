@@ -3,23 +3,18 @@
 //! owner is gone.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Instant;
 
+use bollard::body_full;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    ListVolumesOptionsBuilder, RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder,
 };
-use bollard::{body_full, Docker};
-use drover_actions::PullPolicy;
-use futures::{Stream, StreamExt};
 use tracing::{debug, info, warn};
 
-use crate::params::{Decision, ParamsCache, ParamsVolume};
+use crate::params::{Decision, ParamsVolume};
 
 use super::runtime::*;
 
