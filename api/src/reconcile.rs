@@ -118,11 +118,7 @@ impl Reconciler {
         report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if report.total() > 0 {
             info!(
-                enqueued = report.enqueued.count,
-                marked_enqueued = report.marked_enqueued.count,
-                released = report.released.count,
-                ended = report.ended.count,
-                removed_entries = report.removed_entries.count,
+                repairs = %report.counts(),
                 entries = report.entries_seen,
                 elapsed_ms = report.elapsed_ms,
                 "reconcile repaired"

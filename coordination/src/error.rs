@@ -105,7 +105,7 @@ impl std::fmt::Display for LostReason {
 
 impl Error {
     /// Wraps a client error for `op` on `path`, singling out authorization failures.
-    pub(crate) fn zk(op: &'static str, path: impl Into<String>, source: ZkError) -> Error {
+    pub fn zk(op: &'static str, path: impl Into<String>, source: ZkError) -> Error {
         let path = path.into();
         match source {
             ZkError::NoAuth => Error::NotAuthorized { op, path },

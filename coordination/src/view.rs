@@ -350,8 +350,8 @@ mod tests {
         assert!(view.contention < 7, "success shrinks the window");
     }
 
-    #[test]
-    fn deletion_by_someone_else_trips_lost_but_our_own_does_not() {
+    /// A view of two entries, the first held by session 1, the second by session 2.
+    fn two_held() -> (View, LostSignal, LostSignal) {
         let mut view = View::default();
         view.reset(
             names(&["entry-100-0000000001", "entry-100-0000000002"]),
@@ -361,6 +361,12 @@ mod tests {
         let (a, b) = (LostSignal::new(), LostSignal::new());
         view.acquired("entry-100-0000000001", a.clone(), 1, 10);
         view.acquired("entry-100-0000000002", b.clone(), 2, 10);
+        (view, a, b)
+    }
+
+    #[test]
+    fn deletion_by_someone_else_trips_lost_but_our_own_does_not() {
+        let (mut view, a, b) = two_held();
         assert!(view.finishing("entry-100-0000000001"));
         view.taken_deleted("entry-100-0000000001", 20);
         view.taken_deleted("entry-100-0000000002", 20);
@@ -374,15 +380,7 @@ mod tests {
 
     #[test]
     fn resync_detects_markers_deleted_while_away_and_close_trips_everything() {
-        let mut view = View::default();
-        view.reset(
-            names(&["entry-100-0000000001", "entry-100-0000000002"]),
-            vec![],
-            0,
-        );
-        let (a, b) = (LostSignal::new(), LostSignal::new());
-        view.acquired("entry-100-0000000001", a.clone(), 1, 10);
-        view.acquired("entry-100-0000000002", b.clone(), 2, 10);
+        let (mut view, a, b) = two_held();
         view.reset(
             names(&["entry-100-0000000001", "entry-100-0000000002"]),
             names(&["entry-100-0000000002"]),

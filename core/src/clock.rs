@@ -53,12 +53,14 @@ pub fn rfc3339_millis(t: SystemTime) -> String {
 /// Parses an RFC 3339 time (any offset); `None` if it is not one.
 pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     let t = OffsetDateTime::parse(text, &Rfc3339).ok()?;
-    let nanos = t.unix_timestamp_nanos();
-    let magnitude = Duration::from_nanos(u64::try_from(nanos.unsigned_abs()).ok()?);
-    if nanos >= 0 {
-        UNIX_EPOCH.checked_add(magnitude)
+    let (secs, nanos) = (t.unix_timestamp(), t.nanosecond());
+    if secs >= 0 {
+        UNIX_EPOCH.checked_add(Duration::new(secs.unsigned_abs(), nanos))
     } else {
-        UNIX_EPOCH.checked_sub(magnitude)
+        // before the epoch: whole seconds back, then the fraction forward
+        UNIX_EPOCH
+            .checked_sub(Duration::from_secs(secs.unsigned_abs()))?
+            .checked_add(Duration::from_nanos(u64::from(nanos)))
     }
 }
 
@@ -81,5 +83,7 @@ mod tests {
             "any offset"
         );
         assert_eq!(parse_rfc3339("yesterday"), None);
+        let far = UNIX_EPOCH + Duration::from_secs(95_649_040_800);
+        assert_eq!(parse_rfc3339(&rfc3339_millis(far)), Some(far), "year 5001");
     }
 }

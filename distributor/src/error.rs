@@ -1,7 +1,5 @@
 //! The distributor's errors.
 
-use drover_coordination::ZkError;
-
 /// What stops a distributor, or one step of it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -12,15 +10,4 @@ pub enum Error {
     /// A ZooKeeper recipe failed.
     #[error(transparent)]
     Coordination(#[from] drover_coordination::Error),
-    /// A ZooKeeper call failed.
-    #[error("zookeeper {op} {path} failed: {source}")]
-    Zk {
-        /// The operation.
-        op: &'static str,
-        /// The node.
-        path: String,
-        /// What the client said.
-        #[source]
-        source: ZkError,
-    },
 }

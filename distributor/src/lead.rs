@@ -304,14 +304,7 @@ async fn reconcile(ctx: &Context, grace: Duration, stale_after: Duration) {
     };
     match ctx.api.reconcile(&request).await {
         Ok(report) if report.total() > 0 => {
-            info!(
-                enqueued = report.enqueued.count,
-                marked_enqueued = report.marked_enqueued.count,
-                released = report.released.count,
-                ended = report.ended.count,
-                removed_entries = report.removed_entries.count,
-                "reconcile repaired"
-            );
+            info!(repairs = %report.counts(), "reconcile repaired");
         }
         Ok(report) => debug!(
             entries = report.entries_seen,

@@ -76,11 +76,7 @@ pub(crate) async fn publish(
         .client()
         .set_data(&path, &data, None)
         .await
-        .map_err(|source| Error::Zk {
-            op: "set",
-            path: path.clone(),
-            source,
-        })?;
+        .map_err(|source| drover_coordination::Error::zk("set", path.clone(), source))?;
     debug!(distribution = %plan.name, "status published");
     Ok(())
 }

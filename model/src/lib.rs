@@ -363,6 +363,19 @@ impl Reconciled {
             + self.ended.count
             + self.removed_entries.count
     }
+
+    /// The counts, for a log line: `enqueued=1 marked_enqueued=0 released=2 ended=0
+    /// removed_entries=0`.
+    pub fn counts(&self) -> String {
+        format!(
+            "enqueued={} marked_enqueued={} released={} ended={} removed_entries={}",
+            self.enqueued.count,
+            self.marked_enqueued.count,
+            self.released.count,
+            self.ended.count,
+            self.removed_entries.count
+        )
+    }
 }
 
 /// `POST /v1/admin/cleanup`: delete one batch of finished jobs older than a retention.

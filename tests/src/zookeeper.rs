@@ -193,20 +193,20 @@ impl ZkServer {
         self.quorum.is_some() || matches!(self.probe_mode().await, Ok(ZkMode::Standalone))
     }
 
+    /// The server process, if it runs; it is ours to end from here on.
+    fn take_child(&mut self) -> Option<Child> {
+        self.pid = None;
+        drover_core::lock(&self.child).take()
+    }
+
     /// Stops the server with SIGTERM and waits for it to exit (SIGKILL after 10 s).
     ///
     /// # Errors
     /// Fails when the process cannot be signalled or waited for.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(mut child) = self
-            .child
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        else {
+        let Some(mut child) = self.take_child() else {
             return Ok(());
         };
-        self.pid = None;
         if child.try_wait()?.is_some() {
             return Ok(());
         }
@@ -232,15 +232,9 @@ impl ZkServer {
     /// # Errors
     /// Fails when the process cannot be killed or waited for.
     pub async fn kill(&mut self) -> anyhow::Result<()> {
-        let Some(mut child) = self
-            .child
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        else {
+        let Some(mut child) = self.take_child() else {
             return Ok(());
         };
-        self.pid = None;
         child.kill().await.context("failed to kill zookeeper")?;
         tracing::debug!(port = self.port, "zookeeper killed");
         Ok(())

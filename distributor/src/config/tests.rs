@@ -156,19 +156,7 @@ fn actions_from_the_directory_are_known() {
     let config = DistributorConfig {
         id: Some("d1".into()),
         actions_dir: Some(dir.clone()),
-        distributions: vec![DistributionConfig {
-            name: None,
-            action: "echo".into(),
-            params: BTreeMap::new(),
-            priority: None,
-            every: Some(Duration::from_secs(1)),
-            cron: None,
-            jitter: None,
-            enabled: true,
-            catch_up: CatchUp::Latest,
-            max_attempts: None,
-            timeout: None,
-        }],
+        distributions: vec![every_second("echo")],
         ..DistributorConfig::default()
     };
     config.validate().unwrap();
@@ -180,6 +168,23 @@ fn actions_from_the_directory_are_known() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A distribution of `action` every second, everything else defaulted.
+fn every_second(action: &str) -> DistributionConfig {
+    DistributionConfig {
+        name: None,
+        action: action.into(),
+        params: BTreeMap::new(),
+        priority: None,
+        every: Some(Duration::from_secs(1)),
+        cron: None,
+        jitter: None,
+        enabled: true,
+        catch_up: CatchUp::Latest,
+        max_attempts: None,
+        timeout: None,
+    }
 }
 
 fn tempdir() -> PathBuf {
@@ -197,19 +202,7 @@ fn field_checks_skip_the_actions_directory() {
     let config = DistributorConfig {
         id: Some("d1".into()),
         actions_dir: Some(PathBuf::from("/nonexistent/actions")),
-        distributions: vec![DistributionConfig {
-            name: None,
-            action: "docker-thing".into(),
-            params: BTreeMap::new(),
-            priority: None,
-            every: Some(Duration::from_secs(1)),
-            cron: None,
-            jitter: None,
-            enabled: true,
-            catch_up: CatchUp::Latest,
-            max_attempts: None,
-            timeout: None,
-        }],
+        distributions: vec![every_second("docker-thing")],
         ..DistributorConfig::default()
     };
     config.validate_fields().unwrap();

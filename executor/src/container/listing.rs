@@ -1,5 +1,8 @@
 //! Finding containers by label: a job's, an executor's, the cluster's.
 
+use std::collections::HashMap;
+
+use bollard::models::ContainerSummary;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 
 use super::runtime::*;
@@ -14,14 +17,7 @@ impl DockerRuntime {
         label: &str,
         value: &str,
     ) -> Result<Vec<String>, ContainerError> {
-        let options = ListContainersOptionsBuilder::default()
-            .filters(&label_filter(label, value))
-            .build();
-        let list = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(docker_err("list"))?;
+        let list = self.containers(&label_filter(label, value), false).await?;
         Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
@@ -35,15 +31,7 @@ impl DockerRuntime {
         label: &str,
         cluster: &str,
     ) -> Result<Vec<(String, String)>, ContainerError> {
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&cluster_filter(label, cluster))
-            .build();
-        let list = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(docker_err("list"))?;
+        let list = self.containers(&cluster_filter(label, cluster), true).await?;
         Ok(list
             .into_iter()
             .filter_map(|c| {
@@ -62,15 +50,23 @@ impl DockerRuntime {
         label: &str,
         value: &str,
     ) -> Result<Vec<String>, ContainerError> {
+        let list = self.containers(&label_filter(label, value), true).await?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Containers matching `filters`; stopped ones too with `all`.
+    async fn containers(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+        all: bool,
+    ) -> Result<Vec<ContainerSummary>, ContainerError> {
         let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&label_filter(label, value))
+            .all(all)
+            .filters(filters)
             .build();
-        let list = self
-            .docker
+        self.docker
             .list_containers(Some(options))
             .await
-            .map_err(docker_err("list"))?;
-        Ok(list.into_iter().filter_map(|c| c.id).collect())
+            .map_err(docker_err("list"))
     }
 }
