@@ -31,7 +31,9 @@ impl DockerRuntime {
         label: &str,
         cluster: &str,
     ) -> Result<Vec<(String, String)>, ContainerError> {
-        let list = self.containers(&cluster_filter(label, cluster), true).await?;
+        let list = self
+            .containers(&cluster_filter(label, cluster), true)
+            .await?;
         Ok(list
             .into_iter()
             .filter_map(|c| {
