@@ -11,13 +11,14 @@
 //! The wire types are `drover-model`'s and the typed client is `drover-client`, so
 //! the roles that only call the API build neither the database nor the OpenAPI layer.
 //!
-//! Inside: `store` (records, fenced compare-and-set updates, logs, migrations, SQLite's
-//! group-committing single writer),
-//! `coordinator` (the optional ZooKeeper session), `reconcile` (the reconciler's
-//! repairs between the database and the queue), `auth` (bearer tokens and roles),
-//! `extract` (extractors whose rejections are JSON, the body deadline), `listener` (the
-//! accept loop: connection limit, header timeout, graceful close), `handlers`, `metrics`,
-//! `openapi`.
+//! Inside, top to bottom: `server` (start-up, the router, shutdown) over `handlers`,
+//! which reach everything through `state` (`AppState`); `auth` (roles, the `Authorized`
+//! extractor) over `tokens`; `extract` (extractors whose rejections are JSON, the body
+//! deadline); `listener` (the accept loop: connection limit, header timeout, graceful
+//! close); `coordinator` (the optional ZooKeeper session, through the coordination
+//! supervisor); `reconcile` (repairs between the database and the queue); `store` (the
+//! `handle`, pure `decide`-ions, fenced `lifecycle` moves, logs, migrations, SQLite's
+//! group-committing single writer); `metrics`; `openapi`; `startup` and `error`.
 
 mod auth;
 mod config;
