@@ -8,7 +8,7 @@ use drover_actions::PullPolicy;
 use futures::StreamExt;
 use tracing::{info, warn};
 
-use super::runtime::*;
+use super::runtime::{locked, ContainerError, DockerRuntime, IMAGE_PRESENT_FOR};
 
 impl DockerRuntime {
     /// Makes sure `image` is present, pulling it as `policy` says.

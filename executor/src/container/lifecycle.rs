@@ -13,7 +13,10 @@ use bollard::query_parameters::{
 use futures::{Stream, StreamExt};
 use tracing::{debug, warn};
 
-use super::runtime::*;
+use super::runtime::{
+    docker_err, locked, ContainerError, ContainerSpec, DockerRuntime, Exit, OutputLine, LABEL_JOB,
+    READONLY_PATHS,
+};
 
 impl DockerRuntime {
     /// Creates the container with `/drover/params.json` in it; returns its id.

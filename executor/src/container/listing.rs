@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 
-use super::runtime::*;
+use super::runtime::{cluster_filter, docker_err, label_filter, ContainerError, DockerRuntime};
 
 impl DockerRuntime {
     /// Ids of running containers labelled with `label=value`.

@@ -16,7 +16,10 @@ use tracing::{debug, info, warn};
 
 use crate::params::{Decision, ParamsVolume};
 
-use super::runtime::*;
+use super::runtime::{
+    cluster_filter, docker_err, label_filter, locked, ContainerError, ContainerSpec, DockerRuntime,
+    LABEL_CLUSTER, LABEL_EXECUTOR, LABEL_PARAMS_OF, PARAMS_SWEEP,
+};
 
 impl DockerRuntime {
     /// Copies `params.json` into `/drover` of a created container.
