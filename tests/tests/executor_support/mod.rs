@@ -147,6 +147,45 @@ pub(crate) struct Cluster {
     /// Extra `[api]` settings, one `key = value` a line.
     api_settings: String,
     pub(crate) dir: tempfile::TempDir,
+    /// The cluster's id (ZooKeeper's `/cluster-id`, made here before any executor
+    /// starts): what its containers and volumes are labelled with.
+    cluster_id: String,
+}
+
+impl Drop for Cluster {
+    /// Removes what this cluster left on the daemon (a parameters volume holder of an
+    /// executor the test killed): in production a live executor of the cluster reaps it,
+    /// but a test's cluster is gone before any reaper runs. Only this cluster's label.
+    fn drop(&mut self) {
+        let label = format!("label=drover.cluster={}", self.cluster_id);
+        let ids = |args: &[&str]| {
+            std::process::Command::new("docker")
+                .args(args)
+                .args(["--filter", &label])
+                .output()
+                .map(|out| {
+                    String::from_utf8_lossy(&out.stdout)
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        let containers = ids(&["ps", "-aq"]);
+        if !containers.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-fv"])
+                .args(&containers)
+                .output();
+        }
+        let volumes = ids(&["volume", "ls", "-q"]);
+        if !volumes.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .args(["volume", "rm", "-f"])
+                .args(&volumes)
+                .output();
+        }
+    }
 }
 
 /// How to start one executor.
@@ -202,6 +241,11 @@ impl Cluster {
             std::fs::write(actions.join(format!("{name}.toml")), text)?;
         }
         let api_port = free_port()?;
+        let session = drover_tests::connect(&zk.connect_string(), SESSION).await?;
+        let cluster_id = drover_coordination::Membership::new(&session)
+            .cluster_id()
+            .await?;
+        drop(session);
         let mut cluster = Cluster {
             zk,
             url: format!("http://127.0.0.1:{api_port}"),
@@ -209,6 +253,7 @@ impl Cluster {
             api_port,
             api_settings: api_settings.to_owned(),
             dir,
+            cluster_id,
         };
         cluster.start_api().await?;
         Ok(cluster)
