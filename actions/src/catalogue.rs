@@ -97,6 +97,23 @@ impl Catalogue {
     pub fn names(&self) -> Vec<&str> {
         self.actions.keys().map(String::as_str).collect()
     }
+
+    /// Every action with the tags its file requires (none for built-in actions), as an
+    /// executor publishes them in its membership record.
+    pub fn requirements(&self) -> BTreeMap<String, Vec<String>> {
+        self.actions
+            .iter()
+            .map(|(name, action)| {
+                let needs = match action {
+                    Action::Builtin(_) => Vec::new(),
+                    Action::Docker(spec) => drover_core::route::tag_set(&spec.action.requires)
+                        .map(|set| set.into_iter().collect())
+                        .unwrap_or_default(),
+                };
+                (name.clone(), needs)
+            })
+            .collect()
+    }
 }
 
 fn load_file(file: &Path, env: &HashMap<String, String>) -> Result<DockerSpec, Error> {
@@ -168,7 +185,7 @@ mod tests {
         write(
             dir.path(),
             "echo.toml",
-            "name = \"echo\"\nimage = \"drover/busybox:latest\"\ncommand = [\"echo\", \"hi\"]\nmemory = \"64m\"\ntimeout = \"30s\"\n[secrets]\nTOKEN = { env = \"ECHO_TOKEN\" }\n",
+            "name = \"echo\"\nimage = \"drover/busybox:latest\"\ncommand = [\"echo\", \"hi\"]\nmemory = \"64m\"\ntimeout = \"30s\"\nrequires = [\"gpu\", \"db\"]\n[secrets]\nTOKEN = { env = \"ECHO_TOKEN\" }\n",
         );
         write(dir.path(), "notes.txt", "ignored");
         let env = HashMap::from([("ECHO_TOKEN".to_owned(), "s3cret-value".to_owned())]);
@@ -180,6 +197,9 @@ mod tests {
         assert_eq!(spec.action.memory, Some(64 << 20));
         assert_eq!(spec.action.network, "none");
         assert_eq!(spec.secrets[0].value(), "s3cret-value");
+        let requirements = catalogue.requirements();
+        assert_eq!(requirements["echo"], ["db", "gpu"]);
+        assert!(requirements["noop"].is_empty());
         assert!(
             !format!("{catalogue:?}").contains("s3cret-value"),
             "secrets never show in Debug"
@@ -202,6 +222,11 @@ mod tests {
             ("name = \"a\"\n\nimage = \n", ":3", ""),
             ("image = \"x\"\n", "", "missing field `name`"),
             ("name = \"a b\"\nimage = \"x\"\n", "", "name"),
+            (
+                "name = \"a\"\nimage = \"x\"\nrequires = [\"g p u\"]\n",
+                "",
+                "requires: tag name \"g p u\" contains ' '",
+            ),
             ("name = \"a\"\nimage = \"x\"\nmemory = \"1m\"\n", "", "4m"),
             (
                 "name = \"a\"\nimage = \"x\"\nmemory = \"12x\"\n",

@@ -20,6 +20,7 @@ use crate::secret::SecretSource;
 /// network = "none"        # none (default) | bridge | host | <network name>
 /// pull = "if-not-present" # if-not-present (default) | always | never
 /// read_only = true
+/// requires = ["gpu"]      # only executors with every one of these tags run it
 /// [env]
 /// LANG = "C.UTF-8"
 /// [secrets]
@@ -66,6 +67,10 @@ pub struct DockerAction {
     /// Mount the container's root filesystem read-only.
     #[serde(default)]
     pub read_only: bool,
+    /// Tags an executor must carry (`[executor] tags`) to run this action; an executor
+    /// without them neither offers nor takes it.
+    #[serde(default)]
+    pub requires: Vec<String>,
     /// Secrets passed as environment variables: variable name → where its value comes from.
     /// A value, and each non-blank line of a multi-line one, must be at least
     /// [`MIN_SECRET_BYTES`](crate::MIN_SECRET_BYTES) long, to be redacted from logs.
@@ -141,6 +146,7 @@ impl DockerAction {
         if let Some(dup) = self.env.keys().find(|k| self.secrets.contains_key(*k)) {
             return Err(format!("{dup} is both in [env] and in [secrets]: keep one"));
         }
+        drover_core::route::tag_set(&self.requires).map_err(|e| format!("requires: {e}"))?;
         Ok(())
     }
 }

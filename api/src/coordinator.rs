@@ -9,7 +9,7 @@ use std::time::Duration;
 use drover_coordination::{
     supervise, Ended, EntryState, Health, Membership, Queue, Role, Session, SessionEnd, ZkSettings,
 };
-use drover_core::{FencingToken, JobId, Priority};
+use drover_core::{FencingToken, JobId, Offer, Priority, Route};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,6 +24,8 @@ use drover_model::ExecutorInfo;
 struct Connected {
     session: Session,
     queue: Queue,
+    /// The registered executors, kept current by a watch: what jobs are routed against.
+    executors: watch::Receiver<Vec<drover_coordination::ExecutorInfo>>,
 }
 
 /// Handle on the current ZooKeeper session, if any. Cheap to clone.
@@ -91,11 +93,16 @@ impl Coordinator {
     /// [`NotEnqueued`]: no healthy session, no answer in time, or ZooKeeper refused.
     /// After a timeout the entry may still be written later (the reconciler's repair
     /// then makes a duplicate entry, which executors treat as stale).
-    pub(crate) async fn enqueue(&self, id: JobId, priority: Priority) -> Result<(), NotEnqueued> {
+    pub(crate) async fn enqueue(
+        &self,
+        id: JobId,
+        priority: Priority,
+        route: &Route,
+    ) -> Result<(), NotEnqueued> {
         let connected = self.healthy().ok_or(NotEnqueued::Disconnected)?;
-        match tokio::time::timeout(self.enqueue_timeout, connected.queue.put_job(id, priority))
-            .await
-        {
+        let segment = route.segment();
+        let put = connected.queue.put_job_routed(id, priority, &segment);
+        match tokio::time::timeout(self.enqueue_timeout, put).await {
             Ok(Ok(_entry)) => Ok(()),
             Ok(Err(err)) => Err(err.into()),
             Err(_) => Err(NotEnqueued::Timeout(self.enqueue_timeout)),
@@ -143,6 +150,30 @@ impl Coordinator {
             })?
     }
 
+    /// Why no registered executor can run `route` right now (the status message of a
+    /// job `WAITING_ON_WORKERS`); `None` when one can, or when the API has no session to
+    /// know.
+    pub(crate) fn why_waiting(&self, route: &Route) -> Option<String> {
+        let connected = self.healthy()?;
+        let executors = connected.executors.borrow();
+        let offers: Vec<(String, Offer)> = executors
+            .iter()
+            .map(|e| (e.id.clone(), e.offer()))
+            .collect();
+        drover_core::route::why_waiting(route, offers.iter().map(|(id, o)| (id.as_str(), o)))
+    }
+
+    /// Whether some registered executor knows `action` at all (whatever tags it needs);
+    /// `None` without a session, or while no executor is registered.
+    pub(crate) fn action_known(&self, action: &str) -> Option<bool> {
+        let connected = self.healthy()?;
+        let executors = connected.executors.borrow();
+        if executors.is_empty() {
+            return None;
+        }
+        Some(executors.iter().any(|e| e.actions.contains_key(action)))
+    }
+
     /// The registered executors.
     ///
     /// # Errors
@@ -171,6 +202,8 @@ impl Coordinator {
                 busy: info.busy,
                 version: info.version,
                 started_at: system_rfc3339(info.started),
+                actions: info.actions,
+                tags: info.tags,
             })
             .collect())
     }
@@ -184,22 +217,29 @@ struct Publisher {
 }
 
 impl Role for Publisher {
-    type Parts = Queue;
+    type Parts = (
+        Queue,
+        watch::Receiver<Vec<drover_coordination::ExecutorInfo>>,
+    );
 
     fn name(&self) -> &'static str {
         "api"
     }
 
-    async fn attach(&mut self, session: &Session) -> drover_coordination::Result<Queue> {
+    async fn attach(&mut self, session: &Session) -> drover_coordination::Result<Self::Parts> {
         // Put only: no watch, so the takers' traffic costs the API nothing.
-        Queue::producer(session, &self.queue_path).await
+        let queue = Queue::producer(session, &self.queue_path).await?;
+        let executors = Membership::new(session).watch().await?;
+        Ok((queue, executors))
     }
 
-    async fn live(&mut self, queue: Queue, session: &Session, end: &SessionEnd) {
+    async fn live(&mut self, parts: Self::Parts, session: &Session, end: &SessionEnd) {
+        let (queue, executors) = parts;
         info!(queue = %self.queue_path, "zookeeper session ready; submits are enqueued");
         self.tx.send_replace(Some(Connected {
             session: session.clone(),
             queue,
+            executors,
         }));
         if end.wait().await == Ended::Lost {
             warn!("zookeeper session lost; submits are committed with enqueued = false until a new one is ready");

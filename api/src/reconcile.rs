@@ -36,6 +36,9 @@ use drover_model::Reconciled;
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// The default age of a RUNNING job's last heartbeat before its holder may be gone.
 pub(crate) const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(30);
+/// The default age of an ENQUEUED job whose action no registered executor knows before
+/// it is ended `UNKNOWN_ACTION`.
+pub(crate) const DEFAULT_UNKNOWN_ACTION_AFTER: Duration = Duration::from_secs(600);
 /// Records looked at per run, per kind: a backlog is worked off over several runs.
 const QUEUED_PER_RUN: i64 = 10_000;
 const RUNNING_PER_RUN: i64 = 1_000;
@@ -47,7 +50,12 @@ const READ_CONCURRENCY: usize = 32;
 pub(crate) struct Thresholds {
     pub(crate) grace: Duration,
     pub(crate) stale_after: Duration,
+    pub(crate) unknown_action_after: Duration,
 }
+
+/// Whether some registered executor knows an action (`None`: cannot tell, e.g. none is
+/// registered).
+pub(crate) type KnownAction<'a> = &'a (dyn Fn(&str) -> Option<bool> + Sync);
 
 /// The reconciler's memory between runs. One per API process.
 #[derive(Debug, Default)]
@@ -92,6 +100,7 @@ impl Reconciler {
         session: &Session,
         queue: &Queue,
         thresholds: Thresholds,
+        known: KnownAction<'_>,
     ) -> Result<Reconciled> {
         let _one_at_a_time = self.running.lock().await;
         let _cluster_wide = lock_cluster_wide(session).await?;
@@ -113,6 +122,14 @@ impl Reconciler {
             self.repair_running(store, session, queue, &listing, run, &mut report)
                 .await;
         }
+        end_unknown(
+            store,
+            known,
+            age(thresholds.unknown_action_after),
+            thresholds.unknown_action_after,
+            &mut report,
+        )
+        .await?;
         self.remove_orphans(store, session, &listing, &mut report)
             .await?;
         report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -230,7 +247,7 @@ impl Reconciler {
                 }
                 continue;
             }
-            match put(store, queue, record.id, record.priority).await {
+            match put(store, queue, record.id, record.priority, &record.route).await {
                 Ok(entry) => {
                     info!(job_id = %record.id, %entry, was_enqueued = record.enqueued, "reconcile put a queued job without an entry on the queue");
                     report.enqueued.add(record.id);
@@ -295,7 +312,14 @@ impl Reconciler {
         info!(job_id = %run.id, attempts = job.attempts, "reconcile gave a job whose executor vanished back to the queue");
         report.released.add(run.id);
         if job.state == State::Queued && names.is_empty() {
-            match put(store, queue, job.id, job.priority).await {
+            let route = match job.route() {
+                Ok(route) => route,
+                Err(detail) => {
+                    warn!(job_id = %job.id, %detail, "reconcile cannot route a released job");
+                    return;
+                }
+            };
+            match put(store, queue, job.id, job.priority, &route).await {
                 Ok(_) => report.enqueued.add(job.id),
                 Err(err) => {
                     warn!(job_id = %job.id, error = %err, "reconcile cannot enqueue a released job; the next run retries")
@@ -345,15 +369,41 @@ impl Reconciler {
     }
 }
 
+/// Ends the ENQUEUED jobs created before `before_us` whose action no registered executor
+/// knows with `UNKNOWN_ACTION` (their entries are then orphans, removed next).
+async fn end_unknown(
+    store: &Store,
+    known: KnownAction<'_>,
+    before_us: i64,
+    waited: Duration,
+    report: &mut Reconciled,
+) -> Result<()> {
+    for action in store.queued_actions(before_us).await? {
+        if known(&action) != Some(false) {
+            continue;
+        }
+        let message = format!(
+            "no executor in the cluster knows action {action:?} (waited at least {}): add an action file for it to an executor's actions_dir, or fix the name and submit again",
+            humantime::format_duration(waited)
+        );
+        for id in store.fail_unknown(&action, before_us, &message).await? {
+            info!(job_id = %id, %action, "reconcile ended a job no executor can run");
+            report.unknown_action.add(id);
+        }
+    }
+    Ok(())
+}
+
 /// Puts `id` on the queue and flags the record; returns the entry name.
 async fn put(
     store: &Store,
     queue: &Queue,
     id: JobId,
     priority: drover_core::Priority,
+    route: &drover_core::Route,
 ) -> Result<String> {
     let entry = queue
-        .put_job(id, priority)
+        .put_job_routed(id, priority, &route.segment())
         .await
         .map_err(|err| zk_unavailable("put an entry on the queue", err))?;
     if let Err(err) = store.mark_enqueued(id).await {

@@ -157,6 +157,11 @@ pub(crate) struct SubmitArgs {
     #[arg(long, value_name = "KEY")]
     pub(crate) idempotency_key: Option<String>,
 
+    /// Runs the job only on an executor with this tag (`[executor] tags`), besides the
+    /// tags its action file requires. Repeat for more.
+    #[arg(long = "require", value_name = "TAG")]
+    pub(crate) requires: Vec<String>,
+
     /// Waits for the job to finish, with a progress bar; exits 0 only if it succeeded.
     #[arg(long)]
     pub(crate) wait: bool,

@@ -81,13 +81,33 @@ pub(crate) fn executors_table(executors: &[ExecutorInfo]) -> String {
                 executor.busy.to_string(),
                 executor.version.clone(),
                 format!("{} ({})", executor.started_at, age(&executor.started_at)),
+                list_or_dash(executor.tags.iter().map(String::as_str)),
+                list_or_dash(executor.actions.iter().map(|(name, needs)| {
+                    if needs.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{name}[{}]", needs.join("+"))
+                    }
+                })),
             ]
         })
         .collect();
     table(
-        &["ID", "HOST", "SLOTS", "BUSY", "VERSION", "STARTED"],
+        &[
+            "ID", "HOST", "SLOTS", "BUSY", "VERSION", "STARTED", "TAGS", "ACTIONS",
+        ],
         &rows,
     )
+}
+
+/// `a,b,c`, or `-` for none.
+fn list_or_dash<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
+    let items: Vec<String> = items.map(|s| s.as_ref().to_owned()).collect();
+    if items.is_empty() {
+        "-".to_owned()
+    } else {
+        items.join(",")
+    }
 }
 
 /// Every field of a job, one per line, for `drover show`.
@@ -106,6 +126,7 @@ pub(crate) fn job_details(job: &Job) -> String {
     let fields = [
         ("id", job.id.to_string()),
         ("action", job.action.clone()),
+        ("requires", list_or_dash(job.requires.iter())),
         ("state", state),
         (
             "message",

@@ -31,11 +31,12 @@ mod taken;
 mod view;
 
 pub use election::{Election, Leadership};
+pub use entry::{is_entry_name, route_of};
 pub use error::{Error, LostReason, Result, ZkError};
 pub use lock::Lock;
 pub use lost::LostSignal;
 pub use membership::{ExecutorInfo, Membership, Registration};
-pub use queue::{EntryState, Queue, QueueStats};
+pub use queue::{EntryState, Queue, QueueStats, RouteFilter};
 pub use queue_view::QueueView;
 pub use session::{Health, Session};
 pub use settings::ZkSettings;

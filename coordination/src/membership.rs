@@ -1,6 +1,9 @@
 //! Executor membership: `/executors/<id>`, ephemeral, JSON.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
+
+use drover_core::Offer;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -29,6 +32,19 @@ pub struct ExecutorInfo {
     /// When it started (RFC 3339).
     #[serde(with = "humantime_serde")]
     pub started: SystemTime,
+    /// The actions of its catalogue, each with the tags its action file requires.
+    #[serde(default)]
+    pub actions: BTreeMap<String, Vec<String>>,
+    /// Its tags (`[executor] tags`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl ExecutorInfo {
+    /// What it offers, for routing decisions.
+    pub fn offer(&self) -> Offer {
+        Offer::from_lists(&self.actions, &self.tags)
+    }
 }
 
 /// Registers executors and lists them.
@@ -136,7 +152,8 @@ impl Membership {
         list(&self.session).await
     }
 
-    /// A receiver that always holds the current list, updated on every change.
+    /// A receiver that always holds the current list, updated on every change: a changed
+    /// record is read alone, and the whole list again after a reconnection.
     ///
     /// # Errors
     /// ZooKeeper errors while setting up the watch.
@@ -157,30 +174,92 @@ impl Membership {
                     () = tx.closed() => return,
                     () = shutdown.cancelled() => return,
                 };
-                let relist = match event.event_type {
+                let update = match event.event_type {
                     EventType::Session => match event.session_state {
-                        SessionState::SyncConnected | SessionState::ConnectedReadOnly => true,
-                        SessionState::Disconnected => false,
+                        SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+                            list(&session).await.map(Change::All)
+                        }
+                        SessionState::Disconnected => continue,
                         _ => return, // terminal: the watcher must not be polled again
                     },
-                    _ => true,
+                    _ => match event
+                        .path
+                        .strip_prefix(ROOT)
+                        .and_then(|p| p.strip_prefix('/'))
+                    {
+                        Some(id) if !id.is_empty() && !id.contains('/') => read(&session, id)
+                            .await
+                            .map(|info| Change::One(id.to_owned(), info)),
+                        _ => continue,
+                    },
                 };
-                if relist {
-                    match list(&session).await {
-                        Ok(now) => {
-                            tx.send_if_modified(|old| {
-                                let changed = *old != now;
-                                *old = now;
-                                changed
-                            });
-                        }
-                        Err(e) => warn!(error = %e, "cannot list executors"),
+                match update {
+                    Ok(change) => {
+                        tx.send_if_modified(|known| change.apply(known));
                     }
+                    Err(e) => warn!(error = %e, "cannot read executors"),
                 }
             }
         });
         Ok(rx)
     }
+}
+
+/// What a membership event changed.
+enum Change {
+    All(Vec<ExecutorInfo>),
+    /// One record, now this (`None`: gone or unreadable).
+    One(String, Option<ExecutorInfo>),
+}
+
+impl Change {
+    /// Applies the change to the sorted list; whether it changed anything.
+    fn apply(self, known: &mut Vec<ExecutorInfo>) -> bool {
+        match self {
+            Change::All(now) => {
+                let changed = *known != now;
+                *known = now;
+                changed
+            }
+            Change::One(id, info) => {
+                let at = known.binary_search_by(|e| e.id.as_str().cmp(&id));
+                match (at, info) {
+                    (Ok(i), Some(info)) if known[i] == info => false,
+                    (Ok(i), Some(info)) => {
+                        known[i] = info;
+                        true
+                    }
+                    (Ok(i), None) => {
+                        known.remove(i);
+                        true
+                    }
+                    (Err(i), Some(info)) => {
+                        known.insert(i, info);
+                        true
+                    }
+                    (Err(_), None) => false,
+                }
+            }
+        }
+    }
+}
+
+/// The record of executor `id`; `None` if it is gone or unreadable.
+async fn read(session: &Session, id: &str) -> Result<Option<ExecutorInfo>> {
+    let path = format!("{ROOT}/{id}");
+    match session.client().get_data(&path).await {
+        Ok((data, _)) => Ok(parse(&path, &data)),
+        Err(ZkError::NoNode) => Ok(None),
+        Err(e) => Err(Error::zk("get", &path, e)),
+    }
+}
+
+fn parse(path: &str, data: &[u8]) -> Option<ExecutorInfo> {
+    serde_json::from_slice::<ExecutorInfo>(data)
+        .inspect_err(
+            |e| debug!(%path, error = %e, "skipping an executor node with unreadable data"),
+        )
+        .ok()
 }
 
 async fn list(session: &Session) -> Result<Vec<ExecutorInfo>> {
@@ -192,16 +271,8 @@ async fn list(session: &Session) -> Result<Vec<ExecutorInfo>> {
     };
     let mut executors = Vec::with_capacity(children.len());
     for child in children {
-        let path = format!("{ROOT}/{child}");
-        match client.get_data(&path).await {
-            Ok((data, _)) => match serde_json::from_slice::<ExecutorInfo>(&data) {
-                Ok(info) => executors.push(info),
-                Err(e) => {
-                    debug!(%path, error = %e, "skipping an executor node with unreadable data")
-                }
-            },
-            Err(ZkError::NoNode) => {}
-            Err(e) => return Err(Error::zk("get", &path, e)),
+        if let Some(info) = read(session, &child).await? {
+            executors.push(info);
         }
     }
     executors.sort_by(|a, b| a.id.cmp(&b.id));

@@ -1,9 +1,14 @@
 //! The locking queue, byte-compatible with kazoo's `LockingQueue`.
 //!
 //! ```text
-//! <root>/entries/entry-PPP-NNNNNNNNNN   persistent sequential; data = the job UUID
-//! <root>/taken/entry-PPP-NNNNNNNNNN     ephemeral; data = the taker's 32-hex id
+//! <root>/entries/entry-PPP-NNNNNNNNNN          persistent sequential; data = the job UUID
+//! <root>/entries/entry-PPP-<route>-NNNNNNNNNN  the same, naming what the job needs
+//! <root>/taken/<entry name>                    ephemeral; data = the taker's 32-hex id
 //! ```
+//!
+//! A route (`train+gpu`, see `drover_core::route`) lets a taker pass over entries it
+//! cannot run without reading them: a handle [`Queue::taking_only`] some routes never
+//! picks the others. kazoo's takers take every entry, routed or not.
 //!
 //! Takers read a shared [`QueueView`] instead of listing the queue (and leaving a watch)
 //! on every take as kazoo does, so an idle taker costs nothing on the server, a process's
@@ -38,6 +43,35 @@ const MAX_DATA: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct Queue {
     inner: Arc<QueueCore>,
+    accepts: RouteFilter,
+}
+
+/// Which entries a taker takes, by the route segment of their names (`""` for a plain
+/// entry). Every entry unless set.
+#[derive(Clone)]
+pub struct RouteFilter(Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl RouteFilter {
+    /// Takes the entries whose route `accepts` says yes to.
+    pub fn new(accepts: impl Fn(&str) -> bool + Send + Sync + 'static) -> RouteFilter {
+        RouteFilter(Arc::new(accepts))
+    }
+
+    /// Takes every entry.
+    pub fn any() -> RouteFilter {
+        RouteFilter::new(|_| true)
+    }
+
+    /// Whether an entry of `route` is taken.
+    pub fn accepts(&self, route: &str) -> bool {
+        (self.0)(route)
+    }
+}
+
+impl std::fmt::Debug for RouteFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteFilter")
+    }
 }
 
 /// What a queue handle's takers did since it was opened.
@@ -94,7 +128,16 @@ impl Queue {
                 background: TaskTracker::new(),
                 _stop_guard: stop.drop_guard(),
             }),
+            accepts: RouteFilter::any(),
         }
+    }
+
+    /// This handle (and its clones from now on) takes only entries whose route
+    /// `filter` accepts; others stay for takers that accept them.
+    #[must_use]
+    pub fn taking_only(mut self, filter: RouteFilter) -> Queue {
+        self.accepts = filter;
+        self
     }
 
     fn picture(&self) -> &Picture {
@@ -121,8 +164,26 @@ impl Queue {
     /// # Errors
     /// [`Error::InvalidArgument`] for an empty or oversized payload; ZooKeeper errors.
     pub async fn put(&self, data: &[u8], priority: Priority) -> Result<String> {
+        self.put_routed(data, priority, None).await
+    }
+
+    /// Puts `data` on the queue with `priority` and, when given, a `route` segment in its
+    /// name (`entry-PPP-<route>-NNNNNNNNNN`); returns the entry's node name.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an empty or oversized payload or a route that
+    /// cannot go in a node name; ZooKeeper errors.
+    pub async fn put_routed(
+        &self,
+        data: &[u8],
+        priority: Priority,
+        route: Option<&str>,
+    ) -> Result<String> {
         check_data(data)?;
-        let prefix = entry::entry_prefix(priority);
+        if let Some(route) = route {
+            entry::check_route(route).map_err(Error::InvalidArgument)?;
+        }
+        let prefix = entry::entry_prefix(priority, route);
         let path = format!("{}/{prefix}", self.picture().entries);
         let session = &self.inner.session;
         let options = session.create_options(CreateMode::PersistentSequential);
@@ -142,6 +203,20 @@ impl Queue {
         self.put(job.to_string().as_bytes(), priority).await
     }
 
+    /// Puts a job id on the queue under `route` (see [`Queue::put_routed`]).
+    ///
+    /// # Errors
+    /// As [`Queue::put_routed`].
+    pub async fn put_job_routed(
+        &self,
+        job: JobId,
+        priority: Priority,
+        route: &str,
+    ) -> Result<String> {
+        self.put_routed(job.to_string().as_bytes(), priority, Some(route))
+            .await
+    }
+
     /// Puts every payload with one `priority` in a single transaction: all or none.
     ///
     /// # Errors
@@ -154,7 +229,7 @@ impl Queue {
         let path = format!(
             "{}/{}",
             self.picture().entries,
-            entry::entry_prefix(priority)
+            entry::entry_prefix(priority, None)
         );
         let session = &self.inner.session;
         let options = session.create_options(CreateMode::PersistentSequential);
@@ -220,7 +295,8 @@ impl Queue {
                 if let Some(reason) = view.closed() {
                     return Err(Error::SessionLost(reason));
                 }
-                view.pick(|n| fastrand::usize(..n))
+                let accepts = |route: &str| self.accepts.accepts(route);
+                view.pick(&accepts, |n| fastrand::usize(..n))
             };
             let wait = match candidate {
                 Some(name) => match self.attempt(name).await {

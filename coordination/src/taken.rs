@@ -30,9 +30,14 @@ pub struct Taken {
 }
 
 impl Taken {
-    /// The entry's node name, `entry-PPP-NNNNNNNNNN`.
+    /// The entry's node name, `entry-PPP-NNNNNNNNNN` or `entry-PPP-<route>-NNNNNNNNNN`.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The route segment of the entry's name; empty for a plain (kazoo-shaped) entry.
+    pub fn route(&self) -> &str {
+        crate::entry::route_of(&self.name)
     }
 
     /// The payload put on the queue.
@@ -84,7 +89,7 @@ impl Taken {
     /// [`Error::NotHeld`] if the entry was lost (session expired, marker deleted): the
     /// queue is left as it is, and the caller must not report the work as its own.
     pub async fn consume(mut self) -> Result<()> {
-        self.finish(true).await
+        self.finish(Finish::Consume).await.map(drop)
     }
 
     /// Gives the entry back to the queue for someone else to take.
@@ -92,10 +97,26 @@ impl Taken {
     /// # Errors
     /// [`Error::NotHeld`] if it was lost already (then it is back on the queue anyway).
     pub async fn release(mut self) -> Result<()> {
-        self.finish(false).await
+        self.finish(Finish::Release).await.map(drop)
     }
 
-    async fn finish(&mut self, consume: bool) -> Result<()> {
+    /// Replaces the entry, in one transaction, by one with the same payload and priority
+    /// under `route` (for a plain entry whose job a taker read and cannot run: takers that
+    /// can then find it by name). Returns the new entry's name; `None` if the entry was
+    /// gone already (consumed by hand or by the reconciler).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a route that cannot go in a node name;
+    /// [`Error::NotHeld`] as [`Taken::release`].
+    pub async fn reroute(mut self, route: &str) -> Result<Option<String>> {
+        crate::entry::check_route(route).map_err(Error::InvalidArgument)?;
+        let band = crate::entry::parse(&self.name).map_or("100", |p| p.band);
+        let prefix = format!("entry-{band}-{route}-");
+        self.finish(Finish::Reroute(prefix)).await
+    }
+
+    async fn finish(&mut self, how: Finish) -> Result<Option<String>> {
+        let consume = how.removes_entry();
         self.done = true;
         let shared = &self.queue.view;
         if !shared.lock().finishing(&self.name) {
@@ -108,7 +129,7 @@ impl Taken {
             }
             debug!(entry = %self.name, %reason, "the marker of an entry given up is still ours; finishing it");
         }
-        let outcome = self.commit_finish(consume).await;
+        let outcome = self.commit_finish(&how).await;
         if let Err(Error::Zk { .. } | Error::NotAuthorized { .. } | Error::InvalidArgument(_)) =
             &outcome
         {
@@ -160,10 +181,11 @@ impl Taken {
     /// marker). A connection loss leaves it unknown whether the transaction happened, so
     /// it is retried once the session is back, and a retry that finds the nodes already
     /// gone counts as done.
-    async fn commit_finish(&self, consume: bool) -> Result<()> {
+    async fn commit_finish(&self, how: &Finish) -> Result<Option<String>> {
         let shared = &self.queue.view;
         let client = self.queue.session.client();
-        let op = if consume { "consume" } else { "release" };
+        let consume = how.removes_entry();
+        let op = how.op();
         let taken_path = format!("{}/{}", shared.taken, self.name);
         let entry_path = format!("{}/{}", shared.entries, self.name);
         let mut uncertain = false;
@@ -177,14 +199,38 @@ impl Taken {
                     .add_delete(&entry_path, None)
                     .map_err(|e| Error::zk(op, &entry_path, e))?;
             }
+            let put_back = match how {
+                Finish::Reroute(prefix) => {
+                    let path = format!("{}/{prefix}", shared.entries);
+                    let options = self
+                        .queue
+                        .session
+                        .create_options(CreateMode::PersistentSequential);
+                    multi
+                        .add_create(&path, &self.data, &options)
+                        .map_err(|e| Error::zk(op, &path, e))?;
+                    Some(format!("{}/", shared.entries))
+                }
+                Finish::Consume | Finish::Release => None,
+            };
             let error = match multi.commit().await {
-                Ok(_) => return Ok(()),
+                Ok(results) => {
+                    let created = results.into_iter().find_map(|r| match r {
+                        zookeeper_client::MultiWriteResult::Create { path, .. } => Some(path),
+                        _ => None,
+                    });
+                    return Ok(put_back.and_then(|dir| {
+                        created.map(|p| p.strip_prefix(&dir).unwrap_or(&p).to_owned())
+                    }));
+                }
                 Err(MultiWriteError::OperationFailed {
                     index: 0,
                     source: ZkError::NoNode,
                 }) => {
                     if uncertain && (!consume || !exists(client, &entry_path).await?) {
-                        return Ok(()); // our earlier attempt went through
+                        // our earlier attempt went through (a rerouted entry's new name
+                        // is not known, but it is on the queue)
+                        return Ok(None);
                     }
                     return Err(
                         self.not_held(self.lost.reason().unwrap_or(LostReason::NodeDeleted))
@@ -195,9 +241,9 @@ impl Taken {
                     source: ZkError::NoNode,
                 }) => {
                     // The entry was removed by hand or by the reconciler; drop our marker.
-                    warn!(entry = %self.name, "consumed entry was already gone; removing its taken marker");
+                    warn!(entry = %self.name, "{op}d entry was already gone; removing its taken marker");
                     return match client.delete(&taken_path, None).await {
-                        Ok(()) | Err(ZkError::NoNode) => Ok(()),
+                        Ok(()) | Err(ZkError::NoNode) => Ok(None),
                         Err(e) => Err(Error::zk("delete", &taken_path, e)),
                     };
                 }
@@ -216,6 +262,30 @@ impl Taken {
                 }
                 e => return Err(e),
             }
+        }
+    }
+}
+
+/// How a held entry is finished.
+enum Finish {
+    /// Deleted with its marker.
+    Consume,
+    /// Its marker deleted: back on the queue.
+    Release,
+    /// Deleted with its marker, and put again under this name prefix.
+    Reroute(String),
+}
+
+impl Finish {
+    fn removes_entry(&self) -> bool {
+        !matches!(self, Finish::Release)
+    }
+
+    fn op(&self) -> &'static str {
+        match self {
+            Finish::Consume => "consume",
+            Finish::Release => "release",
+            Finish::Reroute(_) => "reroute",
         }
     }
 }
@@ -313,7 +383,7 @@ impl Drop for Taken {
         background.spawn_on(async move {
             let mut backoff = Duration::from_millis(50);
             loop {
-                match orphan.finish(false).await {
+                match orphan.finish(Finish::Release).await {
                     Err(e) if e.is_transient() => {
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -322,7 +392,7 @@ impl Drop for Taken {
                         debug!(entry = %orphan.name, error = %e, "background release of a dropped entry failed");
                         break;
                     },
-                    Ok(()) => break,
+                    Ok(_) => break,
                 }
             }
         }, &runtime);

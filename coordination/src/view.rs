@@ -20,7 +20,10 @@ const MAX_SPREAD: u32 = 64;
 /// Entries, taken markers and this process's holdings.
 #[derive(Debug, Default)]
 pub(crate) struct View {
-    entries: BTreeSet<String>,
+    /// Entries by route segment (`""` for plain entries), each route's in queue order.
+    entries: HashMap<String, BTreeSet<Order>>,
+    /// How many entries `entries` holds.
+    count: usize,
     taken: HashSet<String>,
     /// Entries a local taker is trying to take right now.
     inflight: HashSet<String>,
@@ -31,6 +34,33 @@ pub(crate) struct View {
     /// Grows when takers collide with other processes, shrinks when they succeed.
     contention: u32,
     closed: Option<LostReason>,
+}
+
+/// An entry's place in the queue: priority, then sequence (`PPP` and the sequence's ten
+/// digits, so text order is queue order), then name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Order {
+    key: String,
+    name: String,
+}
+
+impl Order {
+    /// The route and place of `name`, if it is a queue entry.
+    fn of(name: &str) -> Option<(&str, Order)> {
+        let parts = entry::parse(name)?;
+        let key = format!("{}{:0>10}", parts.band, parts.seq);
+        Some((
+            parts.route,
+            Order {
+                key,
+                name: name.to_owned(),
+            },
+        ))
+    }
+
+    fn band(&self) -> &str {
+        &self.key[..3]
+    }
 }
 
 #[derive(Debug)]
@@ -50,7 +80,11 @@ impl View {
     /// only if the listing is newer than our take: a server that lags behind the one we
     /// took on lists the directory as it was before. Returns whether suspects were added.
     pub(crate) fn reset(&mut self, entries: Vec<String>, taken: Vec<String>, pzxid: i64) -> bool {
-        self.entries = entries.into_iter().filter(|n| entry::is_entry(n)).collect();
+        self.entries.clear();
+        self.count = 0;
+        for name in entries {
+            self.entry_created(&name);
+        }
         self.taken = taken.into_iter().collect();
         let missing: Vec<(String, i64)> = self
             .held
@@ -71,14 +105,32 @@ impl View {
 
     /// An entry node appeared.
     pub(crate) fn entry_created(&mut self, name: &str) {
-        if entry::is_entry(name) {
-            self.entries.insert(name.to_owned());
+        if let Some((route, order)) = Order::of(name) {
+            if self
+                .entries
+                .entry(route.to_owned())
+                .or_default()
+                .insert(order)
+            {
+                self.count += 1;
+            }
         }
     }
 
     /// An entry node disappeared.
     pub(crate) fn entry_deleted(&mut self, name: &str) {
-        self.entries.remove(name);
+        let Some((route, order)) = Order::of(name) else {
+            return;
+        };
+        let Some(set) = self.entries.get_mut(route) else {
+            return;
+        };
+        if set.remove(&order) {
+            self.count -= 1;
+        }
+        if set.is_empty() {
+            self.entries.remove(route);
+        }
     }
 
     /// A taken marker appeared.
@@ -176,21 +228,36 @@ impl View {
         self.closed
     }
 
-    /// Picks an entry for a local taker and marks it in flight.
+    /// Picks an entry for a local taker among the routes it `accepts`, and marks it in
+    /// flight.
     ///
-    /// Only the first free priority band is considered. Uncontended, that is the head of
-    /// the queue (strict order for a lone taker); under contention, a random entry among
-    /// the first `1 + contention` of the band.
-    pub(crate) fn pick(&mut self, random: impl FnOnce(usize) -> usize) -> Option<String> {
+    /// Only the first free priority band is considered, across accepted routes.
+    /// Uncontended, that is the head of the queue (strict order for a lone taker);
+    /// under contention, a random entry among the first `1 + contention` of the band.
+    pub(crate) fn pick(
+        &mut self,
+        accepts: &dyn Fn(&str) -> bool,
+        random: impl FnOnce(usize) -> usize,
+    ) -> Option<String> {
         let window = (1 + self.contention) as usize;
-        let mut free = self.entries.iter().filter(|n| {
-            !self.taken.contains(*n) && !self.inflight.contains(*n) && !self.held.contains_key(*n)
-        });
-        let first = free.next()?;
-        let band = entry::band(first);
-        let mut candidates = vec![first];
-        candidates.extend(free.take_while(|n| entry::band(n) == band).take(window - 1));
-        let chosen = candidates[random(candidates.len()).min(candidates.len() - 1)].clone();
+        let free = |o: &&Order| {
+            !self.taken.contains(&o.name)
+                && !self.inflight.contains(&o.name)
+                && !self.held.contains_key(&o.name)
+        };
+        let mut candidates: Vec<&Order> = Vec::new();
+        for (route, set) in &self.entries {
+            if accepts(route) {
+                candidates.extend(set.iter().filter(free).take(window));
+            }
+        }
+        candidates.sort_unstable();
+        let band = candidates.first()?.band().to_owned();
+        candidates.retain(|o| o.band() == band);
+        candidates.truncate(window);
+        let chosen = candidates[random(candidates.len()).min(candidates.len() - 1)]
+            .name
+            .clone();
         self.inflight.insert(chosen.clone());
         Some(chosen)
     }
@@ -206,7 +273,7 @@ impl View {
     pub(crate) fn abandoned(&mut self, name: &str, entry_gone: bool) {
         self.inflight.remove(name);
         if entry_gone {
-            self.entries.remove(name);
+            self.entry_deleted(name);
         }
     }
 
@@ -254,13 +321,13 @@ impl View {
         self.held.remove(name);
         self.taken.remove(name);
         if consumed {
-            self.entries.remove(name);
+            self.entry_deleted(name);
         }
     }
 
     /// Entries currently known, taken or not.
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.count
     }
 
     /// Entries `owner` holds.
@@ -272,6 +339,10 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn all(_: &str) -> bool {
+        true
+    }
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
@@ -291,7 +362,7 @@ mod tests {
         );
         let order: Vec<String> = (0..3)
             .map(|_| {
-                let n = view.pick(|len| len - 1).unwrap();
+                let n = view.pick(&all, |len| len - 1).unwrap();
                 view.acquired(&n, LostSignal::new(), 1, 10);
                 n
             })
@@ -304,7 +375,7 @@ mod tests {
                 "entry-100-0000000002"
             ])
         );
-        assert_eq!(view.pick(|_| 0), None);
+        assert_eq!(view.pick(&all, |_| 0), None);
     }
 
     #[test]
@@ -315,9 +386,12 @@ mod tests {
             names(&["entry-100-0000000001"]),
             0,
         );
-        assert_eq!(view.pick(|_| 0).as_deref(), Some("entry-100-0000000002"));
         assert_eq!(
-            view.pick(|_| 0),
+            view.pick(&all, |_| 0).as_deref(),
+            Some("entry-100-0000000002")
+        );
+        assert_eq!(
+            view.pick(&all, |_| 0),
             None,
             "in-flight entries are not handed out twice"
         );
@@ -326,18 +400,18 @@ mod tests {
     #[test]
     fn contention_widens_the_window_within_one_band() {
         let mut view = View::default();
-        let all: Vec<String> = (0..10)
+        let entries: Vec<String> = (0..10)
             .map(|i| format!("entry-100-{i:010}"))
             .chain(["entry-200-0000000099".into()])
             .collect();
-        view.reset(all, vec![], 0);
-        let first = view.pick(|_| 0).unwrap();
+        view.reset(entries, vec![], 0);
+        let first = view.pick(&all, |_| 0).unwrap();
         view.collided(&first);
         view.collided("entry-100-0000000001");
         view.collided("entry-100-0000000002");
         // contention 7 → window of 8 among the remaining priority-100 entries
         let mut seen = 0;
-        let n = view.pick(|len| {
+        let n = view.pick(&all, |len| {
             seen = len;
             len - 1
         });
@@ -348,6 +422,45 @@ mod tests {
         assert_eq!(n.as_deref(), Some("entry-100-0000000009"));
         view.acquired("entry-100-0000000009", LostSignal::new(), 1, 10);
         assert!(view.contention < 7, "success shrinks the window");
+    }
+
+    #[test]
+    fn takers_see_only_the_routes_they_accept_in_queue_order() {
+        let mut view = View::default();
+        view.reset(
+            names(&[
+                "entry-100-train+gpu-0000000001",
+                "entry-100-noop-0000000002",
+                "entry-050-train+gpu-0000000005",
+                "entry-100-0000000003",
+            ]),
+            vec![],
+            0,
+        );
+        assert_eq!(view.len(), 4);
+        let no_gpu = |route: &str| !route.contains("gpu");
+        assert_eq!(
+            view.pick(&no_gpu, |_| 0).as_deref(),
+            Some("entry-100-noop-0000000002")
+        );
+        assert_eq!(
+            view.pick(&no_gpu, |_| 0).as_deref(),
+            Some("entry-100-0000000003"),
+            "plain entries sort with routed ones by sequence"
+        );
+        assert_eq!(view.pick(&no_gpu, |_| 0), None);
+        assert_eq!(
+            view.pick(&all, |_| 0).as_deref(),
+            Some("entry-050-train+gpu-0000000005"),
+            "priority first, across routes"
+        );
+        assert_eq!(
+            view.pick(&all, |_| 0).as_deref(),
+            Some("entry-100-train+gpu-0000000001")
+        );
+        view.entry_deleted("entry-100-noop-0000000002");
+        view.entry_deleted("entry-100-noop-0000000002");
+        assert_eq!(view.len(), 3);
     }
 
     /// A view of two entries, the first held by session 1, the second by session 2.

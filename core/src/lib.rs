@@ -13,6 +13,7 @@
 //! - [`clock`]: times as RFC 3339 text (written and read one way); [`lock`]: a mutex
 //!   lock that outlives a panic.
 //! - [`names`]: what action and distribution names and process ids may look like.
+//! - [`route`]: what a job needs of an executor ([`Route`]) and what one offers ([`Offer`]).
 //! - [`Error`]: every failure above, each saying what was wrong and how to fix it.
 
 mod backoff;
@@ -24,6 +25,7 @@ mod fencing;
 mod job_id;
 pub mod names;
 mod priority;
+pub mod route;
 mod state;
 mod status;
 mod sync;
@@ -40,6 +42,7 @@ pub use error::Error;
 pub use fencing::FencingToken;
 pub use job_id::JobId;
 pub use priority::Priority;
+pub use route::{Offer, Route};
 pub use state::{State, UnknownState};
 pub use status::{StatusCode, UnknownStatusCode};
 pub use sync::lock;

@@ -23,6 +23,10 @@ pub enum StatusCode {
     WaitingOnDependencies,
     /// `QUEUED`: its id is on the ZooKeeper queue, waiting for an executor.
     Enqueued,
+    /// `QUEUED`: on the queue, but no registered executor offers its action with every
+    /// tag it requires. Worked out when the job is read, from the live membership (never
+    /// stored), so it is never stale: the job runs as soon as a capable executor registers.
+    WaitingOnWorkers,
     /// `RUNNING`: claimed; the executor is preparing (pulling the image,
     /// writing inputs).
     Preparing,
@@ -58,6 +62,7 @@ impl StatusCode {
         Self::Created,
         Self::WaitingOnDependencies,
         Self::Enqueued,
+        Self::WaitingOnWorkers,
         Self::Preparing,
         Self::Executing,
         Self::Finalizing,
@@ -76,7 +81,10 @@ impl StatusCode {
     /// The coarse state this code belongs to.
     pub const fn state(self) -> State {
         match self {
-            Self::Created | Self::WaitingOnDependencies | Self::Enqueued => State::Queued,
+            Self::Created
+            | Self::WaitingOnDependencies
+            | Self::Enqueued
+            | Self::WaitingOnWorkers => State::Queued,
             Self::Preparing | Self::Executing | Self::Finalizing => State::Running,
             Self::Succeeded => State::Success,
             Self::NonzeroExit
@@ -101,6 +109,7 @@ impl StatusCode {
             Self::Created => "CREATED",
             Self::WaitingOnDependencies => "WAITING_ON_DEPENDENCIES",
             Self::Enqueued => "ENQUEUED",
+            Self::WaitingOnWorkers => "WAITING_ON_WORKERS",
             Self::Preparing => "PREPARING",
             Self::Executing => "EXECUTING",
             Self::Finalizing => "FINALIZING",
@@ -183,6 +192,7 @@ mod tests {
             StatusCode::Created
             | StatusCode::WaitingOnDependencies
             | StatusCode::Enqueued
+            | StatusCode::WaitingOnWorkers
             | StatusCode::Preparing
             | StatusCode::Executing
             | StatusCode::Finalizing
@@ -198,7 +208,7 @@ mod tests {
             | StatusCode::KilledByAdmin => StatusCode::ALL.contains(&code),
         };
         assert!(StatusCode::ALL.iter().all(|&code| listed(code)));
-        assert_eq!(StatusCode::ALL.len(), 16);
+        assert_eq!(StatusCode::ALL.len(), 17);
     }
 
     #[test]
@@ -219,6 +229,7 @@ mod tests {
             ("CREATED", Queued),
             ("WAITING_ON_DEPENDENCIES", Queued),
             ("ENQUEUED", Queued),
+            ("WAITING_ON_WORKERS", Queued),
             ("PREPARING", Running),
             ("EXECUTING", Running),
             ("FINALIZING", Running),

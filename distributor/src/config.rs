@@ -117,6 +117,10 @@ pub struct DistributionConfig {
     /// The jobs' timeout (default: the API's).
     #[serde(default, with = "humantime_serde::option")]
     pub timeout: Option<Duration>,
+    /// Tags an executor must carry to run the jobs (`["gpu"]`), besides those the
+    /// action's file requires. Default none.
+    #[serde(default)]
+    pub requires: Vec<String>,
 }
 
 fn enabled_default() -> bool {
@@ -133,6 +137,7 @@ pub(crate) enum Work {
         priority: Option<Priority>,
         max_attempts: Option<u32>,
         timeout_secs: Option<u64>,
+        requires: Vec<String>,
     },
     /// Ask the API to reconcile.
     Reconcile {
@@ -375,6 +380,10 @@ impl DistributionConfig {
             }
             t => t.map(|t| t.as_secs()),
         };
+        let requires = drover_core::route::tag_set(&self.requires)
+            .map_err(|e| ConfigError::new(format!("{field}.requires"), e))?
+            .into_iter()
+            .collect();
         let schedule = self.schedule(field)?;
         let jitter = self.jitter(field, &schedule)?;
         Ok(Plan {
@@ -388,6 +397,7 @@ impl DistributionConfig {
                 priority,
                 max_attempts: self.max_attempts,
                 timeout_secs,
+                requires,
             },
         })
     }

@@ -268,6 +268,7 @@ async fn submit_tick(ctx: &Context, plan: &Plan, tick: SystemTime, tick_text: &s
         priority,
         max_attempts,
         timeout_secs,
+        requires,
     } = &plan.work
     else {
         return Acted::Done(None);
@@ -279,6 +280,7 @@ async fn submit_tick(ctx: &Context, plan: &Plan, tick: SystemTime, tick_text: &s
         max_attempts: *max_attempts,
         timeout_secs: *timeout_secs,
         idempotency_key: Some(tick_key(&plan.name, tick)),
+        requires: requires.clone(),
     };
     match ctx.api.submit(&submit).await {
         Ok(submitted) => {
@@ -301,6 +303,7 @@ async fn reconcile(ctx: &Context, grace: Duration, stale_after: Duration) {
     let request = Reconcile {
         grace_ms: Some(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX)),
         stale_after_ms: Some(u64::try_from(stale_after.as_millis()).unwrap_or(u64::MAX)),
+        unknown_action_after_ms: None,
     };
     match ctx.api.reconcile(&request).await {
         Ok(report) if report.total() > 0 => {

@@ -25,6 +25,11 @@ pub struct ExecutorConfig {
     pub slots: Option<usize>,
     /// Directory of Docker action files (`*.toml`); built-in actions only when unset.
     pub actions_dir: Option<PathBuf>,
+    /// What this executor's node has (`["gpu", "db"]`; comma-separated in
+    /// `DROVER_EXECUTOR__TAGS`). It takes only jobs whose required tags (the action
+    /// file's `requires` and the submit's) it carries all of. Default none.
+    #[serde(with = "drover_core::comma_separated")]
+    pub tags: Vec<String>,
     /// The ZooKeeper queue (default `/job`).
     pub queue_path: String,
     /// How often a running job reports it is alive (default `3s`).
@@ -64,6 +69,7 @@ impl Default for ExecutorConfig {
             id: None,
             slots: None,
             actions_dir: None,
+            tags: Vec::new(),
             queue_path: "/job".to_owned(),
             heartbeat_interval: Duration::from_secs(3),
             drain_timeout: Duration::from_secs(120),
@@ -117,6 +123,8 @@ impl ExecutorConfig {
                 "must be between 1 and 1024",
             ));
         }
+        drover_core::route::tag_set(&self.tags)
+            .map_err(|e| ConfigError::new("executor.tags", e))?;
         if !self.queue_path.starts_with('/') {
             return Err(ConfigError::new(
                 "executor.queue_path",

@@ -23,6 +23,7 @@ mod outcome;
 mod params;
 mod reap;
 mod reporter;
+mod routing;
 mod runner;
 mod slot;
 mod stop;
@@ -36,6 +37,7 @@ use std::time::Duration;
 use drover_actions::{Action, Catalogue};
 use drover_client::ApiClient;
 use drover_coordination::ZkSettings;
+use drover_core::Offer;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -86,9 +88,16 @@ pub async fn run(
         health::start(config.metrics_listen, handle, readiness, listener_stop).await?;
     }
     let (busy_tx, busy_rx) = watch::channel(0);
+    let tags: Vec<String> = drover_core::route::tag_set(&config.tags)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let routing =
+        routing::Routing::new(Offer::from_lists(&prepared.catalogue.requirements(), &tags));
     let context = Arc::new(SlotContext {
         api: api.clone(),
         catalogue: prepared.catalogue,
+        routing: routing.clone(),
         env: RunEnv {
             executor_id: id.clone(),
             docker: prepared.docker,
@@ -113,6 +122,7 @@ pub async fn run(
             id: id.clone(),
             slots,
             cluster: context.env.cluster.clone(),
+            routing,
         },
         queue_tx,
         busy_rx,
@@ -133,7 +143,7 @@ pub async fn run(
         tracker.spawn(slot::run_slot(context.clone(), index));
     }
     tracker.close();
-    info!(executor = %id, slots, actions = ?context.catalogue.names(), "executor running");
+    info!(executor = %id, slots, actions = ?context.routing.offer().runnable_actions(), tags = ?context.routing.offer().tags, "executor running");
 
     shutdown.drain.cancelled().await;
     reaper_stop.cancel();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use drover_actions::Catalogue;
 use drover_client::ApiClient;
 use drover_coordination::{Error as ZkError, Queue, Taken};
-use drover_core::StatusCode;
+use drover_core::{JobId, StatusCode};
 use drover_model::{Claim, Finish, Job, Release};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,7 @@ use crate::backoff::Backoff;
 use crate::config::ExecutorConfig;
 use crate::outcome::{Outcome, RunEnv};
 use crate::reporter::{ReportTo, Reporter};
+use crate::routing::Routing;
 use crate::runner;
 use crate::stop::{Stop, StopReason};
 
@@ -28,6 +29,8 @@ use crate::stop::{Stop, StopReason};
 pub(crate) struct SlotContext {
     pub(crate) api: ApiClient,
     pub(crate) catalogue: Catalogue,
+    /// What this executor runs (its queue handle takes nothing else).
+    pub(crate) routing: Arc<Routing>,
     pub(crate) env: RunEnv,
     pub(crate) config: ExecutorConfig,
     pub(crate) backoff: Backoff,
@@ -107,8 +110,17 @@ async fn handle(shared: &SlotContext, taken: Taken) {
         }
         return;
     }
+    let taken = if taken.route().is_empty() {
+        match read_plain(shared, job_id, taken).await {
+            Some(taken) => taken,
+            None => return,
+        }
+    } else {
+        taken
+    };
     // Claim straight away: the claim refuses finished, canceled and re-taken jobs (409)
-    // and unknown ones (404), so no read is needed first.
+    // and unknown ones (404), so no read is needed first (the entry's name said what
+    // the job needs).
     let claim = Claim {
         token: taken.token(),
         executor: shared.env.executor_id.clone(),
@@ -141,6 +153,40 @@ async fn handle(shared: &SlotContext, taken: Taken) {
     let busy = shared.busy.fetch_sub(1, Ordering::Relaxed) - 1;
     shared.busy_changed.send_replace(busy);
     metrics::gauge!("drover_executor_busy_slots").set(busy as f64);
+}
+
+/// A plain entry (a kazoo producer's, or one put before routing) does not say what its
+/// job needs: read the job. One this executor cannot run goes back under its route, in
+/// one transaction, for an executor that can; it costs no attempt. Returns the entry
+/// when this executor should claim it.
+async fn read_plain(shared: &SlotContext, job_id: JobId, taken: Taken) -> Option<Taken> {
+    let job = match shared.api.get(job_id).await {
+        Ok(job) => job,
+        Err(e) if e.is_not_found() => {
+            info!(job = %job_id, "job no longer exists; consuming its entry");
+            consume(taken).await;
+            return None;
+        }
+        Err(e) => {
+            give_back(shared, taken, "read the job", &e, e.is_unavailable()).await;
+            return None;
+        }
+    };
+    // A finished job's entry is refused by the claim, and consumed.
+    let Ok(route) = job.route() else {
+        return Some(taken);
+    };
+    if job.state.is_terminal() || shared.routing.runs(&route) {
+        return Some(taken);
+    }
+    let segment = route.segment();
+    match taken.reroute(&segment).await {
+        Ok(entry) => {
+            info!(job = %job_id, %route, entry = entry.as_deref().unwrap_or("?"), "this executor cannot run the job; put its entry back for one that can");
+        }
+        Err(e) => warn!(job = %job_id, error = %e, "cannot put the entry back under its route"),
+    }
+    None
 }
 
 /// Runs a claimed job with its stop triggers wired: loss of the entry, the drain

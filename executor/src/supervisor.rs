@@ -12,6 +12,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::routing::Routing;
+
 /// Who this executor is, as published in `/executors/<id>`.
 #[derive(Debug, Clone)]
 pub(crate) struct Identity {
@@ -20,6 +22,8 @@ pub(crate) struct Identity {
     /// Set once from ZooKeeper at the first attach: the cluster's id, for container
     /// labels.
     pub(crate) cluster: std::sync::Arc<std::sync::OnceLock<String>>,
+    /// What it offers (published) and takes (its queue handle's filter).
+    pub(crate) routing: std::sync::Arc<Routing>,
 }
 
 /// Throttle of the busy-count publication: at most once a second.
@@ -147,7 +151,8 @@ async fn attach(
         let _ = identity.cluster.set(cluster);
     }
     let view = QueueView::open(session, queue_path).await?;
-    let queue = Queue::with_view(session, &view);
+    let queue = Queue::with_view(session, &view).taking_only(identity.routing.filter());
+    let offer = identity.routing.offer();
     let info = ExecutorInfo {
         id: identity.id.clone(),
         host: hostname::get()
@@ -157,6 +162,12 @@ async fn attach(
         busy: busy as u32,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         started,
+        actions: offer
+            .actions
+            .iter()
+            .map(|(name, needs)| (name.clone(), needs.iter().cloned().collect()))
+            .collect(),
+        tags: offer.tags.iter().cloned().collect(),
     };
     // A restarted executor may find its previous session's record until that session
     // expires: wait for it rather than fail.

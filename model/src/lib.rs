@@ -65,6 +65,9 @@ pub struct Job {
     pub finished_at: Option<String>,
     /// The submitter's idempotency key, if given.
     pub idempotency_key: Option<String>,
+    /// Tags an executor must carry to run it (besides those its action file requires).
+    #[serde(default)]
+    pub requires: Vec<String>,
     /// Whether the id was put on the ZooKeeper queue (false: the reconciler will).
     pub enqueued: bool,
     /// The job this one retries.
@@ -100,6 +103,10 @@ pub struct SubmitJob {
     /// Resubmitting with the same key returns the existing job (200, not 201).
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Tags an executor must carry to run the job (`gpu`, `db`), besides those the
+    /// action's file requires: at most 32 of `[A-Za-z0-9_.-]`, 64 characters each.
+    #[serde(default)]
+    pub requires: Vec<String>,
 }
 
 /// Every executor write names its token and itself.
@@ -290,6 +297,30 @@ pub struct ExecutorInfo {
     pub version: String,
     /// When it started, RFC 3339.
     pub started_at: String,
+    /// The actions it knows, each with the tags its action file requires (it runs those
+    /// whose tags it carries).
+    #[serde(default)]
+    pub actions: BTreeMap<String, Vec<String>>,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl Job {
+    /// What the job needs of an executor. A record the API wrote always has a valid one.
+    ///
+    /// # Errors
+    /// A stored action or tag that is not a valid name.
+    pub fn route(&self) -> Result<drover_core::Route, String> {
+        drover_core::Route::new(&self.action, &self.requires)
+    }
+}
+
+impl ExecutorInfo {
+    /// What it offers, for routing decisions.
+    pub fn offer(&self) -> drover_core::Offer {
+        drover_core::Offer::from_lists(&self.actions, &self.tags)
+    }
 }
 
 pub use paths::DISTRIBUTIONS as DISTRIBUTIONS_PATH;
@@ -308,6 +339,11 @@ pub struct Reconcile {
     /// milliseconds, 0–86400000) and its taken node is gone. Default 30000.
     #[serde(default)]
     pub stale_after_ms: Option<u64>,
+    /// An ENQUEUED job whose action no registered executor knows (and at least one is
+    /// registered) is ended `UNKNOWN_ACTION` once it is older than this (in milliseconds,
+    /// 0–86400000). Default 600000 (10 minutes).
+    #[serde(default)]
+    pub unknown_action_after_ms: Option<u64>,
 }
 
 /// One kind of repair: how many, and the first few affected (job ids or entry names).
@@ -348,6 +384,10 @@ pub struct Reconciled {
     /// Queue entries whose job no longer exists, or is finished, and that no executor
     /// holds: deleted (entry names).
     pub removed_entries: Repairs,
+    /// ENQUEUED jobs whose action no registered executor knows, past
+    /// `unknown_action_after_ms`: ended `UNKNOWN_ACTION`.
+    #[serde(default)]
+    pub unknown_action: Repairs,
     /// Entries on the queue when the run started.
     pub entries_seen: u64,
     /// How long the run took, in milliseconds.
@@ -362,18 +402,20 @@ impl Reconciled {
             + self.released.count
             + self.ended.count
             + self.removed_entries.count
+            + self.unknown_action.count
     }
 
     /// The counts, for a log line: `enqueued=1 marked_enqueued=0 released=2 ended=0
-    /// removed_entries=0`.
+    /// removed_entries=0 unknown_action=0`.
     pub fn counts(&self) -> String {
         format!(
-            "enqueued={} marked_enqueued={} released={} ended={} removed_entries={}",
+            "enqueued={} marked_enqueued={} released={} ended={} removed_entries={} unknown_action={}",
             self.enqueued.count,
             self.marked_enqueued.count,
             self.released.count,
             self.ended.count,
-            self.removed_entries.count
+            self.removed_entries.count,
+            self.unknown_action.count
         )
     }
 }

@@ -57,6 +57,8 @@ fn executor(id: &str) -> ExecutorInfo {
         busy: 1,
         version: "0.1.0-test".to_owned(),
         started: SystemTime::now(),
+        actions: Default::default(),
+        tags: Vec::new(),
     }
 }
 

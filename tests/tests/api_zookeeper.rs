@@ -191,6 +191,8 @@ async fn executors_come_from_membership(backend: Backend) -> anyhow::Result<()> 
             busy: 1,
             version: "0.1.0".into(),
             started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            actions: Default::default(),
+            tags: Vec::new(),
         })
         .await?;
     let (status, listed) = api.get("/v1/executors", api_support::EXECUTOR).await?;

@@ -176,6 +176,8 @@ async fn executors_are_listed(sandbox: &Sandbox) -> anyhow::Result<()> {
         busy: 1,
         version: "0.1.0".to_owned(),
         started: SystemTime::now(),
+        actions: Default::default(),
+        tags: Vec::new(),
     };
     let _registration = Membership::new(&session).register(info.clone()).await?;
     let table = sandbox

@@ -81,11 +81,6 @@ async fn every_failure_ends_with_its_status_code_and_a_clear_message() -> anyhow
         ("hog", StatusCode::NonzeroExit, "memory limit is 8 MiB"),
         ("slow", StatusCode::TimedOut, "timeout of 1.0s"),
         (
-            "no-such-action",
-            StatusCode::UnknownAction,
-            "not known to executor exec-f",
-        ),
-        (
             "ghost",
             StatusCode::InternalError,
             "drover/not-here:1 is not available",

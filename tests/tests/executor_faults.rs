@@ -185,42 +185,6 @@ async fn a_partitioned_executor_kills_its_container_before_its_session_can_expir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_action_ends_once_whatever_the_catalogue_size() -> anyhow::Result<()> {
-    let cluster = Cluster::start().await?;
-    // A catalogue whose names alone are far over the API's 4,096-byte message limit.
-    let actions = cluster.dir.path().join("actions");
-    for i in 0..300 {
-        let name = format!("a-rather-long-action-name-for-a-big-catalogue-{i:03}");
-        std::fs::write(
-            actions.join(format!("{name}.toml")),
-            format!("name = \"{name}\"\nimage = \"drover/busybox:latest\"\npull = \"never\"\ncommand = [\"true\"]\n"),
-        )?;
-    }
-    let executor = cluster
-        .executor(&ExecutorOptions::new("big-catalogue", 2))
-        .await?;
-    let id = cluster.submit("nosuch", json!({})).await?;
-    let job = cluster.finished(id, Duration::from_secs(60)).await?;
-    assert_eq!(
-        (job.status_code, job.attempts),
-        (drover_core::StatusCode::UnknownAction, 1),
-        "{job:#?}\n{}",
-        executor.log()
-    );
-    assert!(
-        job.status_message.len() <= 4096,
-        "{}",
-        job.status_message.len()
-    );
-    assert!(
-        job.status_message.contains("nosuch") && job.status_message.contains("more"),
-        "{}",
-        job.status_message
-    );
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_executors_leftovers_are_reaped_by_its_replacement() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
     // A Kubernetes pod SIGKILLed whole: the watchdog dies with it, and the replacement

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use drover_coordination::{Election, Queue};
+use drover_coordination::{Election, Queue, RouteFilter};
 use drover_core::{JobId, Priority};
 use drover_tests::{
     connect, init_test_tracing, python_script, wait_until, within, Python, ZkServer,
@@ -252,6 +252,50 @@ async fn drover_puts_kazoo_consumes_in_kazoos_layout() -> anyhow::Result<()> {
         || async { queue.view_len() == 0 },
     )
     .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn kazoo_consumes_routed_entries_and_drover_takes_only_the_routes_it_accepts(
+) -> anyhow::Result<()> {
+    init_test_tracing();
+    let zk = ZkServer::start().await?;
+    let hosts = zk.connect_string();
+    let session = connect(&hosts, SESSION).await?;
+    let queue = Queue::open(&session, "/job").await?;
+    let cpu_only = Queue::open(&session, "/job")
+        .await?
+        .taking_only(RouteFilter::new(|r| !r.contains("gpu")));
+    let (train, render, plain) = (JobId::new(), JobId::new(), JobId::new());
+    let train_entry = queue
+        .put_job_routed(train, Priority::default(), "train+gpu")
+        .await?;
+    assert!(
+        train_entry.starts_with("entry-100-train+gpu-"),
+        "{train_entry}"
+    );
+    queue
+        .put_job_routed(render, Priority::default(), "render")
+        .await?;
+    queue.put_job(plain, prio(200)).await?;
+    // A taker that refuses `gpu` routes takes the others in order, then nothing.
+    let first = within("take", KAZOO, cpu_only.take(Some(QUIET)))
+        .await??
+        .expect("render");
+    assert_eq!(first.job_id()?, render);
+    let second = within("take", KAZOO, cpu_only.take(Some(QUIET)))
+        .await??
+        .expect("plain");
+    assert_eq!(second.job_id()?, plain);
+    assert!(within("take", KAZOO, cpu_only.take(Some(QUIET)))
+        .await??
+        .is_none());
+    second.release().await?;
+    first.consume().await?;
+    // kazoo takes routed and plain entries alike, by name.
+    let consumed = kazoo_queue(&hosts, "consume", 2, None).await?;
+    assert_eq!(consumed, [train.to_string(), plain.to_string()]);
+    assert_eq!(queue.counts().await?, (0, 0));
     Ok(())
 }
 

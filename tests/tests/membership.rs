@@ -16,6 +16,8 @@ fn executor(id: &str, slots: u32) -> ExecutorInfo {
         busy: 0,
         version: "0.1.0-test".to_owned(),
         started: SystemTime::now(),
+        actions: Default::default(),
+        tags: Vec::new(),
     }
 }
 

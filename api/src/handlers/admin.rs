@@ -15,7 +15,9 @@ use tracing::{info, warn};
 use crate::auth::{Authorized, Cleanup as CleanupAccess, Read, Reconcile as ReconcileAccess};
 use crate::error::{Error, Result};
 use crate::extract::JsonBody;
-use crate::reconcile::{Thresholds, DEFAULT_GRACE, DEFAULT_STALE_AFTER};
+use crate::reconcile::{
+    Thresholds, DEFAULT_GRACE, DEFAULT_STALE_AFTER, DEFAULT_UNKNOWN_ACTION_AFTER,
+};
 use crate::state::AppState;
 use crate::store::{now_us, system_rfc3339};
 #[cfg(feature = "openapi")]
@@ -63,6 +65,11 @@ pub(crate) async fn reconcile(
     let thresholds = Thresholds {
         grace: threshold("grace_ms", body.grace_ms, DEFAULT_GRACE)?,
         stale_after: threshold("stale_after_ms", body.stale_after_ms, DEFAULT_STALE_AFTER)?,
+        unknown_action_after: threshold(
+            "unknown_action_after_ms",
+            body.unknown_action_after_ms,
+            DEFAULT_UNKNOWN_ACTION_AFTER,
+        )?,
     };
     let enqueue_timeout = state.config.enqueue_timeout;
     if thresholds.grace < enqueue_timeout {
@@ -79,7 +86,9 @@ pub(crate) async fn reconcile(
     let (session, queue) = state.zk.connected().ok_or_else(zookeeper_unavailable)?;
     let report = state
         .reconciler
-        .run(&state.store, &session, &queue, thresholds)
+        .run(&state.store, &session, &queue, thresholds, &|action| {
+            state.zk.action_known(action)
+        })
         .await?;
     state.metrics.count_reconcile(&report);
     if report.total() > 0 {

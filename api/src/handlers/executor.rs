@@ -22,23 +22,16 @@ fn check_executor(executor: &str) -> Result<()> {
     })
 }
 
-/// An entry name as kazoo's `LockingQueue` makes them: `entry-PPP-` and ten digits.
+/// An entry name as the queue makes them: `entry-PPP-`, a route and `-` when routed,
+/// and ten digits.
 fn check_entry(entry: &str) -> Result<()> {
-    let shaped = entry
-        .strip_prefix("entry-")
-        .and_then(|rest| rest.split_once('-'))
-        .is_some_and(|(ppp, seq)| {
-            ppp.len() == 3
-                && seq.len() == 10
-                && ppp.bytes().chain(seq.bytes()).all(|b| b.is_ascii_digit())
-        });
-    if shaped {
+    if drover_coordination::is_entry_name(entry) {
         Ok(())
     } else {
         Err(Error::InvalidInput {
             field: "entry".into(),
             reason: format!(
-                "{entry:?} is not a queue entry name: send the name of the entry you took, like entry-100-0000000042"
+                "{entry:?} is not a queue entry name: send the name of the entry you took, like entry-100-0000000042 or entry-100-train+gpu-0000000042"
             ),
         })
     }

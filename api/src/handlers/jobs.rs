@@ -74,6 +74,10 @@ fn new_job(body: SubmitJob, config: &ApiConfig) -> Result<NewJob> {
             ));
         }
     }
+    let requires = drover_core::route::tag_set(&body.requires)
+        .map_err(|e| invalid("requires", e))?
+        .into_iter()
+        .collect();
     Ok(NewJob {
         action,
         params,
@@ -82,6 +86,7 @@ fn new_job(body: SubmitJob, config: &ApiConfig) -> Result<NewJob> {
         timeout_secs,
         idempotency_key: body.idempotency_key,
         retry_of: None,
+        requires,
     })
 }
 
@@ -149,6 +154,12 @@ fn differing_field(new: &NewJob, existing: &Job) -> Option<(&'static str, String
             existing.timeout_secs.to_string(),
             new.timeout_secs.to_string(),
         ),
+        (
+            "requires",
+            new.requires == existing.requires,
+            format!("{:?}", existing.requires),
+            format!("{:?}", new.requires),
+        ),
     ];
     fields
         .into_iter()
@@ -186,7 +197,11 @@ async fn create_and_enqueue(state: &AppState, new: &NewJob) -> Result<(HttpStatu
         Created::Existing(job) => return Ok((HttpStatus::OK, same_job(new, job)?)),
         Created::New(job) => job,
     };
-    if let Err(reason) = state.zk.enqueue(job.id, job.priority).await {
+    let route = job.route().map_err(|detail| Error::Corrupt {
+        id: job.id.to_string(),
+        detail,
+    })?;
+    if let Err(reason) = state.zk.enqueue(job.id, job.priority, &route).await {
         warn!(job_id = %job.id, %reason, "job committed but not enqueued; the reconciler will enqueue it");
         return Ok((HttpStatus::CREATED, job));
     }
@@ -221,7 +236,7 @@ pub(crate) async fn submit(
     check_action_allowed(&body.action, &auth.caller)?;
     let new = new_job(body, &state.config)?;
     let (status, job) = create_and_enqueue(&state, &new).await?;
-    Ok((status, Json(job)))
+    Ok((status, Json(shown(&state, job))))
 }
 
 /// `GET /v1/jobs/{id}`
@@ -234,7 +249,22 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Json<Job>> {
-    Ok(Json(state.store.get(id).await?))
+    Ok(Json(shown(&state, state.store.get(id).await?)))
+}
+
+/// `job` as users see it: an enqueued job that no registered executor can run is
+/// `WAITING_ON_WORKERS`, with a message naming what is missing. Worked out from the
+/// live membership on every read, never stored.
+pub(crate) fn shown(state: &AppState, mut job: Job) -> Job {
+    if job.status_code != drover_core::StatusCode::Enqueued {
+        return job;
+    }
+    let Ok(route) = job.route() else { return job };
+    if let Some(why) = state.zk.why_waiting(&route) {
+        job.status_code = drover_core::StatusCode::WaitingOnWorkers;
+        job.status_message = why;
+    }
+    job
 }
 
 /// `GET /v1/jobs` query.
@@ -306,6 +336,7 @@ pub(crate) async fn list(
         limit,
     };
     let (jobs, last) = state.store.list(&filter).await?;
+    let jobs = jobs.into_iter().map(|job| shown(&state, job)).collect();
     Ok(Json(JobPage {
         jobs,
         next_cursor: last.as_ref().map(encode_cursor),
@@ -338,7 +369,7 @@ pub(crate) async fn resolve(
     let mut matches = state.store.resolve(&fragment).await?;
     match matches.len() {
         0 => Err(Error::JobNotFound { id: fragment }),
-        1 => Ok(Json(matches.remove(0))),
+        1 => Ok(Json(shown(&state, matches.remove(0)))),
         _ => {
             matches.truncate(MAX_CANDIDATES);
             Err(Error::Ambiguous {
@@ -419,9 +450,10 @@ pub(crate) async fn retry(
         timeout_secs: old.timeout_secs,
         idempotency_key: None,
         retry_of: Some(id),
+        requires: old.requires,
     };
     let (status, job) = create_and_enqueue(&state, &new).await?;
-    Ok((status, Json(job)))
+    Ok((status, Json(shown(&state, job))))
 }
 
 #[cfg(test)]
@@ -449,6 +481,18 @@ mod tests {
         let mut big = submit("noop");
         big.params.insert("blob".into(), "x".repeat(70_000).into());
         assert!(matches!(new_job(big, &config), Err(Error::TooLarge { .. })));
+        let mut tagged = submit("train");
+        tagged.requires = vec!["gpu".into(), "db".into(), "gpu".into()];
+        assert_eq!(
+            new_job(tagged.clone(), &config).unwrap().requires,
+            ["db", "gpu"]
+        );
+        tagged.requires.push("g/pu".into());
+        let err = new_job(tagged, &config).unwrap_err().to_string();
+        assert!(
+            err.contains("requires") && err.contains("\"g/pu\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -499,6 +543,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             idempotency_key: Some("k".into()),
+            requires: Vec::new(),
             enqueued: true,
             retry_of: None,
             cancel_requested: false,
@@ -511,6 +556,11 @@ mod tests {
             differing_field(&new_job(other, &config).unwrap(), &existing).unwrap();
         assert_eq!((field, stored.as_str()), ("params", r#"{"n":1}"#));
         assert!(sent.len() < 100 && sent.ends_with("..."), "{sent}");
+        let mut other = body.clone();
+        other.requires = vec!["gpu".into()];
+        let (field, _, sent) =
+            differing_field(&new_job(other, &config).unwrap(), &existing).unwrap();
+        assert_eq!((field, sent.as_str()), ("requires", r#"["gpu"]"#));
         let mut other = body;
         other.timeout_secs = Some(5);
         let err = same_job(&new_job(other, &config).unwrap(), existing).unwrap_err();

@@ -54,6 +54,8 @@ pub(crate) struct NewJob {
     pub(crate) timeout_secs: u64,
     pub(crate) idempotency_key: Option<String>,
     pub(crate) retry_of: Option<JobId>,
+    /// Tags an executor must carry, sorted.
+    pub(crate) requires: Vec<String>,
 }
 
 /// What a create did.
@@ -164,6 +166,7 @@ impl Store {
                 .bind(now_us())
                 .bind(&new.idempotency_key)
                 .bind(&retry_of)
+                .bind(new.requires.join(" "))
                 .fetch_optional(&mut *conn)
                 .await?;
             if let Some(row) = inserted {

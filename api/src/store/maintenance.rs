@@ -7,11 +7,11 @@
 
 use std::collections::HashMap;
 
-use drover_core::{FencingToken, JobId, Priority, State, StatusCode};
+use drover_core::{FencingToken, JobId, Priority, Route, State, StatusCode};
 
 use super::db::{on_reader, on_writer};
 use super::handle::Store;
-use super::record::stored_priority;
+use super::record::{now_us, stored_priority};
 use crate::error::{Error, Result};
 
 /// How many ids one `IN (...)` list binds (well under SQLite's and PostgreSQL's limits).
@@ -23,6 +23,8 @@ pub(crate) struct QueuedRecord {
     pub(crate) id: JobId,
     pub(crate) priority: Priority,
     pub(crate) enqueued: bool,
+    /// What it needs of an executor, as its queue entry's name carries it.
+    pub(crate) route: Route,
 }
 
 /// A RUNNING job whose heartbeat is older than the threshold.
@@ -70,14 +72,14 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<QueuedRecord>> {
         let sql = format!(
-            "SELECT id, priority, enqueued FROM jobs WHERE state = '{queued}' \
+            "SELECT id, priority, enqueued, action, requires FROM jobs WHERE state = '{queued}' \
              AND status_code IN ('{created}', '{enqueued}') AND created_us < $1 \
              ORDER BY enqueued, created_us LIMIT $2",
             queued = State::Queued,
             created = StatusCode::Created,
             enqueued = StatusCode::Enqueued,
         );
-        let rows: Vec<(String, i64, bool)> = on_reader!(&self.pools, |pool| {
+        let rows: Vec<(String, i64, bool, String, String)> = on_reader!(&self.pools, |pool| {
             sqlx::query_as(&sql)
                 .bind(before_us)
                 .bind(limit)
@@ -85,18 +87,80 @@ impl Store {
                 .await
         })?;
         rows.into_iter()
-            .map(|(id, priority, enqueued)| {
-                let priority = stored_priority(priority).map_err(|detail| Error::Corrupt {
+            .map(|(id, priority, enqueued, action, requires)| {
+                let corrupt = |detail| Error::Corrupt {
                     id: id.clone(),
                     detail,
-                })?;
+                };
+                let priority = stored_priority(priority).map_err(corrupt)?;
+                let route = Route::new(&action, requires.split_whitespace()).map_err(corrupt)?;
                 Ok(QueuedRecord {
                     id: parse_id(&id)?,
                     priority,
                     enqueued,
+                    route,
                 })
             })
             .collect()
+    }
+
+    /// The actions of ENQUEUED jobs created before `before_us`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub(crate) async fn queued_actions(&self, before_us: i64) -> Result<Vec<String>> {
+        let sql = format!(
+            "SELECT DISTINCT action FROM jobs WHERE state = '{queued}' \
+             AND status_code = '{enqueued}' AND created_us < $1",
+            queued = State::Queued,
+            enqueued = StatusCode::Enqueued,
+        );
+        Ok(on_reader!(&self.pools, |pool| {
+            sqlx::query_scalar(&sql)
+                .bind(before_us)
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    /// Ends the ENQUEUED jobs of `action` created before `before_us` with
+    /// `UNKNOWN_ACTION` and `message`; returns their ids.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub(crate) async fn fail_unknown(
+        &self,
+        action: &str,
+        before_us: i64,
+        message: &str,
+    ) -> Result<Vec<JobId>> {
+        debug_assert!(drover_core::can_transition(
+            StatusCode::Enqueued,
+            StatusCode::UnknownAction
+        ));
+        let sql = format!(
+            "UPDATE jobs SET state = '{failed}', status_code = '{unknown}', status_message = $1, \
+             finished_us = $2 WHERE action = $3 AND state = '{queued}' \
+             AND status_code = '{enqueued}' AND created_us < $4 RETURNING id",
+            failed = State::Failed,
+            unknown = StatusCode::UnknownAction,
+            queued = State::Queued,
+            enqueued = StatusCode::Enqueued,
+        );
+        let (action, message) = (action.to_owned(), message.to_owned());
+        let ids: Vec<String> = on_writer!(&self.pools, move |conn| {
+            sqlx::query_scalar(&sql)
+                .bind(&message)
+                .bind(now_us())
+                .bind(&action)
+                .bind(before_us)
+                .fetch_all(&mut *conn)
+                .await
+        })?;
+        if !ids.is_empty() {
+            self.notify();
+        }
+        ids.iter().map(|id| parse_id(id)).collect()
     }
 
     /// RUNNING jobs whose last heartbeat is before `before_us` (or missing), at most

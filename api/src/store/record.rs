@@ -11,7 +11,7 @@ use drover_model::Job;
 pub(crate) const JOB_COLUMNS: &str = "id, action, params, priority, status_code, \
     status_message, progress, exit_code, attempts, max_attempts, timeout_secs, executor, \
     fencing_token, last_heartbeat_us, created_us, started_us, finished_us, idempotency_key, \
-    enqueued, retry_of, cancel_requested, kill_requested, queue_entry";
+    enqueued, retry_of, cancel_requested, kill_requested, queue_entry, requires";
 
 /// A `jobs` row (its `state` column, which mirrors the code's state for filters and
 /// indexes, is not read back). Integers are `i64` (PostgreSQL `BIGINT`, SQLite `INTEGER`); times are
@@ -41,6 +41,8 @@ pub(crate) struct JobRow {
     pub(crate) cancel_requested: bool,
     pub(crate) kill_requested: bool,
     pub(crate) queue_entry: Option<String>,
+    /// Required tags, sorted, separated by spaces.
+    pub(crate) requires: String,
 }
 
 impl JobRow {
@@ -102,6 +104,11 @@ impl JobRow {
             executor: self.executor.clone(),
             fencing_token: self.token(),
             queue_entry: self.queue_entry.clone(),
+            requires: self
+                .requires
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
             last_heartbeat: self.last_heartbeat_us.map(rfc3339),
             created_at: rfc3339(self.created_us),
             started_at: self.started_us.map(rfc3339),

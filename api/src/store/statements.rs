@@ -127,8 +127,8 @@ impl Statements {
 pub(crate) fn insert() -> String {
     format!(
         "INSERT INTO jobs (id, action, params, priority, state, status_code, status_message, \
-         max_attempts, timeout_secs, created_us, idempotency_key, retry_of) \
-         VALUES ($1, $2, $3, $4, '{queued}', '{created}', $5, $6, $7, $8, $9, $10) \
+         max_attempts, timeout_secs, created_us, idempotency_key, retry_of, requires) \
+         VALUES ($1, $2, $3, $4, '{queued}', '{created}', $5, $6, $7, $8, $9, $10, $11) \
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING {JOB_COLUMNS}",
         queued = State::Queued,
         created = StatusCode::Created,
@@ -164,7 +164,8 @@ mod tests {
     fn claim_comes_from_queued_codes_and_dead_holders_only() {
         let s = Statements::new();
         assert!(
-            s.claim.contains("status_code IN ('CREATED', 'ENQUEUED')"),
+            s.claim
+                .contains("status_code IN ('CREATED', 'ENQUEUED', 'WAITING_ON_WORKERS')"),
             "{}",
             s.claim
         );

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use drover_core::State;
+use drover_core::{State, StatusCode};
 use drover_model::SubmitJob;
 
 use crate::args::{Output, SubmitArgs};
@@ -22,6 +22,7 @@ pub(crate) async fn run(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         max_attempts: args.max_attempts,
         timeout_secs: args.timeout.map(|timeout| timeout.as_secs()),
         idempotency_key: args.idempotency_key,
+        requires: args.requires,
     };
     let submitted = client
         .submit(&request)
@@ -33,6 +34,13 @@ pub(crate) async fn run(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             "job {} already has idempotency key {:?}: it was not submitted again",
             job.id,
             job.idempotency_key.as_deref().unwrap_or_default()
+        );
+    }
+    if job.status_code == StatusCode::WaitingOnWorkers {
+        eprintln!(
+            "warning: job {} waits: {}",
+            job.id,
+            output::printable(&job.status_message)
         );
     }
     let output = args.client.output;

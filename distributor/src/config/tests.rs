@@ -184,6 +184,7 @@ fn every_second(action: &str) -> DistributionConfig {
         catch_up: CatchUp::Latest,
         max_attempts: None,
         timeout: None,
+        requires: Vec::new(),
     }
 }
 

@@ -206,6 +206,10 @@ pub(crate) struct ExecutorOptions {
     pub(crate) rust_log: Option<String>,
     /// More environment variables (secrets of actions).
     pub(crate) env: Vec<(String, String)>,
+    /// Its own actions directory (default: the cluster's).
+    pub(crate) actions_dir: Option<PathBuf>,
+    /// `[executor] tags`.
+    pub(crate) tags: Vec<String>,
 }
 
 impl ExecutorOptions {
@@ -220,6 +224,8 @@ impl ExecutorOptions {
             watchdog: true,
             rust_log: None,
             env: Vec::new(),
+            actions_dir: None,
+            tags: Vec::new(),
         }
     }
 }
@@ -304,10 +310,16 @@ log_flush_interval = "100ms"
 metrics = {metrics}
 metrics_listen = "127.0.0.1:{metrics_port}"
 watchdog = {watchdog}
+tags = {tags:?}
 "#,
                 id = e.id,
                 slots = e.slots,
-                actions = self.dir.path().join("actions").display(),
+                actions = e
+                    .actions_dir
+                    .clone()
+                    .unwrap_or_else(|| self.dir.path().join("actions"))
+                    .display(),
+                tags = e.tags,
                 drain = e.drain_timeout.as_millis(),
                 metrics = e.metrics_port.is_some(),
                 metrics_port = e.metrics_port.unwrap_or(9),
