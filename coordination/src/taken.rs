@@ -199,30 +199,18 @@ impl Taken {
                     .add_delete(&entry_path, None)
                     .map_err(|e| Error::zk(op, &entry_path, e))?;
             }
-            let put_back = match how {
-                Finish::Reroute(prefix) => {
-                    let path = format!("{}/{prefix}", shared.entries);
-                    let options = self
-                        .queue
-                        .session
-                        .create_options(CreateMode::PersistentSequential);
-                    multi
-                        .add_create(&path, &self.data, &options)
-                        .map_err(|e| Error::zk(op, &path, e))?;
-                    Some(format!("{}/", shared.entries))
-                }
-                Finish::Consume | Finish::Release => None,
-            };
+            if let Finish::Reroute(prefix) = how {
+                let path = format!("{}/{prefix}", shared.entries);
+                let options = self
+                    .queue
+                    .session
+                    .create_options(CreateMode::PersistentSequential);
+                multi
+                    .add_create(&path, &self.data, &options)
+                    .map_err(|e| Error::zk(op, &path, e))?;
+            }
             let error = match multi.commit().await {
-                Ok(results) => {
-                    let created = results.into_iter().find_map(|r| match r {
-                        zookeeper_client::MultiWriteResult::Create { path, .. } => Some(path),
-                        _ => None,
-                    });
-                    return Ok(put_back.and_then(|dir| {
-                        created.map(|p| p.strip_prefix(&dir).unwrap_or(&p).to_owned())
-                    }));
-                }
+                Ok(results) => return Ok(created_name(results, &shared.entries)),
                 Err(MultiWriteError::OperationFailed {
                     index: 0,
                     source: ZkError::NoNode,
@@ -264,6 +252,18 @@ impl Taken {
             }
         }
     }
+}
+
+/// The name of the entry a finishing transaction created (a reroute's), if any.
+fn created_name(results: Vec<zookeeper_client::MultiWriteResult>, entries: &str) -> Option<String> {
+    results.into_iter().find_map(|r| match r {
+        zookeeper_client::MultiWriteResult::Create { path, .. } => Some(
+            path.strip_prefix(entries)
+                .map_or(path.as_str(), |p| p.trim_start_matches('/'))
+                .to_owned(),
+        ),
+        _ => None,
+    })
 }
 
 /// How a held entry is finished.

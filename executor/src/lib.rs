@@ -37,7 +37,6 @@ use std::time::Duration;
 use drover_actions::{Action, Catalogue};
 use drover_client::ApiClient;
 use drover_coordination::ZkSettings;
-use drover_core::Offer;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -88,12 +87,7 @@ pub async fn run(
         health::start(config.metrics_listen, handle, readiness, listener_stop).await?;
     }
     let (busy_tx, busy_rx) = watch::channel(0);
-    let tags: Vec<String> = drover_core::route::tag_set(&config.tags)
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    let routing =
-        routing::Routing::new(Offer::from_lists(&prepared.catalogue.requirements(), &tags));
+    let routing = routing::Routing::for_catalogue(&prepared.catalogue, &config.tags);
     let context = Arc::new(SlotContext {
         api: api.clone(),
         catalogue: prepared.catalogue,
@@ -129,21 +123,14 @@ pub async fn run(
         supervisor_stop.clone(),
     ));
     let reaper_stop = CancellationToken::new();
-    let reaper = context.env.docker.clone().map(|docker| {
-        tokio::spawn(reap::run(
-            docker,
-            id.clone(),
-            context.env.cluster.clone(),
-            context.queue.clone(),
-            reaper_stop.clone(),
-        ))
-    });
+    let reaper = start_reaper(&context, &id, &reaper_stop);
     let tracker = TaskTracker::new();
     for index in 0..slots {
         tracker.spawn(slot::run_slot(context.clone(), index));
     }
     tracker.close();
-    info!(executor = %id, slots, actions = ?context.routing.offer().runnable_actions(), tags = ?context.routing.offer().tags, "executor running");
+    let offer = context.routing.offer();
+    info!(executor = %id, slots, actions = ?offer.runnable_actions(), tags = ?offer.tags, "executor running");
 
     shutdown.drain.cancelled().await;
     reaper_stop.cancel();
@@ -154,6 +141,23 @@ pub async fn run(
     leave(&context, supervisor, supervisor_stop).await;
     info!(executor = %id, "executor stopped");
     Ok(())
+}
+
+/// The reaper of what dead executors left on the daemon, when Docker is in use.
+fn start_reaper(
+    context: &SlotContext,
+    id: &str,
+    stop: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    context.env.docker.clone().map(|docker| {
+        tokio::spawn(reap::run(
+            docker,
+            id.to_owned(),
+            context.env.cluster.clone(),
+            context.queue.clone(),
+            stop.clone(),
+        ))
+    })
 }
 
 /// What start-up sets up before anything is taken.

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use drover_actions::Catalogue;
 use drover_coordination::RouteFilter;
 use drover_core::{Offer, Route};
 
@@ -25,6 +26,16 @@ impl Routing {
             offer,
             decided: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// What an executor with `catalogue` and `tags` (checked by the configuration)
+    /// offers.
+    pub(crate) fn for_catalogue(catalogue: &Catalogue, tags: &[String]) -> Arc<Routing> {
+        let tags: Vec<String> = drover_core::route::tag_set(tags)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        Routing::new(Offer::from_lists(&catalogue.requirements(), &tags))
     }
 
     /// What this executor offers.
