@@ -19,6 +19,18 @@ use crate::error::{Error, Result};
 use crate::store::system_rfc3339;
 use drover_model::ExecutorInfo;
 
+/// The registered executors' offers at one moment.
+#[derive(Debug, Clone)]
+pub(crate) struct Offers(Vec<(String, Offer)>);
+
+impl Offers {
+    /// Why none of them can run `route` (the status message of a job
+    /// `WAITING_ON_WORKERS`); `None` when one can.
+    pub(crate) fn why_waiting(&self, route: &Route) -> Option<String> {
+        drover_core::route::why_waiting(route, self.0.iter().map(|(id, o)| (id.as_str(), o)))
+    }
+}
+
 /// A live session and what the API uses on it.
 #[derive(Clone, Debug)]
 struct Connected {
@@ -150,17 +162,17 @@ impl Coordinator {
             })?
     }
 
-    /// Why no registered executor can run `route` right now (the status message of a
-    /// job `WAITING_ON_WORKERS`); `None` when one can, or when the API has no session to
-    /// know.
-    pub(crate) fn why_waiting(&self, route: &Route) -> Option<String> {
+    /// What every registered executor offers now (id → offer), to tell why jobs wait;
+    /// `None` without a session to know.
+    pub(crate) fn offers(&self) -> Option<Offers> {
         let connected = self.healthy()?;
         let executors = connected.executors.borrow();
-        let offers: Vec<(String, Offer)> = executors
-            .iter()
-            .map(|e| (e.id.clone(), e.offer()))
-            .collect();
-        drover_core::route::why_waiting(route, offers.iter().map(|(id, o)| (id.as_str(), o)))
+        Some(Offers(
+            executors
+                .iter()
+                .map(|e| (e.id.clone(), e.offer()))
+                .collect(),
+        ))
     }
 
     /// Whether some registered executor knows `action` at all (whatever tags it needs);

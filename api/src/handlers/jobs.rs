@@ -10,6 +10,7 @@ use tracing::warn;
 
 use crate::auth::{Access, Admin, Authorized, Caller, Maintain, Read, Submit};
 use crate::config::{ApiConfig, MAX_TIMEOUT};
+use crate::coordinator::Offers;
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, JsonBody, QueryParams};
 use crate::state::AppState;
@@ -255,12 +256,19 @@ pub(crate) async fn get(
 /// `job` as users see it: an enqueued job that no registered executor can run is
 /// `WAITING_ON_WORKERS`, with a message naming what is missing. Worked out from the
 /// live membership on every read, never stored.
-pub(crate) fn shown(state: &AppState, mut job: Job) -> Job {
+pub(crate) fn shown(state: &AppState, job: Job) -> Job {
+    shown_with(state.zk.offers().as_ref(), job)
+}
+
+/// [`shown`] against one snapshot of the offers (`None`: unknown, shown as stored).
+fn shown_with(offers: Option<&Offers>, mut job: Job) -> Job {
     if job.status_code != drover_core::StatusCode::Enqueued {
         return job;
     }
-    let Ok(route) = job.route() else { return job };
-    if let Some(why) = state.zk.why_waiting(&route) {
+    let (Some(offers), Ok(route)) = (offers, job.route()) else {
+        return job;
+    };
+    if let Some(why) = offers.why_waiting(&route) {
         job.status_code = drover_core::StatusCode::WaitingOnWorkers;
         job.status_message = why;
     }
@@ -336,7 +344,11 @@ pub(crate) async fn list(
         limit,
     };
     let (jobs, last) = state.store.list(&filter).await?;
-    let jobs = jobs.into_iter().map(|job| shown(&state, job)).collect();
+    let offers = state.zk.offers();
+    let jobs = jobs
+        .into_iter()
+        .map(|job| shown_with(offers.as_ref(), job))
+        .collect();
     Ok(Json(JobPage {
         jobs,
         next_cursor: last.as_ref().map(encode_cursor),
