@@ -16,5 +16,5 @@ mod statements;
 mod writer;
 
 pub(crate) use decide::CancelKind;
-pub(crate) use handle::{Created, ListFilter, NewJob, Store, MAX_CANDIDATES};
+pub(crate) use handle::{Created, ListFilter, NewJob, Store, ENQUEUED_MESSAGE, MAX_CANDIDATES};
 pub(crate) use record::{now_us, system_rfc3339};

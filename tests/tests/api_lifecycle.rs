@@ -35,8 +35,16 @@ async fn full_lifecycle_through_the_real_queue(backend: Backend) -> anyhow::Resu
     let job = api
         .submit(json!({ "action": "noop", "params": { "n": 1 }, "priority": 5 }))
         .await?;
+    // No executor is registered in these tests: the API shows the enqueued job as
+    // waiting for one (worked out when read; the record says ENQUEUED).
     assert_eq!(job["state"], "QUEUED");
-    assert_eq!(job["status_code"], "ENQUEUED");
+    assert_eq!(job["status_code"], "WAITING_ON_WORKERS", "{job}");
+    assert!(
+        job["status_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no executor is registered")),
+        "{job}"
+    );
     assert_eq!(job["enqueued"], true);
     assert_eq!(job["attempts"], 0);
     assert_eq!(job["max_attempts"], 3);
@@ -376,7 +384,7 @@ async fn cancel_and_kill_of_a_running_job_reach_the_executor(
     assert_eq!(retried["retry_of"], json!(id));
     assert_eq!(
         (retried["action"].clone(), retried["status_code"].clone()),
-        (json!("noop"), json!("ENQUEUED"))
+        (json!("noop"), json!("WAITING_ON_WORKERS"))
     );
     let new_id = retried["id"].as_str().unwrap_or_default();
     let (status, body) = api

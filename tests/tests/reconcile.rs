@@ -143,8 +143,9 @@ async fn reconcile_repairs_each_case_and_every_job_runs_exactly_once() -> anyhow
         };
         let entries = cluster.entries().await.unwrap_or_default();
         let count = |id: JobId| entries.iter().filter(|(_, d)| *d == id.to_string()).count();
+        // no executor is registered yet: enqueued jobs are shown waiting for one
         a.enqueued
-            && a.status_code == StatusCode::Enqueued
+            && a.status_code == StatusCode::WaitingOnWorkers
             && count(never_enqueued) == 1
             && count(deleted_entry.id) == 1
             && b.state == State::Queued
@@ -168,7 +169,7 @@ async fn reconcile_repairs_each_case_and_every_job_runs_exactly_once() -> anyhow
 
     let c = admin.get(vanished.id).await?;
     ensure!(
-        c.attempts == 1 && c.status_code == StatusCode::Enqueued,
+        c.attempts == 1 && c.status_code == StatusCode::WaitingOnWorkers,
         "{c:?}"
     );
     ensure!(

@@ -14,7 +14,7 @@ use crate::coordinator::Offers;
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, JsonBody, QueryParams};
 use crate::state::AppState;
-use crate::store::{CancelKind, Created, ListFilter, NewJob, MAX_CANDIDATES};
+use crate::store::{CancelKind, Created, ListFilter, NewJob, ENQUEUED_MESSAGE, MAX_CANDIDATES};
 #[cfg(feature = "openapi")]
 use drover_model::{ApiError, Candidates};
 use drover_model::{Job, JobPage, SubmitJob};
@@ -270,7 +270,12 @@ fn shown_with(offers: Option<&Offers>, mut job: Job) -> Job {
     };
     if let Some(why) = offers.why_waiting(&route) {
         job.status_code = drover_core::StatusCode::WaitingOnWorkers;
-        job.status_message = why;
+        // Keep what the stored message says beyond "enqueued" (why a run was given back).
+        job.status_message = if job.status_message == ENQUEUED_MESSAGE {
+            why
+        } else {
+            format!("{why}; before that: {}", job.status_message)
+        };
     }
     job
 }

@@ -43,6 +43,9 @@ pub(crate) struct Sql {
     pub(crate) list: [String; 4],
 }
 
+/// The status message of a job its submit (or the reconciler) put on the queue.
+pub(crate) const ENQUEUED_MESSAGE: &str = "on the queue, waiting for an executor";
+
 /// A record to create.
 #[derive(Debug, Clone)]
 pub(crate) struct NewJob {
@@ -195,7 +198,7 @@ impl Store {
         let row = on_writer!(&self.pools, move |conn| {
             sqlx::query_as::<_, JobRow>(&sql.fenced.mark_enqueued)
                 .bind(&id_text)
-                .bind("on the queue, waiting for an executor")
+                .bind(ENQUEUED_MESSAGE)
                 .fetch_optional(&mut *conn)
                 .await
         })?;
