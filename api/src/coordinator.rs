@@ -24,6 +24,11 @@ use drover_model::ExecutorInfo;
 pub(crate) struct Offers(Vec<(String, Offer)>);
 
 impl Offers {
+    /// Offers of these executors (id → offer).
+    pub(crate) fn new(offers: Vec<(String, Offer)>) -> Offers {
+        Offers(offers)
+    }
+
     /// Why none of them can run `route` (the status message of a job
     /// `WAITING_ON_WORKERS`); `None` when one can.
     pub(crate) fn why_waiting(&self, route: &Route) -> Option<String> {
@@ -167,7 +172,7 @@ impl Coordinator {
     pub(crate) fn offers(&self) -> Option<Offers> {
         let connected = self.healthy()?;
         let executors = connected.executors.borrow();
-        Some(Offers(
+        Some(Offers::new(
             executors
                 .iter()
                 .map(|e| (e.id.clone(), e.offer()))

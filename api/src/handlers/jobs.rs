@@ -591,6 +591,75 @@ mod tests {
     }
 
     #[test]
+    fn an_enqueued_job_no_executor_can_run_is_shown_waiting() {
+        let config = ApiConfig::default();
+        let body = SubmitJob {
+            requires: vec!["gpu".into()],
+            ..submit("train")
+        };
+        let new = new_job(body, &config).unwrap();
+        let job = |message: &str| Job {
+            id: JobId::new(),
+            action: new.action.clone(),
+            params: serde_json::json!({}),
+            priority: Priority::DEFAULT,
+            state: JobState::Queued,
+            status_code: drover_core::StatusCode::Enqueued,
+            status_message: message.into(),
+            progress: 0,
+            exit_code: None,
+            attempts: 0,
+            max_attempts: 3,
+            timeout_secs: 60,
+            executor: None,
+            fencing_token: None,
+            queue_entry: None,
+            last_heartbeat: None,
+            created_at: String::new(),
+            started_at: None,
+            finished_at: None,
+            idempotency_key: None,
+            requires: new.requires.clone(),
+            enqueued: true,
+            retry_of: None,
+            cancel_requested: false,
+            kill_requested: false,
+        };
+        let offer = |tags: &[&str]| drover_core::Offer {
+            actions: [("train".to_owned(), Default::default())].into(),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        };
+        let none = Offers::new(Vec::new());
+        let shown = shown_with(Some(&none), job(ENQUEUED_MESSAGE));
+        assert_eq!(shown.status_code, drover_core::StatusCode::WaitingOnWorkers);
+        assert!(
+            shown.status_message.starts_with(
+                "no executor offers action `train` with tag `gpu`; no executor is registered"
+            ),
+            "{}",
+            shown.status_message
+        );
+        let cpu = Offers::new(vec![("cpu-1".into(), offer(&[]))]);
+        let released = shown_with(Some(&cpu), job("given back: its executor vanished"));
+        assert!(
+            released.status_message.contains("cpu-1 lacks gpu")
+                && released
+                    .status_message
+                    .ends_with("; before that: given back: its executor vanished"),
+            "{}",
+            released.status_message
+        );
+        let gpu = Offers::new(vec![("gpu-1".into(), offer(&["gpu"]))]);
+        for offers in [Some(&gpu), None] {
+            let shown = shown_with(offers, job(ENQUEUED_MESSAGE));
+            assert_eq!(
+                (shown.status_code, shown.status_message.as_str()),
+                (drover_core::StatusCode::Enqueued, ENQUEUED_MESSAGE)
+            );
+        }
+    }
+
+    #[test]
     fn cursors_round_trip_and_garbage_is_a_400() {
         let id = JobId::new().to_string();
         let cursor = encode_cursor(&(42, id.clone()));
