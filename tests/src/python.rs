@@ -298,10 +298,17 @@ impl LineChild {
     /// Fails when the child cannot be waited for.
     pub async fn wait(&mut self) -> anyhow::Result<ExitStatus> {
         self.stdin = None;
-        self.child
+        let status = self
+            .child
             .wait()
             .await
-            .context("failed to wait for the child")
+            .context("failed to wait for the child")?;
+        // What it wrote last may still be in the pipe: read to its end (bounded, since a
+        // process it started may hold the pipe open), so `stderr` has its last words.
+        if !self.stderr_task.is_finished() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), &mut self.stderr_task).await;
+        }
+        Ok(status)
     }
 
     /// Kills the child with SIGKILL and waits for it.

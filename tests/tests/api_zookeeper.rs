@@ -208,7 +208,7 @@ async fn executors_come_from_membership(backend: Backend) -> anyhow::Result<()> 
     assert_eq!(
         listed,
         json!([{ "id": "node-a", "host": "host-a", "slots": 4, "busy": 1, "version": "0.1.0",
-                 "started_at": "2023-11-14T22:13:20Z" }])
+                 "started_at": "2023-11-14T22:13:20Z", "actions": {}, "tags": [] }])
     );
     registration.deregister().await?;
     api.stop().await

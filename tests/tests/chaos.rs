@@ -242,27 +242,93 @@ struct Row {
     status_code: String,
     attempts: i64,
     key: Option<String>,
+    /// Its status message, executor and queue entry, for a report.
+    about: (String, Option<String>, Option<String>, bool),
 }
 
 async fn rows(db: &SqlitePool) -> anyhow::Result<HashMap<String, Row>> {
-    let all: Vec<(String, String, String, i64, Option<String>)> =
-        sqlx::query_as("SELECT id, state, status_code, attempts, idempotency_key FROM jobs")
-            .fetch_all(db)
-            .await?;
+    type Columns = (
+        String,
+        String,
+        String,
+        i64,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+        bool,
+    );
+    let all: Vec<Columns> = sqlx::query_as(
+        "SELECT id, state, status_code, attempts, idempotency_key, status_message, executor, \
+         queue_entry, enqueued FROM jobs",
+    )
+    .fetch_all(db)
+    .await?;
     Ok(all
         .into_iter()
-        .map(|(id, state, status_code, attempts, key)| {
-            (
-                id,
-                Row {
-                    state,
-                    status_code,
-                    attempts,
-                    key,
-                },
-            )
-        })
+        .map(
+            |(id, state, status_code, attempts, key, message, executor, entry, enqueued)| {
+                (
+                    id,
+                    Row {
+                        state,
+                        status_code,
+                        attempts,
+                        key,
+                        about: (message, executor, entry, enqueued),
+                    },
+                )
+            },
+        )
         .collect())
+}
+
+/// Where a job that did not end stands: its row and the queue entries holding it (with
+/// their taken markers' owners).
+async fn lost_detail(
+    hands: &drover_coordination::Session,
+    rows: &HashMap<String, Row>,
+    id: &str,
+) -> String {
+    let client = hands.client();
+    let mut entries = Vec::new();
+    for name in client
+        .list_children("/job/entries")
+        .await
+        .unwrap_or_default()
+    {
+        let Ok((data, _)) = client.get_data(&format!("/job/entries/{name}")).await else {
+            continue;
+        };
+        if String::from_utf8_lossy(&data) == id {
+            let marker = client
+                .check_stat(&format!("/job/taken/{name}"))
+                .await
+                .ok()
+                .flatten()
+                .map(|stat| {
+                    format!(
+                        "taken by session {:#x} at {}",
+                        stat.ephemeral_owner, stat.czxid
+                    )
+                });
+            entries.push(format!(
+                "{name} ({})",
+                marker.unwrap_or_else(|| "not taken".into())
+            ));
+        }
+    }
+    let row = rows.get(id).map_or_else(
+        || "not in the database".to_owned(),
+        |r| {
+            let (message, executor, entry, enqueued) = &r.about;
+            format!(
+                "{}/{} after {} attempts, executor {executor:?}, entry {entry:?}, enqueued {enqueued}: {message}",
+                r.state, r.status_code, r.attempts
+            )
+        },
+    );
+    format!("--- job {id}: {row}; entries: {entries:?}\n")
 }
 
 /// What the end state says.
@@ -478,8 +544,13 @@ async fn chaos_run() -> anyhow::Result<()> {
     let rows = rows(&db).await?;
     let tally = tally(&ids, &rows);
     if let Err(e) = waited {
+        let hands = connect(&chaos.ensemble.connect_string(), SESSION).await?;
+        let mut detail = String::new();
+        for id in tally.lost.iter().take(5) {
+            detail.push_str(&lost_detail(&hands, &rows, &id.to_string()).await);
+        }
         bail!(
-            "{e}: {} of {} jobs not terminal, e.g. {:?}\n{}",
+            "{e}: {} of {} jobs not terminal, e.g. {:?}\n{detail}{}",
             tally.lost.len(),
             ids.len(),
             tally.lost.iter().take(5).collect::<Vec<_>>(),
