@@ -484,6 +484,37 @@ mod tests {
         }
     }
 
+    /// The record `new` would be once on the queue.
+    fn enqueued_job(new: &NewJob) -> Job {
+        Job {
+            id: JobId::new(),
+            action: new.action.clone(),
+            params: serde_json::from_str(&new.params).unwrap(),
+            priority: new.priority,
+            state: JobState::Queued,
+            status_code: drover_core::StatusCode::Enqueued,
+            status_message: String::new(),
+            progress: 0,
+            exit_code: None,
+            attempts: 0,
+            max_attempts: new.max_attempts,
+            timeout_secs: new.timeout_secs,
+            executor: None,
+            fencing_token: None,
+            queue_entry: None,
+            last_heartbeat: None,
+            created_at: String::new(),
+            started_at: None,
+            finished_at: None,
+            idempotency_key: new.idempotency_key.clone(),
+            requires: new.requires.clone(),
+            enqueued: true,
+            retry_of: None,
+            cancel_requested: false,
+            kill_requested: false,
+        }
+    }
+
     #[test]
     fn submissions_are_checked_with_reasons() {
         let config = ApiConfig::default();
@@ -539,33 +570,7 @@ mod tests {
         body.params.insert("n".into(), 1.into());
         body.idempotency_key = Some("k".into());
         let new = new_job(body.clone(), &config).unwrap();
-        let existing = Job {
-            id: JobId::new(),
-            action: "noop".into(),
-            params: serde_json::json!({ "n": 1 }),
-            priority: Priority::DEFAULT,
-            state: JobState::Queued,
-            status_code: drover_core::StatusCode::Enqueued,
-            status_message: String::new(),
-            progress: 0,
-            exit_code: None,
-            attempts: 0,
-            max_attempts: new.max_attempts,
-            timeout_secs: new.timeout_secs,
-            executor: None,
-            fencing_token: None,
-            queue_entry: None,
-            last_heartbeat: None,
-            created_at: String::new(),
-            started_at: None,
-            finished_at: None,
-            idempotency_key: Some("k".into()),
-            requires: Vec::new(),
-            enqueued: true,
-            retry_of: None,
-            cancel_requested: false,
-            kill_requested: false,
-        };
+        let existing = enqueued_job(&new);
         assert_eq!(differing_field(&new, &existing), None);
         let mut other = body.clone();
         other.params.insert("n".into(), "x".repeat(500).into());
@@ -599,31 +604,8 @@ mod tests {
         };
         let new = new_job(body, &config).unwrap();
         let job = |message: &str| Job {
-            id: JobId::new(),
-            action: new.action.clone(),
-            params: serde_json::json!({}),
-            priority: Priority::DEFAULT,
-            state: JobState::Queued,
-            status_code: drover_core::StatusCode::Enqueued,
             status_message: message.into(),
-            progress: 0,
-            exit_code: None,
-            attempts: 0,
-            max_attempts: 3,
-            timeout_secs: 60,
-            executor: None,
-            fencing_token: None,
-            queue_entry: None,
-            last_heartbeat: None,
-            created_at: String::new(),
-            started_at: None,
-            finished_at: None,
-            idempotency_key: None,
-            requires: new.requires.clone(),
-            enqueued: true,
-            retry_of: None,
-            cancel_requested: false,
-            kill_requested: false,
+            ..enqueued_job(&new)
         };
         let offer = |tags: &[&str]| drover_core::Offer {
             actions: [("train".to_owned(), Default::default())].into(),
