@@ -1,0 +1,22 @@
+//! drover's project files (`drover.yaml`, or OpenSAFELY's `project.yaml`): what a
+//! pipeline's actions run, what they need and what they output, checked with the line
+//! of every problem before anything runs.
+//!
+//! - [`Project::parse`]: a file's text → its [`Action`]s, or a [`ProjectError`] naming
+//!   the file, the line, the action and the fix.
+//! - [`Project::resolve`]: the actions a request for some of them runs, in order.
+//! - [`Run`]: an image with its tag and arguments ([`Command`]), or a catalogue action.
+//! - `matrix`: one action per combination of values (`test-3.11-linux`).
+//! - `yaml`: a YAML tree that keeps lines and refuses duplicate keys.
+
+mod action;
+mod error;
+mod graph;
+mod matrix;
+mod project;
+mod run;
+mod yaml;
+
+pub use error::ProjectError;
+pub use project::{Action, Level, Outputs, Project, LATEST_VERSION, MAX_ACTIONS, RUN_ALL};
+pub use run::{Command, Run};
