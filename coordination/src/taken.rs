@@ -8,7 +8,7 @@ use drover_core::{FencingToken, JobId};
 use tracing::{debug, warn};
 use zookeeper_client::{CreateMode, MultiWriteError};
 
-use crate::error::{Error, LostReason, Result, ZkError};
+use crate::error::{connection_lost, Error, LostReason, Result, ZkError};
 use crate::lost::LostSignal;
 use crate::queue_core::QueueCore;
 
@@ -321,6 +321,21 @@ impl Taken {
                 session.ensure_path(&view.taken).await?;
                 return Ok(None);
             }
+            // The connection broke with the create in flight: the server may have made
+            // the marker. Left there, it would lock the entry for as long as this session
+            // lives with nobody holding it, so find out (#11).
+            Err(e) if connection_lost(&e) || e == ZkError::Timeout => {
+                match own_marker(&inner, &taken_path).await {
+                    Some(stat) => {
+                        debug!(entry = %name, "a take's answer was lost; its marker is ours");
+                        stat
+                    }
+                    None => {
+                        view.lock().abandoned(&name, false);
+                        return Err(Error::zk("create", taken_path, e));
+                    }
+                }
+            }
             Err(e) => {
                 view.lock().abandoned(&name, false);
                 return Err(Error::zk("create", taken_path, e));
@@ -358,6 +373,35 @@ impl Taken {
             }
         }
     }
+}
+
+/// After a create of `path` whose answer was lost: the marker's stat if it exists and
+/// this session made it (an ephemeral node's owner), `None` if not. While the entry is
+/// in flight no other taker of this view may lock it, so a marker of this session is
+/// this attempt's. Asks again until the connection answers; gives up once the session is
+/// lost (its ephemeral nodes die with it).
+async fn own_marker(inner: &QueueCore, path: &str) -> Option<zookeeper_client::Stat> {
+    let client = inner.session.client();
+    let mut delay = Duration::from_millis(50);
+    // Far more than any session timeout: the session is lost (and the marker gone) first.
+    for _ in 0..120 {
+        if matches!(inner.session.health(), crate::session::Health::Lost(_)) {
+            return None;
+        }
+        match client.check_stat(path).await {
+            Ok(Some(stat)) if stat.ephemeral_owner == client.session_id().0 => return Some(stat),
+            Ok(_) => return None,
+            Err(e) if connection_lost(&e) || e == ZkError::Timeout => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => {
+                warn!(path, error = %e, "cannot tell whether a take's marker is ours");
+                return None;
+            }
+        }
+    }
+    None
 }
 
 impl Drop for Taken {

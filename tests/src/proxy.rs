@@ -19,6 +19,9 @@ enum Mode {
     /// Connections stay open but no byte moves, like a network partition; new
     /// connections are accepted and held silent.
     Blackhole,
+    /// Requests reach the server but no answer comes back: a client cannot tell whether
+    /// what it sent was done.
+    Deaf,
 }
 
 /// A TCP proxy on `127.0.0.1:0` in front of one target address.
@@ -106,6 +109,13 @@ impl TcpProxy {
         self.set(Mode::Blackhole);
     }
 
+    /// Forwards what clients send but holds every answer back (until
+    /// [`unblock`](TcpProxy::unblock) or [`block`](TcpProxy::block)): the server acts on
+    /// requests whose replies are lost.
+    pub fn deafen(&self) {
+        self.set(Mode::Deaf);
+    }
+
     /// Forwards traffic again.
     pub fn unblock(&self) {
         self.set(Mode::Forward);
@@ -184,8 +194,8 @@ async fn serve(
     let (mut client_read, mut client_write) = client.split();
     let (mut upstream_read, mut upstream_write) = upstream.split();
     let end = tokio::select! {
-        end = pump(&mut client_read, &mut upstream_write, mode.clone()) => end,
-        end = pump(&mut upstream_read, &mut client_write, mode.clone()) => end,
+        end = pump(&mut client_read, &mut upstream_write, mode.clone(), Way::Request) => end,
+        end = pump(&mut upstream_read, &mut client_write, mode.clone(), Way::Answer) => end,
     };
     if end == End::Blocked {
         reset(&client);
@@ -202,14 +212,23 @@ enum End {
     Blocked,
 }
 
-async fn pump<R, W>(from: &mut R, to: &mut W, mut mode: watch::Receiver<Mode>) -> End
+/// Which way a pump moves bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// Client to server.
+    Request,
+    /// Server to client.
+    Answer,
+}
+
+async fn pump<R, W>(from: &mut R, to: &mut W, mut mode: watch::Receiver<Mode>, way: Way) -> End
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut buf = vec![0; 16 * 1024];
     loop {
-        if !wait_forward(&mut mode).await {
+        if !wait_flowing(&mut mode, way).await {
             return End::Blocked;
         }
         tokio::select! {
@@ -233,11 +252,18 @@ where
 
 /// Waits while blackholed; `true` once forwarding, `false` when blocked or the proxy is gone.
 async fn wait_forward(mode: &mut watch::Receiver<Mode>) -> bool {
+    wait_flowing(mode, Way::Answer).await
+}
+
+/// Waits while bytes going `way` are held; `true` once they flow, `false` when blocked or
+/// the proxy is gone.
+async fn wait_flowing(mode: &mut watch::Receiver<Mode>, way: Way) -> bool {
     loop {
         match *mode.borrow_and_update() {
             Mode::Forward => return true,
+            Mode::Deaf if way == Way::Request => return true,
             Mode::Block => return false,
-            Mode::Blackhole => {}
+            Mode::Blackhole | Mode::Deaf => {}
         }
         if mode.changed().await.is_err() {
             return false;

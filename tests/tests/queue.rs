@@ -617,3 +617,66 @@ async fn a_consume_cut_by_a_connection_reset_is_retried_until_done() -> anyhow::
     );
     Ok(())
 }
+
+/// A take whose create reached the server but whose answer was lost with the connection
+/// (finding in #11's chaos run: an entry stayed taken by a live session that never knew it
+/// held it, so the job never ran) ends holding the entry: the marker is the taker's own.
+#[tokio::test]
+async fn a_take_whose_answer_is_lost_holds_the_entry_it_locked() -> anyhow::Result<()> {
+    init_test_tracing();
+    let zk = ZkServer::start().await?;
+    let observer = connect(&zk.connect_string(), SESSION).await?;
+    let producer = Queue::open(&observer, "/job").await?;
+    let entry = producer.put(b"job", Priority::default()).await?;
+    let proxy = TcpProxy::start(zk.connect_string()).await?;
+    // A session that outlives the cut: the client reconnects to it.
+    let taker = Queue::open(
+        &connect(&proxy.connect_string(), Duration::from_secs(6)).await?,
+        "/job",
+    )
+    .await?;
+
+    proxy.deafen();
+    let take = tokio::spawn(async move {
+        let taken = taker.take(Some(Duration::from_secs(12))).await;
+        (taker, taken)
+    });
+    let marker = format!("/job/taken/{entry}");
+    wait_until(
+        "the take's marker on the server",
+        Duration::from_secs(5),
+        || async {
+            observer
+                .client()
+                .check_stat(&marker)
+                .await
+                .is_ok_and(|s| s.is_some())
+        },
+    )
+    .await?;
+    // The connection breaks before the create's answer comes back.
+    proxy.block().await;
+    proxy.unblock();
+
+    let (taker, taken) = within("the take", Duration::from_secs(20), take).await??;
+    let taken = taken?.expect("the entry its own marker locks, not a timeout");
+    assert_eq!(taken.name(), entry);
+    let stat = observer
+        .client()
+        .check_stat(&marker)
+        .await?
+        .expect("the marker");
+    assert_eq!(
+        taken.token().get(),
+        stat.czxid,
+        "the marker's zxid is the token"
+    );
+    assert_eq!(taker.held(), 1);
+    taken.consume().await?;
+    assert_eq!(
+        producer.counts().await?,
+        (0, 0),
+        "consumed: neither entry nor marker left"
+    );
+    Ok(())
+}
