@@ -89,6 +89,17 @@ pub enum Error {
         id: String,
     },
 
+    /// No such pipeline request (404).
+    #[error("no request {id}: check the id (`drover requests` lists them)")]
+    RequestNotFound {
+        /// The id looked up.
+        id: String,
+    },
+
+    /// A project file that cannot run (400), with its file, line, action and fix.
+    #[error("{0}")]
+    Project(#[from] drover_pipeline::ProjectError),
+
     /// No such route (404).
     #[error("no endpoint {method} {path}: see GET /openapi.json for the endpoints")]
     RouteNotFound {
@@ -212,12 +223,16 @@ impl Error {
     /// The HTTP status of this error: the one mapping of the API.
     pub fn status(&self) -> HttpStatus {
         match self {
-            Error::InvalidInput { .. } | Error::MalformedJson { .. } => HttpStatus::BAD_REQUEST,
+            Error::InvalidInput { .. } | Error::MalformedJson { .. } | Error::Project(_) => {
+                HttpStatus::BAD_REQUEST
+            }
             Error::TooLarge { .. } => HttpStatus::PAYLOAD_TOO_LARGE,
             Error::BodyTimeout { .. } => HttpStatus::REQUEST_TIMEOUT,
             Error::Unauthenticated(_) => HttpStatus::UNAUTHORIZED,
             Error::Forbidden { .. } | Error::ForbiddenAction { .. } => HttpStatus::FORBIDDEN,
-            Error::JobNotFound { .. } | Error::RouteNotFound { .. } => HttpStatus::NOT_FOUND,
+            Error::JobNotFound { .. }
+            | Error::RequestNotFound { .. }
+            | Error::RouteNotFound { .. } => HttpStatus::NOT_FOUND,
             Error::MethodNotAllowed { .. } => HttpStatus::METHOD_NOT_ALLOWED,
             Error::IllegalTransition { .. }
             | Error::Fenced { .. }
@@ -242,7 +257,10 @@ impl Error {
             Error::BodyTimeout { .. } => "request_timeout",
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden { .. } | Error::ForbiddenAction { .. } => "forbidden",
-            Error::JobNotFound { .. } | Error::RouteNotFound { .. } => "not_found",
+            Error::JobNotFound { .. }
+            | Error::RequestNotFound { .. }
+            | Error::RouteNotFound { .. } => "not_found",
+            Error::Project(_) => "invalid_project",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::IllegalTransition { .. } => "illegal_transition",
             Error::Fenced { code, .. }

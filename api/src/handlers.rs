@@ -5,3 +5,4 @@ pub(crate) mod executor;
 pub(crate) mod jobs;
 pub(crate) mod logs;
 pub(crate) mod ops;
+pub(crate) mod requests;

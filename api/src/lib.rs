@@ -23,6 +23,7 @@
 mod auth;
 mod config;
 mod coordinator;
+mod enqueuer;
 mod error;
 mod extract;
 mod handlers;

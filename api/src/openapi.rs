@@ -4,11 +4,12 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{admin, executor, jobs, logs, ops};
+use crate::handlers::{admin, executor, jobs, logs, ops, requests};
 use drover_model::{
     ApiError, AppendLogs, Candidates, Claim, CleanedUp, Cleanup, Distribution, ExecutorInfo,
-    Finish, Heartbeat, HeartbeatReply, Job, JobPage, LogLine, LogPage, LogsAppended, Reconcile,
-    Reconciled, Release, Repairs, StoredLogLine, SubmitJob,
+    Finish, Heartbeat, HeartbeatReply, Job, JobPage, LogLine, LogPage, LogsAppended, Progress,
+    Reconcile, Reconciled, Release, Repairs, Request, RequestCreated, RequestDetail, RequestPage,
+    StoredLogLine, SubmitJob, SubmitRequest,
 };
 
 /// Declares the bearer scheme the endpoints name.
@@ -30,6 +31,7 @@ impl Modify for Bearer {
     paths(
         jobs::submit, jobs::list, jobs::get, jobs::resolve, jobs::cancel, jobs::kill, jobs::retry,
         logs::read,
+        requests::submit, requests::list, requests::get, requests::cancel,
         executor::claim, executor::heartbeat, executor::append_logs, executor::finish, executor::release,
         ops::executors, ops::healthz, ops::readyz, ops::metrics,
         admin::reconcile, admin::cleanup, admin::distributions,
@@ -38,6 +40,7 @@ impl Modify for Bearer {
         ApiError, AppendLogs, Candidates, Claim, ExecutorInfo, Finish, Heartbeat, HeartbeatReply,
         Job, JobPage, LogLine, LogPage, LogsAppended, Release, StoredLogLine, SubmitJob,
         Reconcile, Reconciled, Repairs, Cleanup, CleanedUp, Distribution,
+        SubmitRequest, Request, RequestCreated, RequestDetail, RequestPage, Progress,
     )),
     modifiers(&Bearer),
 )]

@@ -113,6 +113,16 @@ impl Reconciler {
         let now = now_us();
         let age =
             |d: Duration| now.saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        // Waiting jobs whose dependencies ended: released (the enqueuer puts them on the
+        // queue now; a later run does, after the grace, if it cannot) or failed.
+        let released = store.settle_waiting(QUEUED_PER_RUN).await?;
+        if !released.is_empty() {
+            info!(
+                released = released.len(),
+                "reconcile released jobs whose dependencies succeeded"
+            );
+            store.ready(released);
+        }
         self.repair_queued(store, queue, &listing, age(thresholds.grace), &mut report)
             .await?;
         let stale = store

@@ -21,7 +21,7 @@ use crate::config::{redact_url, ApiConfig};
 use crate::coordinator::Coordinator;
 use crate::error::Error;
 use crate::extract::refuse_query;
-use crate::handlers::{admin, executor, jobs, logs, ops};
+use crate::handlers::{admin, executor, jobs, logs, ops, requests};
 use crate::listener::{serve_connections, Limits};
 use crate::metrics::{self, Metrics};
 use crate::reconcile::Reconciler;
@@ -94,6 +94,14 @@ pub async fn serve(
     );
     let metrics = Metrics::new()?;
     tracker.spawn(upkeep(metrics.clone(), background.clone()));
+    if let Some(ready) = store.take_ready() {
+        tracker.spawn(crate::enqueuer::run(
+            store.clone(),
+            coordinator.clone(),
+            ready,
+            background.clone(),
+        ));
+    }
     let state = AppState {
         store: store.clone(),
         tokens: Arc::new(Tokens::new(&config.tokens)),
@@ -125,9 +133,13 @@ pub async fn serve(
 fn router(state: AppState) -> Router {
     let with_query = Router::new()
         .route("/v1/jobs", get(jobs::list))
+        .route("/v1/requests", get(requests::list))
         .route("/v1/jobs/{id}/logs", get(logs::read));
     let without_query = Router::new()
         .route("/v1/jobs", post(jobs::submit))
+        .route("/v1/requests", post(requests::submit))
+        .route("/v1/requests/{id}", get(requests::get))
+        .route("/v1/requests/{id}/cancel", post(requests::cancel))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/resolve/{fragment}", get(jobs::resolve))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))

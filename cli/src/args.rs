@@ -69,6 +69,19 @@ pub(crate) enum Command {
     /// Kills a job (needs an admin token): like cancel, recorded as KILLED_BY_ADMIN.
     #[command(after_help = EXIT_CODES)]
     Kill(JobArgs),
+    /// Runs actions of a project file (`drover.yaml` or `project.yaml`) and what they
+    /// need, as one request; skips what already succeeded in the workspace.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Lists pipeline requests, newest first.
+    #[command(after_help = EXIT_CODES)]
+    Requests(RequestsArgs),
+    /// Shows one pipeline request and its jobs.
+    #[command(after_help = EXIT_CODES)]
+    Request(RequestArgs),
+    /// Cancels every unfinished job of a pipeline request.
+    #[command(name = "cancel-request", after_help = EXIT_CODES)]
+    CancelRequest(RequestArgs),
     /// Lists the executors registered in ZooKeeper.
     #[command(after_help = EXIT_CODES)]
     Executors(ClientArgs),
@@ -193,6 +206,64 @@ pub(crate) struct LsArgs {
     /// Shows whole job ids instead of their first 8 characters.
     #[arg(long)]
     pub(crate) no_trunc: bool,
+
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// `drover run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The actions to run (a matrix action's name runs all its expansions), or
+    /// `run_all` for every action.
+    #[arg(required = true, value_name = "ACTION")]
+    pub(crate) actions: Vec<String>,
+
+    /// Reruns every dependency, even those that already succeeded.
+    #[arg(short = 'f', long)]
+    pub(crate) force_run_dependencies: bool,
+
+    /// The workspace whose earlier runs decide what is skipped.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub(crate) workspace: String,
+
+    /// The project file; default `drover.yaml`, else `project.yaml`.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
+
+    /// Queue priority of the request's jobs, 0 (runs first) to 999.
+    #[arg(long, value_name = "N")]
+    pub(crate) priority: Option<Priority>,
+
+    /// Waits for every job of the request to end; exits 0 only if all succeeded.
+    #[arg(long)]
+    pub(crate) wait: bool,
+
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// `drover requests`.
+#[derive(Debug, Args)]
+pub(crate) struct RequestsArgs {
+    /// Only requests of this workspace.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) workspace: Option<String>,
+
+    /// At most this many requests (1 to 200).
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub(crate) limit: u32,
+
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// Commands about one request.
+#[derive(Debug, Args)]
+pub(crate) struct RequestArgs {
+    /// The request's id, or its first characters (at least 4).
+    pub(crate) id: String,
 
     #[command(flatten)]
     pub(crate) client: ClientArgs,

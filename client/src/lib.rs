@@ -32,6 +32,7 @@ mod builder;
 mod error;
 mod executor;
 mod ndjson;
+mod requests;
 
 use std::fmt;
 use std::time::Duration;

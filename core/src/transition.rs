@@ -17,8 +17,9 @@ use crate::status::{code_list, StatusCode};
 /// | `RUNNING` | release, to `ENQUEUED` only | forward only | yes | yes | yes |
 /// | terminal | no | no | no | no | no |
 ///
-/// "Forward" follows `CREATED`, `WAITING_ON_DEPENDENCIES`, `ENQUEUED` and
-/// `PREPARING`, `EXECUTING`, `FINALIZING`, skipping allowed. Restating the
+/// "Forward" follows `CREATED` or `WAITING_ON_DEPENDENCIES` (either way: a waiting job
+/// whose dependencies succeeded becomes `CREATED`), then `ENQUEUED`; and `PREPARING`,
+/// `EXECUTING`, `FINALIZING`, skipping allowed. Restating the
 /// current code of a live job (a heartbeat) is legal. A terminal code has no
 /// way out, not even to itself: retrying creates a new job, and a repeated
 /// identical result is for the caller to recognise as idempotent before asking.
@@ -93,8 +94,10 @@ fn rule(from: StatusCode, to: StatusCode) -> Result<(), &'static str> {
 /// Position within the queued and running phases; only compared within one state.
 const fn rank(code: StatusCode) -> u8 {
     match code {
-        StatusCode::Created | StatusCode::Preparing => 0,
-        StatusCode::WaitingOnDependencies | StatusCode::Executing => 1,
+        // A waiting job becomes CREATED when its dependencies succeed, and goes on the
+        // queue from there like any new job: the two are one step.
+        StatusCode::Created | StatusCode::WaitingOnDependencies | StatusCode::Preparing => 0,
+        StatusCode::Executing => 1,
         StatusCode::Enqueued | StatusCode::WaitingOnWorkers | StatusCode::Finalizing => 2,
         _ => u8::MAX,
     }
@@ -122,7 +125,7 @@ mod tests {
     const EXPECTED: &str = "
                             CR WD EN WW  PR EX FI  SU  NZ TO UP DF UA IE AE  CU KA
     CREATED                  x  x  x  x   x  x  .   .   .  .  .  x  x  x  x   x  x
-    WAITING_ON_DEPENDENCIES  .  x  x  x   .  .  .   .   .  .  .  x  x  x  x   x  x
+    WAITING_ON_DEPENDENCIES  x  x  x  x   .  .  .   .   .  .  .  x  x  x  x   x  x
     ENQUEUED                 .  .  x  x   x  x  .   .   .  .  .  x  x  x  x   x  x
     WAITING_ON_WORKERS       .  .  x  x   x  x  .   .   .  .  .  x  x  x  x   x  x
     PREPARING                .  .  x  .   x  x  x   x   x  x  x  x  x  x  x   x  x

@@ -7,6 +7,9 @@
 //! describe themselves for the OpenAPI document.
 
 pub mod paths;
+mod request;
+
+pub use request::{Progress, Request, RequestCreated, RequestDetail, RequestPage, SubmitRequest};
 
 use std::collections::BTreeMap;
 
@@ -77,6 +80,16 @@ pub struct Job {
     pub cancel_requested: bool,
     /// An admin asked to kill it while it runs.
     pub kill_requested: bool,
+    /// The pipeline request that created it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub request_id: Option<JobId>,
+    /// The workspace of its request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// The project file's action it runs (a matrix action's expanded name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_action: Option<String>,
 }
 
 /// `POST /v1/jobs`: submit a job.

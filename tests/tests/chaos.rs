@@ -188,6 +188,23 @@ impl Chaos {
         }
         out
     }
+
+    /// Every line any process logged about `id` (the API's too), for a report.
+    fn logs_of(&self, id: &str) -> String {
+        let mut out = String::new();
+        let processes = self
+            .executors
+            .iter()
+            .chain(&self.distributors)
+            .map(|(name, child)| (name.as_str(), child))
+            .chain(self.api.iter().map(|api| ("api", api)));
+        for (name, child) in processes {
+            for line in child.stderr().lines().filter(|l| l.contains(id)) {
+                out.push_str(&format!("[{name}] {line}\n"));
+            }
+        }
+        out
+    }
 }
 
 /// Submits `JOBS` jobs at about 20 a second, each with its own idempotency key so a
@@ -610,12 +627,24 @@ async fn chaos_run() -> anyhow::Result<()> {
         "two runs of one job at once: {overlapping:?}\n{}",
         chaos.logs()
     );
-    ensure!(
-        tally.failed.is_empty(),
-        "jobs that did not succeed (an ATTEMPTS_EXHAUSTED means takeovers used the attempts up): {:?}\n{}",
-        tally.failed,
-        chaos.logs()
-    );
+    if !tally.failed.is_empty() {
+        let mut detail = String::new();
+        let unsuccessful = rows.iter().filter(|(_, r)| r.state != "SUCCESS").take(5);
+        for (id, row) in unsuccessful {
+            let (message, executor, entry, _) = &row.about;
+            detail.push_str(&format!(
+                "--- job {id}: {}/{} after {} attempts on {executor:?} via {entry:?}: {message}\n{}",
+                row.state,
+                row.status_code,
+                row.attempts,
+                chaos.logs_of(id)
+            ));
+        }
+        bail!(
+            "jobs that did not succeed (an ATTEMPTS_EXHAUSTED means takeovers used the attempts up): {:?}\n{detail}",
+            tally.failed,
+        );
+    }
     ensure!(missing.is_empty(), "ticks without a job: {missing:?}");
     ensure!(
         leftovers.is_ok(),

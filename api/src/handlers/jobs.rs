@@ -93,7 +93,7 @@ fn new_job(body: SubmitJob, config: &ApiConfig) -> Result<NewJob> {
 
 /// Refuses a built-in maintenance action (`cleanup_jobs`) unless the caller may maintain:
 /// it runs with the executor's rights (deleting history), not the submitter's.
-fn check_action_allowed(action: &str, caller: &Caller) -> Result<()> {
+pub(crate) fn check_action_allowed(action: &str, caller: &Caller) -> Result<()> {
     let Some(builtin) = Builtin::from_name(action).filter(|b| b.is_maintenance()) else {
         return Ok(());
     };
@@ -512,6 +512,9 @@ mod tests {
             retry_of: None,
             cancel_requested: false,
             kill_requested: false,
+            request_id: None,
+            workspace: None,
+            pipeline_action: None,
         }
     }
 

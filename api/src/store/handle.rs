@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use drover_core::{JobId, Priority, State};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::db::{on_reader, on_writer, Pools};
-use super::record::{now_us, JobRow, JOB_COLUMNS};
+use super::record::{now_us, JobRow, QueuedRecord, JOB_COLUMNS};
 use super::statements::{self, Statements};
 use crate::config::ApiConfig;
 use crate::error::{Error, Result};
@@ -25,6 +25,10 @@ pub(crate) struct Store {
     /// Bumped after every log append and every move to a terminal state, so log
     /// followers in this process wake up at once (others poll).
     changes: Arc<watch::Sender<u64>>,
+    /// Jobs that became ready for the queue (their dependencies succeeded) in a
+    /// committed operation; the API's enqueuer puts them on it.
+    ready: mpsc::UnboundedSender<QueuedRecord>,
+    ready_rx: Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<QueuedRecord>>>>,
 }
 
 /// SQL texts built once.
@@ -123,10 +127,13 @@ impl Store {
                 list_sql(true, true),
             ],
         };
+        let (ready, ready_rx) = mpsc::unbounded_channel();
         Ok(Store {
             pools,
             sql: Arc::new(sql),
             changes: Arc::new(watch::channel(0).0),
+            ready,
+            ready_rx: Arc::new(std::sync::Mutex::new(Some(ready_rx))),
         })
     }
 
@@ -147,6 +154,19 @@ impl Store {
 
     pub(crate) fn notify(&self) {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Hands committed ready jobs to the enqueuer (see [`Store::take_ready`]).
+    pub(crate) fn ready(&self, records: Vec<QueuedRecord>) {
+        for record in records {
+            // Without an enqueuer (it stopped), the reconciler enqueues them.
+            let _ = self.ready.send(record);
+        }
+    }
+
+    /// The receiving end of [`Store::ready`], once: the API's enqueuer owns it.
+    pub(crate) fn take_ready(&self) -> Option<mpsc::UnboundedReceiver<QueuedRecord>> {
+        drover_core::lock(&self.ready_rx).take()
     }
 
     /// Commits a new record, `CREATED` and not enqueued; with a taken idempotency

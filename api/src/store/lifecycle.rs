@@ -15,6 +15,7 @@ use super::decide::{
     Move, Step,
 };
 use super::handle::{not_found, Store};
+use super::pipeline::{ready_records, settle};
 use super::record::{now_us, JobRow};
 use crate::error::{Error, Result};
 use drover_model::{HeartbeatReply, Job};
@@ -92,24 +93,30 @@ impl Store {
                     .fetch_optional(&mut *conn)
                     .await?;
                 if let Some(row) = claimed {
-                    return Ok(Step::Done(Box::new(row)));
+                    return Ok((Step::Done(Box::new(row)), Vec::new()));
                 }
                 let Some(row) = current!(&mut *conn, sql, id_text)? else {
-                    return Ok(Step::Fail(not_found(id)));
+                    return Ok((Step::Fail(not_found(id)), Vec::new()));
                 };
+                let mut ready = Vec::new();
                 let step = match claim_refusal(&row, token, &entry) {
                     Err(step) => step,
                     Ok((code, mv)) => match cas!(&mut *conn, sql, row, code, mv)? {
-                        Some(ended) => Step::Fail(super::decide::finished(
-                            &ended,
-                            mv.code,
-                            "it will not run again: consume the queue entry",
-                        )),
+                        Some(ended) => {
+                            ready = settle!(conn, &ended)?;
+                            Step::Fail(super::decide::finished(
+                                &ended,
+                                mv.code,
+                                "it will not run again: consume the queue entry",
+                            ))
+                        }
                         None => Step::Retry,
                     },
                 };
-                Ok::<_, sqlx::Error>(step)
+                Ok::<_, sqlx::Error>((step, ready))
             })?;
+            let (step, ready) = step;
+            self.ready(ready_records(ready));
             match step {
                 Step::Done(row) => return row.into_job(),
                 Step::Fail(err) => {
@@ -223,7 +230,8 @@ impl Store {
                     .fetch_optional(&mut *conn)
                     .await?;
                 if let Some(row) = done {
-                    return Ok(Step::Done(Box::new(row)));
+                    let ready = settle!(conn, &row)?;
+                    return Ok((Step::Done(Box::new(row)), ready));
                 }
                 let step = match current!(&mut *conn, sql, id_text)? {
                     None => Step::Fail(not_found(id)),
@@ -237,8 +245,10 @@ impl Store {
                     }
                     Some(row) => refuse_write(&row, token, Some(code)),
                 };
-                Ok::<_, sqlx::Error>(step)
+                Ok::<_, sqlx::Error>((step, Vec::new()))
             })?;
+            let (step, ready) = step;
+            self.ready(ready_records(ready));
             match step {
                 Step::Done(row) => {
                     self.notify();
@@ -292,7 +302,7 @@ impl Store {
             let (sql, id_text, plan) = (self.sql.clone(), id.to_string(), plan.clone());
             let step = on_writer!(&self.pools, move |conn| {
                 let Some(row) = current!(&mut *conn, sql, id_text)? else {
-                    return Ok(Step::Fail(not_found(id)));
+                    return Ok((Step::Fail(not_found(id)), Vec::new()));
                 };
                 let step = match plan(&row) {
                     Err(step) => step,
@@ -315,8 +325,14 @@ impl Store {
                         Err(err) => Step::Fail(err),
                     },
                 };
-                Ok::<_, sqlx::Error>(step)
+                let ready = match &step {
+                    Step::Done(row) => settle!(conn, row.as_ref())?,
+                    _ => Vec::new(),
+                };
+                Ok::<_, sqlx::Error>((step, ready))
             })?;
+            let (step, ready) = step;
+            self.ready(ready_records(ready));
             match step {
                 Step::Done(row) => {
                     let job = row.into_job()?;

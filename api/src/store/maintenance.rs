@@ -7,25 +7,15 @@
 
 use std::collections::HashMap;
 
-use drover_core::{FencingToken, JobId, Priority, Route, State, StatusCode};
+use drover_core::{FencingToken, JobId, Route, State, StatusCode};
 
 use super::db::{on_reader, on_writer};
 use super::handle::Store;
-use super::record::{now_us, stored_priority};
+use super::record::{now_us, stored_priority, QueuedRecord};
 use crate::error::{Error, Result};
 
 /// How many ids one `IN (...)` list binds (well under SQLite's and PostgreSQL's limits).
 pub(crate) const ID_CHUNK: usize = 500;
-
-/// A QUEUED record that should have a queue entry.
-#[derive(Debug, Clone)]
-pub(crate) struct QueuedRecord {
-    pub(crate) id: JobId,
-    pub(crate) priority: Priority,
-    pub(crate) enqueued: bool,
-    /// What it needs of an executor, as its queue entry's name carries it.
-    pub(crate) route: Route,
-}
 
 /// A RUNNING job whose heartbeat is older than the threshold.
 #[derive(Debug, Clone)]
@@ -73,7 +63,7 @@ impl Store {
     ) -> Result<Vec<QueuedRecord>> {
         let sql = format!(
             "SELECT id, priority, enqueued, action, requires FROM jobs WHERE state = '{queued}' \
-             AND status_code IN ('{created}', '{enqueued}') AND created_us < $1 \
+             AND status_code IN ('{created}', '{enqueued}') AND COALESCE(ready_us, created_us) < $1 \
              ORDER BY enqueued, created_us LIMIT $2",
             queued = State::Queued,
             created = StatusCode::Created,

@@ -7,11 +7,23 @@ use drover_core::{FencingToken, JobId, Priority, StatusCode};
 use crate::error::{Error, Result};
 use drover_model::Job;
 
+/// A QUEUED record that should have a queue entry (the reconciler's, and a job whose
+/// dependencies succeeded).
+#[derive(Debug, Clone)]
+pub(crate) struct QueuedRecord {
+    pub(crate) id: JobId,
+    pub(crate) priority: Priority,
+    pub(crate) enqueued: bool,
+    /// What it needs of an executor, as its queue entry's name carries it.
+    pub(crate) route: drover_core::Route,
+}
+
 /// The columns every job query returns, in [`JobRow`]'s order.
 pub(crate) const JOB_COLUMNS: &str = "id, action, params, priority, status_code, \
     status_message, progress, exit_code, attempts, max_attempts, timeout_secs, executor, \
     fencing_token, last_heartbeat_us, created_us, started_us, finished_us, idempotency_key, \
-    enqueued, retry_of, cancel_requested, kill_requested, queue_entry, requires";
+    enqueued, retry_of, cancel_requested, kill_requested, queue_entry, requires, request_id, \
+    workspace, pipeline_action";
 
 /// A `jobs` row (its `state` column, which mirrors the code's state for filters and
 /// indexes, is not read back). Integers are `i64` (PostgreSQL `BIGINT`, SQLite `INTEGER`); times are
@@ -43,6 +55,10 @@ pub(crate) struct JobRow {
     pub(crate) queue_entry: Option<String>,
     /// Required tags, sorted, separated by spaces.
     pub(crate) requires: String,
+    /// The pipeline request that created the job.
+    pub(crate) request_id: Option<String>,
+    pub(crate) workspace: Option<String>,
+    pub(crate) pipeline_action: Option<String>,
 }
 
 impl JobRow {
@@ -78,13 +94,16 @@ impl JobRow {
             .id
             .parse()
             .map_err(|err: drover_core::Error| self.corrupt(err.to_string()))?;
-        let retry_of = match &self.retry_of {
-            Some(text) => Some(
-                text.parse()
-                    .map_err(|err: drover_core::Error| self.corrupt(err.to_string()))?,
-            ),
-            None => None,
+        let parse_id = |text: &Option<String>| -> Result<Option<JobId>> {
+            text.as_deref()
+                .map(|t| {
+                    t.parse()
+                        .map_err(|err: drover_core::Error| self.corrupt(err.to_string()))
+                })
+                .transpose()
         };
+        let retry_of = parse_id(&self.retry_of)?;
+        let request_id = parse_id(&self.request_id)?;
         let priority = stored_priority(self.priority).map_err(|e| self.corrupt(e))?;
         let params = serde_json::from_str(&self.params)
             .map_err(|err| self.corrupt(format!("params are not JSON: {err}")))?;
@@ -118,6 +137,9 @@ impl JobRow {
             retry_of,
             cancel_requested: self.cancel_requested,
             kill_requested: self.kill_requested,
+            request_id,
+            workspace: self.workspace.clone(),
+            pipeline_action: self.pipeline_action.clone(),
         })
     }
 }

@@ -9,6 +9,7 @@ mod distributions;
 mod executors;
 mod jobs;
 mod logs;
+mod requests;
 mod submit;
 mod wait;
 
@@ -27,6 +28,10 @@ pub(crate) async fn run(
         Command::Executor(args) => executor::run(args, log_format).await,
         Command::Distributor(args) => distributor::run(args, log_format).await,
         Command::Submit(args) => submit::run(args).await,
+        Command::Run(args) => requests::run(args).await,
+        Command::Requests(args) => requests::list(args).await,
+        Command::Request(args) => requests::show(args).await,
+        Command::CancelRequest(args) => requests::cancel(args).await,
         Command::Ls(args) => jobs::list(args).await,
         Command::Show(args) => jobs::show(args).await,
         Command::Logs(args) => logs::run(args).await,

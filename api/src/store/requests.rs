@@ -1,0 +1,94 @@
+//! Reading pipeline requests back: one with its jobs, the newest ones, by id prefix.
+
+use drover_core::JobId;
+
+use super::db::on_reader;
+use super::handle::Store;
+use super::record::{JobRow, JOB_COLUMNS};
+use crate::error::{Error, Result};
+use drover_model::Job;
+
+/// A stored request.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct RequestRow {
+    pub(crate) id: String,
+    pub(crate) workspace: String,
+    pub(crate) file_name: String,
+    pub(crate) requested: String,
+    pub(crate) force_run: bool,
+    pub(crate) created_us: i64,
+}
+
+const REQUEST_COLUMNS: &str = "id, workspace, file_name, requested, force_run, created_us";
+
+impl Store {
+    /// The request and its jobs, in creation order.
+    ///
+    /// # Errors
+    /// [`Error::RequestNotFound`]; database errors.
+    pub(crate) async fn request(&self, id: JobId) -> Result<(RequestRow, Vec<Job>)> {
+        let sql = format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1");
+        let jobs_sql =
+            format!("SELECT {JOB_COLUMNS} FROM jobs WHERE request_id = $1 ORDER BY created_us, id");
+        let (row, jobs): (Option<RequestRow>, Vec<JobRow>) = on_reader!(&self.pools, |pool| {
+            let row = sqlx::query_as(&sql)
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await?;
+            let jobs = sqlx::query_as(&jobs_sql)
+                .bind(id.to_string())
+                .fetch_all(pool)
+                .await?;
+            Ok::<_, sqlx::Error>((row, jobs))
+        })?;
+        let row = row.ok_or_else(|| Error::RequestNotFound { id: id.to_string() })?;
+        let jobs = jobs
+            .into_iter()
+            .map(JobRow::into_job)
+            .collect::<Result<_>>()?;
+        Ok((row, jobs))
+    }
+
+    /// Requests newest first, at most `limit`, optionally of one workspace.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub(crate) async fn requests(
+        &self,
+        workspace: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RequestRow>> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE ($1 = '' OR workspace = $1) \
+             ORDER BY created_us DESC, id DESC LIMIT $2"
+        );
+        let rows = on_reader!(&self.pools, |pool| {
+            sqlx::query_as(&sql)
+                .bind(workspace.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows)
+    }
+
+    /// Requests whose id starts with `fragment` (lowercase hex and hyphens), newest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub(crate) async fn resolve_request(&self, fragment: &str) -> Result<Vec<RequestRow>> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE id >= $1 AND id < $2 \
+             ORDER BY created_us DESC, id DESC LIMIT 21"
+        );
+        let upper = format!("{fragment}g");
+        let rows = on_reader!(&self.pools, |pool| {
+            sqlx::query_as(&sql)
+                .bind(fragment)
+                .bind(&upper)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows)
+    }
+}
