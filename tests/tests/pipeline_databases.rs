@@ -164,3 +164,68 @@ async fn a_request_on_sqlite() -> anyhow::Result<()> {
 async fn a_request_on_postgres() -> anyhow::Result<()> {
     a_request_on(Backend::Postgres).await
 }
+
+/// What a crash between a success's commit and its dependents' enqueue leaves (released
+/// jobs `CREATED`, not on the queue) made here by taking ZooKeeper away before the
+/// success is recorded: the enqueuer cannot put them, and the reconciler does once
+/// ZooKeeper is back. Nothing waits forever.
+async fn released_jobs_the_queue_missed_on(backend: Backend) -> anyhow::Result<()> {
+    let mut api = TestApi::start(backend).await?;
+    let (status, created) = run(&api, &["d"]).await?;
+    ensure!(status == StatusCode::CREATED, "{status}: {created}");
+    let jobs = ids(&created)?;
+    enqueued(&api, &jobs["a"]).await?;
+    let (hold, status, body) = api.take_and_claim(&jobs["a"], "e1").await?;
+    ensure!(status == StatusCode::OK, "claim: {status} {body}");
+    let mut zk = api.zk.take().context("zookeeper")?;
+    zk.stop().await?;
+    api.wait_zookeeper_lost().await?;
+    let (status, body) = api
+        .finish(
+            &jobs["a"],
+            json!({ "token": hold.token, "status_code": "SUCCEEDED", "exit_code": 0 }),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::OK,
+        "finish without ZooKeeper: {status} {body}"
+    );
+    for name in ["b", "c"] {
+        let job = api.job(&jobs[name]).await?;
+        ensure!(
+            job["status_code"] == "CREATED" && job["enqueued"] == false,
+            "{name}: {job}"
+        );
+    }
+
+    zk.restart().await?;
+    api.wait_zookeeper("connected").await?;
+    let grace = api.config.enqueue_timeout;
+    tokio::time::sleep(grace).await;
+    let (status, report) = api
+        .post(
+            "/v1/admin/reconcile",
+            api_support::ADMIN,
+            json!({ "grace_ms": grace.as_millis() as u64, "stale_after_ms": 0 }),
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "reconcile: {status} {report}");
+    for name in ["b", "c"] {
+        enqueued(&api, &jobs[name]).await?;
+    }
+    ensure!(api.job(&jobs["d"]).await?["status_code"] == "WAITING_ON_DEPENDENCIES");
+    api.zk = Some(zk);
+    api.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_jobs_the_queue_missed_are_enqueued_by_the_reconciler_on_sqlite(
+) -> anyhow::Result<()> {
+    released_jobs_the_queue_missed_on(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_jobs_the_queue_missed_are_enqueued_by_the_reconciler_on_postgres(
+) -> anyhow::Result<()> {
+    released_jobs_the_queue_missed_on(Backend::Postgres).await
+}
