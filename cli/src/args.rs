@@ -60,7 +60,8 @@ pub(crate) enum Command {
     /// Prints a job's log.
     #[command(after_help = EXIT_CODES)]
     Logs(LogsArgs),
-    /// Cancels a job: at once when queued, by its executor when running.
+    /// Cancels a job: at once when queued, by its executor when running. Given a
+    /// pipeline request's id (and no job has it), cancels the request's unfinished jobs.
     #[command(after_help = EXIT_CODES)]
     Cancel(JobArgs),
     /// Submits a finished job again, as a new job; prints the new id.

@@ -38,7 +38,11 @@ pub(crate) fn jobs_table(jobs: &[Job], full_ids: bool) -> String {
         .map(|job| {
             vec![
                 id_cell(job, full_ids),
-                job.action.clone(),
+                // A pipeline's job: the project's action, then what runs it.
+                match &job.pipeline_action {
+                    Some(name) if *name != job.action => format!("{name} ({})", job.action),
+                    _ => job.action.clone(),
+                },
                 job.state.to_string(),
                 job.status_code.to_string(),
                 format!("{}%", job.progress),

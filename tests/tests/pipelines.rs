@@ -300,3 +300,29 @@ async fn a_bad_project_file_is_refused_with_its_line() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drover_cancel_with_a_request_id_cancels_its_jobs() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let _e1 = cluster.executor(&ExecutorOptions::new("e1", 1)).await?;
+    let project = "version: 5\nactions:\n  long:\n    action: sleep\n    params: {seconds: 60}\n  after:\n    action: noop\n    needs: [long]\n";
+    let created = request(&cluster, project, &["after"], false).await?;
+    let id = created.request.context("a request")?.id.to_string();
+    let jobs = by_action(&created.jobs);
+    cluster
+        .reaches(jobs["long"].id, State::Running, Duration::from_secs(30))
+        .await?;
+    let (code, out, err) = executor_support::drover(&cluster, &["cancel", &id[..8]]).await?;
+    ensure!(code == 0, "drover cancel exited {code}: {out} {err}");
+    ensure!(out.contains("after") && out.contains("long"), "{out}");
+    let done = finished(&cluster, &id, Duration::from_secs(30)).await?;
+    let jobs = by_action(&done.jobs);
+    ensure!(
+        jobs["after"].status_code == StatusCode::CancelledByUser,
+        "{:?}",
+        jobs["after"]
+    );
+    ensure!(jobs["long"].state == State::Canceled, "{:?}", jobs["long"]);
+    ensure!(done.request.state == State::Canceled, "{:?}", done.request);
+    Ok(())
+}

@@ -19,7 +19,18 @@ pub(crate) enum Verb {
 /// Resolves the id, applies `verb` and prints what happened.
 pub(crate) async fn run(verb: Verb, args: JobArgs) -> anyhow::Result<ExitCode> {
     let client = super::connect::client(&args.client)?;
-    let job = super::connect::resolve(&client, &args.id).await?;
+    let job = match super::connect::resolve(&client, &args.id).await {
+        Ok(job) => job,
+        // `drover cancel` also takes a pipeline request's id: it cancels its jobs.
+        Err(err) if matches!(verb, Verb::Cancel) && not_found(&err) => {
+            let Ok(detail) = client.cancel_request(&args.id).await else {
+                return Err(err);
+            };
+            super::requests::print_detail(&detail, args.client.output)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(err) => return Err(err),
+    };
     let (name, answer) = match verb {
         Verb::Cancel => ("cancel", client.cancel(job.id).await),
         Verb::Retry => ("retry", client.retry(job.id).await),
@@ -31,6 +42,11 @@ pub(crate) async fn run(verb: Verb, args: JobArgs) -> anyhow::Result<ExitCode> {
         Output::Table => output::emit(&format!("{}\n", describe(verb, &answer)))?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn not_found(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<drover_client::ClientError>()
+        .is_some_and(drover_client::ClientError::is_not_found)
 }
 
 /// One line for people; `retry` prints only the new id, for scripts.

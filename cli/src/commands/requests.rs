@@ -160,23 +160,25 @@ pub(crate) async fn show(args: RequestArgs) -> anyhow::Result<ExitCode> {
         .request_detail(&args.id)
         .await
         .with_context(|| format!("cannot read request {}", args.id))?;
-    match args.client.output {
-        Output::Json => output::emit(&output::json(&detail)?)?,
-        Output::Table => output::emit(&details(&detail))?,
-    }
+    print_detail(&detail, args.client.output)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// `drover cancel-request ID`.
+/// `drover cancel-request ID` (and `drover cancel ID` when no job has that id).
 pub(crate) async fn cancel(args: RequestArgs) -> anyhow::Result<ExitCode> {
     let client = super::connect::client(&args.client)?;
     let detail = client
         .cancel_request(&args.id)
         .await
         .with_context(|| format!("cannot cancel request {}", args.id))?;
-    match args.client.output {
-        Output::Json => output::emit(&output::json(&detail)?)?,
-        Output::Table => output::emit(&details(&detail))?,
-    }
+    print_detail(&detail, args.client.output)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A request and its jobs, as a table or JSON.
+pub(super) fn print_detail(detail: &RequestDetail, kind: Output) -> anyhow::Result<()> {
+    match kind {
+        Output::Json => output::emit(&output::json(detail)?),
+        Output::Table => output::emit(&details(detail)),
+    }
 }

@@ -51,11 +51,17 @@ fn chain(n: usize) -> String {
 }
 
 fn fan(n: usize) -> String {
-    let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
-    format!(
-        "version: 5\nactions:\n  root: {{action: noop}}\n  mid:\n    action: noop\n    needs: [root]\n    matrix: {{i: [{}]}}\n  sink: {{action: noop, needs: [mid]}}\n",
-        values.join(", ")
-    )
+    // Written out: a matrix expands to at most 256 actions.
+    let mut text = String::from("version: 5\nactions:\n  root: {action: noop}\n");
+    let mids: Vec<String> = (0..n).map(|i| format!("mid-{i}")).collect();
+    for mid in &mids {
+        text.push_str(&format!("  {mid}: {{action: noop, needs: [root]}}\n"));
+    }
+    text.push_str(&format!(
+        "  sink: {{action: noop, needs: [{}]}}\n",
+        mids.join(", ")
+    ));
+    text
 }
 
 fn independent(n: usize) -> String {
