@@ -11,6 +11,7 @@ use zookeeper_client::{CreateMode, MultiWriteError};
 use crate::error::{connection_lost, Error, LostReason, Result, ZkError};
 use crate::lost::LostSignal;
 use crate::queue_core::QueueCore;
+use crate::session::Session;
 
 /// An entry this process holds: its payload, its fencing token and a lost signal.
 ///
@@ -150,31 +151,9 @@ impl Taken {
     /// Whether the server still has our marker: created at our token, owned by our
     /// session. Waits out disconnections; `false` once the session is gone.
     async fn marker_is_ours(&self) -> Result<bool> {
-        let session = &self.queue.session;
         let path = format!("{}/{}", self.queue.view.taken, self.name);
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            if session.wait_connected().await.is_err() {
-                return Ok(false);
-            }
-            let client = session.client();
-            match client.check_stat(&path).await {
-                Ok(stat) => {
-                    return Ok(stat.is_some_and(|stat| {
-                        stat.czxid == self.token.get()
-                            && stat.ephemeral_owner == client.session_id().0
-                    }))
-                }
-                Err(e) => match Error::zk("stat", &path, e) {
-                    Error::SessionLost(_) => return Ok(false),
-                    e if e.is_transient() => {
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
-                    }
-                    e => return Err(e),
-                },
-            }
-        }
+        let marker = own_marker(&self.queue.session, &path).await?;
+        Ok(marker.is_some_and(|stat| stat.czxid == self.token.get()))
     }
 
     /// The transaction behind consume (delete marker and entry) or release (delete the
@@ -323,15 +302,17 @@ impl Taken {
             }
             // The connection broke with the create in flight: the server may have made
             // the marker. Left there, it would lock the entry for as long as this session
-            // lives with nobody holding it, so find out (#11).
+            // lives with nobody holding it, so find out (#11). In flight, no other taker
+            // of this view may lock the entry: a marker of this session is this attempt's.
             Err(e) if connection_lost(&e) || e == ZkError::Timeout => {
-                match own_marker(&inner, &taken_path).await {
-                    Some(stat) => {
+                match own_marker(session, &taken_path).await {
+                    Ok(Some(stat)) => {
                         debug!(entry = %name, "a take's answer was lost; its marker is ours");
                         stat
                     }
-                    None => {
+                    unknown_or_not => {
                         view.lock().abandoned(&name, false);
+                        unknown_or_not?;
                         return Err(Error::zk("create", taken_path, e));
                     }
                 }
@@ -375,33 +356,28 @@ impl Taken {
     }
 }
 
-/// After a create of `path` whose answer was lost: the marker's stat if it exists and
-/// this session made it (an ephemeral node's owner), `None` if not. While the entry is
-/// in flight no other taker of this view may lock it, so a marker of this session is
-/// this attempt's. Asks again until the connection answers; gives up once the session is
-/// lost (its ephemeral nodes die with it).
-async fn own_marker(inner: &QueueCore, path: &str) -> Option<zookeeper_client::Stat> {
-    let client = inner.session.client();
-    let mut delay = Duration::from_millis(50);
-    // Far more than any session timeout: the session is lost (and the marker gone) first.
-    for _ in 0..120 {
-        if matches!(inner.session.health(), crate::session::Health::Lost(_)) {
-            return None;
+/// The marker at `path` if it exists and this session made it (an ephemeral node's
+/// owner); `None` if not, or once the session is lost (its ephemeral nodes die with it).
+/// Asks again, once the connection is back, while the answer is unknown.
+async fn own_marker(session: &Session, path: &str) -> Result<Option<zookeeper_client::Stat>> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if session.wait_connected().await.is_err() {
+            return Ok(None);
         }
+        let client = session.client();
         match client.check_stat(path).await {
-            Ok(Some(stat)) if stat.ephemeral_owner == client.session_id().0 => return Some(stat),
-            Ok(_) => return None,
-            Err(e) if connection_lost(&e) || e == ZkError::Timeout => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
-            }
-            Err(e) => {
-                warn!(path, error = %e, "cannot tell whether a take's marker is ours");
-                return None;
-            }
+            Ok(stat) => return Ok(stat.filter(|s| s.ephemeral_owner == client.session_id().0)),
+            Err(e) => match Error::zk("stat", path, e) {
+                Error::SessionLost(_) => return Ok(None),
+                e if e.is_transient() => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                e => return Err(e),
+            },
         }
     }
-    None
 }
 
 impl Drop for Taken {
