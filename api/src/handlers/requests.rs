@@ -178,10 +178,10 @@ pub(crate) async fn submit(
             outcome.skipped
         ),
     };
-    let request = match outcome.id {
-        Some(id) => Some(detail(&state, id).await?.request),
-        None => None,
-    };
+    let request = outcome
+        .request
+        .map(|row| request_of(row, progress_of(&outcome.created)))
+        .transpose()?;
     let jobs = outcome
         .created
         .into_iter()
@@ -205,11 +205,15 @@ pub(crate) async fn submit(
     ))
 }
 
-fn request_of(row: RequestRow, jobs: &[Job]) -> Result<Request> {
+fn progress_of(jobs: &[Job]) -> Progress {
     let mut progress = Progress::default();
     for job in jobs {
         progress.add(job.state);
     }
+    progress
+}
+
+fn request_of(row: RequestRow, progress: Progress) -> Result<Request> {
     Ok(Request {
         id: row
             .id
@@ -232,7 +236,7 @@ async fn detail(state: &AppState, id: JobId) -> Result<RequestDetail> {
     let (row, jobs) = state.store.request(id).await?;
     let jobs: Vec<Job> = jobs.into_iter().map(|job| shown(state, job)).collect();
     Ok(RequestDetail {
-        request: request_of(row, &jobs)?,
+        request: request_of(row, progress_of(&jobs))?,
         jobs,
     })
 }
@@ -309,22 +313,13 @@ pub(crate) async fn list(
     QueryParams(query): QueryParams<RequestsQuery>,
 ) -> Result<Json<RequestPage>> {
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
-    let rows = state
+    let requests = state
         .store
         .requests(query.workspace.as_deref(), i64::from(limit))
-        .await?;
-    let mut requests = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id = row
-            .id
-            .parse()
-            .map_err(|e: drover_core::Error| Error::Corrupt {
-                id: row.id.clone(),
-                detail: e.to_string(),
-            })?;
-        let (_, jobs) = state.store.request(id).await?;
-        requests.push(request_of(row, &jobs)?);
-    }
+        .await?
+        .into_iter()
+        .map(|(row, progress)| request_of(row, progress))
+        .collect::<Result<_>>()?;
     Ok(Json(RequestPage { requests }))
 }
 

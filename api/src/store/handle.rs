@@ -47,6 +47,9 @@ pub(crate) struct Sql {
     pub(crate) list: [String; 4],
 }
 
+/// The status message of a job committed but not yet put on the queue.
+pub(crate) const CREATED_MESSAGE: &str = "committed; not yet on the queue";
+
 /// The status message of a job its submit (or the reconciler) put on the queue.
 pub(crate) const ENQUEUED_MESSAGE: &str = "on the queue, waiting for an executor";
 
@@ -183,7 +186,7 @@ impl Store {
                 .bind(&new.action)
                 .bind(&new.params)
                 .bind(i64::from(new.priority.get()))
-                .bind("committed; not yet on the queue")
+                .bind(CREATED_MESSAGE)
                 .bind(i64::from(new.max_attempts))
                 .bind(i64::try_from(new.timeout_secs).unwrap_or(i64::MAX))
                 .bind(now_us())

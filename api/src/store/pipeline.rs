@@ -18,6 +18,7 @@ use drover_pipeline::{plan, Action, Need, Standing, Step};
 use super::db::on_writer;
 use super::handle::{NewJob, Store};
 use super::record::{now_us, stored_priority, JobRow, QueuedRecord, JOB_COLUMNS};
+use super::requests::RequestRow;
 use crate::error::Result;
 use drover_model::Job;
 
@@ -49,8 +50,8 @@ pub(crate) struct NewRequest {
 /// What creating a request did.
 #[derive(Debug)]
 pub(crate) struct RequestOutcome {
-    /// The request's id, when it created jobs.
-    pub(crate) id: Option<JobId>,
+    /// The request as stored, when it created jobs.
+    pub(crate) request: Option<RequestRow>,
     /// Jobs it created, in order.
     pub(crate) created: Vec<Job>,
     /// Queued or running jobs it reuses.
@@ -103,6 +104,32 @@ static FAIL_DOWNSTREAM: LazyLock<String> = LazyLock::new(|| {
         failed = State::Failed,
         dependency_failed = StatusCode::DependencyFailed,
         waiting = StatusCode::WaitingOnDependencies,
+    )
+});
+
+/// Ended, unsuccessful jobs that something still waits on (the sweep settles them).
+static ENDED_NEEDS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('{failed}', '{canceled}') \
+         AND id IN (SELECT n.needs_id FROM job_needs n JOIN jobs j ON j.id = n.job_id \
+                    WHERE j.status_code = '{waiting}') LIMIT $1",
+        failed = State::Failed,
+        canceled = State::Canceled,
+        waiting = StatusCode::WaitingOnDependencies,
+    )
+});
+
+/// Waiting jobs whose every need succeeded, released (the sweep's part of [`RELEASE`]).
+static READY_WAITING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET status_code = '{created}', status_message = $1, ready_us = $2 \
+         WHERE id IN (SELECT id FROM jobs WHERE status_code = '{waiting}' \
+           AND NOT EXISTS (SELECT 1 FROM job_needs m JOIN jobs d ON d.id = m.needs_id \
+                           WHERE m.job_id = jobs.id AND d.state <> '{success}') LIMIT $3) \
+         RETURNING id, priority, action, requires",
+        created = StatusCode::Created,
+        waiting = StatusCode::WaitingOnDependencies,
+        success = State::Success,
     )
 });
 
@@ -213,12 +240,46 @@ fn need_ids(needs: &[Need<String>], ids: &[Option<JobId>]) -> Vec<String> {
         .collect()
 }
 
+/// Takes the workspace's row: requests on one workspace are decided one after the other.
+const WORKSPACE_TURN: &str =
+    "INSERT INTO workspaces (name, requests, created_us) VALUES ($1, 1, $2) \
+     ON CONFLICT (name) DO UPDATE SET requests = workspaces.requests + 1";
+
+/// The created jobs that need nothing, for the queue.
+fn ready_of(created: &[JobRow]) -> Vec<QueuedRecord> {
+    let rows = created
+        .iter()
+        .filter(|row| row.status_code == StatusCode::Created.as_str())
+        .map(|row| {
+            (
+                row.id.clone(),
+                row.priority,
+                row.action.clone(),
+                row.requires.clone(),
+            )
+        })
+        .collect();
+    ready_records(rows)
+}
+
+/// The row [`insert_request!`] writes for `request`.
+fn request_row(request: &NewRequest, id: JobId, now: i64) -> RequestRow {
+    RequestRow {
+        id: id.to_string(),
+        workspace: request.workspace.clone(),
+        file_name: request.file_name.clone(),
+        requested: serde_json::to_string(&request.requested).unwrap_or_default(),
+        force_run: request.force,
+        created_us: now,
+    }
+}
+
 /// A new job's first status: ready for the queue, or waiting for what it needs.
 fn first_status(needs: &[String]) -> (StatusCode, String) {
     if needs.is_empty() {
         (
             StatusCode::Created,
-            "committed; not yet on the queue".to_owned(),
+            super::handle::CREATED_MESSAGE.to_owned(),
         )
     } else {
         (
@@ -291,17 +352,14 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub(crate) async fn create_request(&self, request: NewRequest) -> Result<RequestOutcome> {
-        let (created, reused, skipped, ready, id) = on_writer!(&self.pools, move |conn| {
+        let (created, reused, skipped, request_row) = on_writer!(&self.pools, move |conn| {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             // Serialises requests on one workspace (a row lock on PostgreSQL).
-            sqlx::query(
-                "INSERT INTO workspaces (name, requests, created_us) VALUES ($1, 1, $2) \
-                 ON CONFLICT (name) DO UPDATE SET requests = workspaces.requests + 1",
-            )
-            .bind(&request.workspace)
-            .bind(now_us())
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(WORKSPACE_TURN)
+                .bind(&request.workspace)
+                .bind(now_us())
+                .execute(&mut *tx)
+                .await?;
             let mut existing: HashMap<String, JobRow> = HashMap::new();
             for planned in &request.order {
                 let row: Option<JobRow> = sqlx::query_as(&STANDING)
@@ -318,13 +376,13 @@ impl Store {
             let (reused, skipped) = untouched(&request.order, &steps, &existing);
             if !steps.iter().any(|s| matches!(s, Step::Create { .. })) {
                 tx.rollback().await?;
-                return Ok((Vec::new(), reused, skipped, Vec::new(), None));
+                return Ok((Vec::new(), reused, skipped, None));
             }
             let request_id = JobId::new();
             let now = now_us();
             insert_request!(&mut *tx, request, request_id, now)?;
             let mut ids: Vec<Option<JobId>> = vec![None; steps.len()];
-            let (mut created, mut ready) = (Vec::new(), Vec::new());
+            let mut created = Vec::new();
             for (i, (planned, step)) in request.order.iter().zip(&steps).enumerate() {
                 let Step::Create { needs } = step else {
                     continue;
@@ -343,22 +401,16 @@ impl Store {
                     request.workspace,
                     at
                 )?;
-                if needs.is_empty() {
-                    ready.push((
-                        row.id.clone(),
-                        row.priority,
-                        row.action.clone(),
-                        row.requires.clone(),
-                    ));
-                }
                 created.push(row);
             }
             tx.commit().await?;
-            Ok::<_, sqlx::Error>((created, reused, skipped, ready, Some(request_id)))
+            let row = request_row(&request, request_id, now);
+            Ok::<_, sqlx::Error>((created, reused, skipped, Some(row)))
         })?;
-        self.ready(ready_records(ready));
+        // The jobs that need nothing go on the queue now.
+        self.ready(ready_of(&created));
         Ok(RequestOutcome {
-            id,
+            request: request_row,
             created: created
                 .into_iter()
                 .map(JobRow::into_job)
@@ -378,38 +430,15 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub(crate) async fn settle_waiting(&self, limit: i64) -> Result<Vec<QueuedRecord>> {
-        let ended = format!(
-            "SELECT DISTINCT {columns} FROM jobs d JOIN job_needs n ON n.needs_id = d.id \
-             JOIN jobs j ON j.id = n.job_id \
-             WHERE j.status_code = '{waiting}' AND d.state IN ('{failed}', '{canceled}') LIMIT $1",
-            columns = JOB_COLUMNS
-                .split(", ")
-                .map(|c| format!("d.{c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            waiting = StatusCode::WaitingOnDependencies,
-            failed = State::Failed,
-            canceled = State::Canceled,
-        );
-        let ready_sql = format!(
-            "UPDATE jobs SET status_code = '{created}', status_message = $1, ready_us = $2 \
-             WHERE id IN (SELECT id FROM jobs WHERE status_code = '{waiting}' \
-               AND NOT EXISTS (SELECT 1 FROM job_needs m JOIN jobs d ON d.id = m.needs_id \
-                               WHERE m.job_id = jobs.id AND d.state <> '{success}') LIMIT $3) \
-             RETURNING id, priority, action, requires",
-            created = StatusCode::Created,
-            waiting = StatusCode::WaitingOnDependencies,
-            success = State::Success,
-        );
         let ready = on_writer!(&self.pools, move |conn| {
-            let failed: Vec<JobRow> = sqlx::query_as(&ended)
+            let failed: Vec<JobRow> = sqlx::query_as(&ENDED_NEEDS)
                 .bind(limit)
                 .fetch_all(&mut *conn)
                 .await?;
             for row in &failed {
                 settle!(conn, row)?;
             }
-            let ready: Vec<(String, i64, String, String)> = sqlx::query_as(&ready_sql)
+            let ready: Vec<(String, i64, String, String)> = sqlx::query_as(&READY_WAITING)
                 .bind(READY_MESSAGE)
                 .bind(now_us())
                 .bind(limit)

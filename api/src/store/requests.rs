@@ -1,12 +1,14 @@
 //! Reading pipeline requests back: one with its jobs, the newest ones, by id prefix.
 
-use drover_core::JobId;
+use std::collections::HashMap;
+
+use drover_core::{JobId, State};
 
 use super::db::on_reader;
 use super::handle::Store;
 use super::record::{JobRow, JOB_COLUMNS};
 use crate::error::{Error, Result};
-use drover_model::Job;
+use drover_model::{Job, Progress};
 
 /// A stored request.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -49,27 +51,59 @@ impl Store {
         Ok((row, jobs))
     }
 
-    /// Requests newest first, at most `limit`, optionally of one workspace.
+    /// Requests newest first, at most `limit`, optionally of one workspace, each with its
+    /// jobs counted by state (one query for all of them).
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; a stored state this API never writes.
     pub(crate) async fn requests(
         &self,
         workspace: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<RequestRow>> {
-        let sql = format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests WHERE ($1 = '' OR workspace = $1) \
-             ORDER BY created_us DESC, id DESC LIMIT $2"
+    ) -> Result<Vec<(RequestRow, Progress)>> {
+        let newest = "FROM requests WHERE ($1 = '' OR workspace = $1) \
+             ORDER BY created_us DESC, id DESC LIMIT $2";
+        let sql = format!("SELECT {REQUEST_COLUMNS} {newest}");
+        let counts_sql = format!(
+            "SELECT request_id, state, COUNT(*) FROM jobs \
+             WHERE request_id IN (SELECT id {newest}) GROUP BY request_id, state"
         );
-        let rows = on_reader!(&self.pools, |pool| {
-            sqlx::query_as(&sql)
-                .bind(workspace.unwrap_or(""))
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-        })?;
-        Ok(rows)
+        let workspace = workspace.unwrap_or("");
+        let (rows, counts): (Vec<RequestRow>, Vec<(String, String, i64)>) =
+            on_reader!(&self.pools, |pool| {
+                let rows = sqlx::query_as(&sql)
+                    .bind(workspace)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                let counts = sqlx::query_as(&counts_sql)
+                    .bind(workspace)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                Ok::<_, sqlx::Error>((rows, counts))
+            })?;
+        let mut progress: HashMap<String, Progress> = HashMap::new();
+        for (id, state, n) in counts {
+            let state: State =
+                state
+                    .parse()
+                    .map_err(|e: drover_core::UnknownState| Error::Corrupt {
+                        id: id.clone(),
+                        detail: e.to_string(),
+                    })?;
+            let entry = progress.entry(id).or_default();
+            for _ in 0..n {
+                entry.add(state);
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let counted = progress.remove(&row.id).unwrap_or_default();
+                (row, counted)
+            })
+            .collect())
     }
 
     /// Requests whose id starts with `fragment` (lowercase hex and hyphens), newest first.
