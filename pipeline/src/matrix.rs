@@ -72,8 +72,9 @@ fn instantiate(
     let matrix: BTreeMap<String, String> = values.into_iter().collect();
     let keys: Vec<&str> = template.matrix.iter().map(|(k, _)| k.as_str()).collect();
     let fill = |text: &str, line: usize| fill(text, &matrix, &keys, line);
-    let run = match (&template.run, &template.catalogue) {
-        (Some(run), _) => {
+    // parse_action made sure an action has exactly one of `run` and `action`.
+    let run = match &template.run {
+        Some(run) => {
             let raw = fill(&run.text, run.line)?;
             let command = parse_run(&raw, !refuse_latest)
                 .map_err(|(problem, fix)| Problem::new(run.line, problem, fix))?;
@@ -85,8 +86,13 @@ fn instantiate(
             }
             Run::Image(command)
         }
-        (None, Some(action)) => Run::Catalogue(action.text.clone()),
-        (None, None) => unreachable_without_run(template)?,
+        None => Run::Catalogue(
+            template
+                .catalogue
+                .as_ref()
+                .map(|action| action.text.clone())
+                .unwrap_or_default(),
+        ),
     };
     let json = |node: &Option<crate::yaml::Node>| -> Result<Option<serde_json::Value>, Problem> {
         node.as_ref()
@@ -120,15 +126,6 @@ fn instantiate(
         requires: template.requires.clone(),
         matrix,
     })
-}
-
-fn unreachable_without_run(template: &Template) -> Result<Run, Problem> {
-    // parse_action refuses an action with neither; say so rather than panic.
-    Err(Problem::new(
-        template.line,
-        "the action has no `run`",
-        "add a `run:` line",
-    ))
 }
 
 /// `text` with each `{matrix.KEY}` replaced by this combination's value.
