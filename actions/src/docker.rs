@@ -26,13 +26,22 @@ use crate::secret::SecretSource;
 /// [secrets]
 /// API_KEY = { env = "RESIZE_API_KEY" }
 /// ```
+///
+/// An action with `images` instead of `image` runs the image each job names (a project
+/// file's `run:` line: params `image` and `args`), when it matches one of the patterns
+/// (`*` matches any run of characters): `images = ["drover/busybox:*", "python:3.*"]`.
+/// Its `cpus` and `memory` are the defaults and the ceilings of what a job may ask for.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DockerAction {
     /// The action's name (what jobs name).
     pub name: String,
-    /// The image to run.
+    /// The image to run (empty when the action lists `images`).
+    #[serde(default)]
     pub image: String,
+    /// The images a job may name (glob patterns with `*`), instead of one `image`.
+    #[serde(default)]
+    pub images: Vec<String>,
     /// Replaces the image's entrypoint, if given.
     #[serde(default)]
     pub entrypoint: Option<Vec<String>>,
@@ -113,10 +122,38 @@ impl DockerAction {
     /// Checks what serde cannot: names, ranges, combinations; the error names the field.
     pub(crate) fn validate(&self) -> Result<(), String> {
         crate::check_name(&self.name)?;
-        if self.image.trim().is_empty() {
-            return Err(
-                "image is empty: name the image to run, e.g. \"drover/busybox:latest\"".into(),
-            );
+        match (self.image.trim().is_empty(), self.images.is_empty()) {
+            (true, true) => {
+                return Err(
+                    "image is empty: name the image to run, e.g. \"drover/busybox:latest\", \
+                     or list the images a job may name in images = [\"python:3.*\"]"
+                        .into(),
+                )
+            }
+            (false, false) => {
+                return Err(
+                    "both image and images are set: keep image (one image for every job) \
+                     or images (the images a job may name)"
+                        .into(),
+                )
+            }
+            (true, false) if !self.command.is_empty() => {
+                return Err(
+                    "command is set with images: a job's arguments are its command \
+                     (a run: line's words after the image); remove command"
+                        .into(),
+                )
+            }
+            _ => {}
+        }
+        if let Some(bad) = self
+            .images
+            .iter()
+            .find(|p| p.is_empty() || p.chars().any(char::is_whitespace))
+        {
+            return Err(format!(
+                "images: {bad:?} is not an image pattern: use a name with `*` where anything may stand, e.g. \"python:3.*\""
+            ));
         }
         if let Some(cpus) = self.cpus {
             if !(cpus > 0.0 && cpus <= 1024.0) {

@@ -5,7 +5,8 @@
 //!   the line and what is wrong.
 //! - [`Builtin`] — actions compiled in: `noop`, `sleep`, `cleanup_jobs` ([`CleanupParams`]).
 //! - [`DockerAction`] — what an action file declares (image, command, limits, network,
-//!   pull policy, user, read-only root, secrets).
+//!   pull policy, user, read-only root, secrets), or the images a job may name
+//!   (`images`, for a project file's `run:` lines: [`DockerSpec::for_job`]).
 //! - [`params_env`] / [`PARAMS_PATH`] — how parameters reach a container, never through a
 //!   shell command line.
 //! - [`Secret`] — secrets from the executor's environment or files, each at least 4 bytes
@@ -17,6 +18,7 @@ mod builtin;
 mod catalogue;
 mod docker;
 mod error;
+mod images;
 mod memory;
 mod params;
 mod redact;

@@ -96,6 +96,13 @@ pub enum Error {
         id: String,
     },
 
+    /// An idempotency key that names an earlier, different pipeline request (409).
+    #[error("{message}")]
+    RequestKeyReused {
+        /// Which request, what differs, and what to do.
+        message: String,
+    },
+
     /// A project file that cannot run (400), with its file, line, action and fix.
     #[error("{0}")]
     Project(#[from] drover_pipeline::ProjectError),
@@ -237,6 +244,7 @@ impl Error {
             Error::IllegalTransition { .. }
             | Error::Fenced { .. }
             | Error::Conflict { .. }
+            | Error::RequestKeyReused { .. }
             | Error::EntryRefused { .. }
             | Error::ReconcileRunning { .. }
             | Error::Ambiguous { .. } => HttpStatus::CONFLICT,
@@ -267,6 +275,7 @@ impl Error {
             | Error::Conflict { code, .. }
             | Error::EntryRefused { code, .. } => code,
             Error::Ambiguous { .. } => "ambiguous_id",
+            Error::RequestKeyReused { .. } => "idempotency_key_reused",
             Error::ReconcileRunning { .. } => "reconcile_in_progress",
             Error::Unavailable { .. } => "unavailable",
             Error::Database(err) if is_unavailable(err) => "unavailable",

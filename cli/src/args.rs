@@ -195,6 +195,14 @@ pub(crate) struct LsArgs {
     #[arg(long, value_name = "ACTION")]
     pub(crate) action: Option<String>,
 
+    /// Only the jobs of this pipeline request (any unique prefix of its id).
+    #[arg(long, value_name = "ID")]
+    pub(crate) request: Option<String>,
+
+    /// Only the pipeline jobs of this workspace.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) workspace: Option<String>,
+
     /// At most this many jobs (1 to 500).
     #[arg(long, value_name = "N", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(1..=500), conflicts_with = "all")]

@@ -107,6 +107,12 @@ pub struct ListJobs {
     /// Only jobs of this action.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// Only the jobs of this pipeline request (its whole id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<JobId>,
+    /// Only the pipeline jobs of this workspace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
     /// At most this many (the API's default is 50, its maximum 500).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,

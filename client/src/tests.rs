@@ -74,7 +74,7 @@ fn list_filters_become_the_query() {
         state: Some(State::Queued),
         action: Some("sleep".into()),
         limit: Some(5),
-        cursor: None,
+        ..ListJobs::default()
     };
     let request = built(client.request(Method::GET, &["v1", "jobs"]).query(&query));
     assert_eq!(

@@ -46,6 +46,23 @@ pub fn check_id(kind: &str, id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The longest idempotency key, in bytes.
+pub const MAX_KEY_LEN: usize = 255;
+
+/// An idempotency key (of a job or a pipeline request): 1 to [`MAX_KEY_LEN`] bytes
+/// without control characters.
+///
+/// # Errors
+/// What a key must look like.
+pub fn check_idempotency_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || key.chars().any(char::is_control) {
+        return Err(format!(
+            "must be 1 to {MAX_KEY_LEN} characters without control characters: use e.g. a UUID"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +72,10 @@ mod tests {
         assert!(check_name("action", "build-1.2_x").is_ok());
         for bad in ["", "a b", "a/b", &"x".repeat(129)] {
             assert!(check_name("action", bad).is_err(), "{bad:?}");
+        }
+        assert!(check_idempotency_key("distribution/nightly/1").is_ok());
+        for bad in ["", "a\nb", &"k".repeat(256)] {
+            assert!(check_idempotency_key(bad).is_err(), "{bad:?}");
         }
         assert!(check_id("executor", "node-1.example:2").is_ok());
         for bad in ["", " ", "a/b", "a\nb", &"x".repeat(129)] {

@@ -1,8 +1,8 @@
 //! The distributor's configuration: the `[distributor]` table, or `DROVER_DISTRIBUTOR__*`.
 
 use drover_core::ConfigError;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use drover_actions::Builtin;
@@ -10,6 +10,12 @@ use drover_core::Priority;
 use serde::{Deserialize, Serialize};
 
 use crate::schedule::{CatchUp, Schedule};
+
+mod catalogue;
+mod pipeline;
+use catalogue::Known;
+pub use pipeline::PipelineConfig;
+pub(crate) use pipeline::PipelineWork;
 
 /// The name of the built-in reconcile distribution (reserved).
 pub const RECONCILE: &str = "reconcile";
@@ -77,7 +83,7 @@ impl Default for DistributorConfig {
     }
 }
 
-/// One `[[distributor.distributions]]` entry: an action generated on a schedule.
+/// One `[[distributor.distributions]]` entry: an action (or a pipeline) on a schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DistributionConfig {
@@ -85,8 +91,12 @@ pub struct DistributionConfig {
     /// idempotency keys start with it (default: the action).
     #[serde(default)]
     pub name: Option<String>,
-    /// The action each tick's job runs.
-    pub action: String,
+    /// The action each tick's job runs (or set `pipeline`).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Instead of `action`: each tick submits one request of this project file.
+    #[serde(default)]
+    pub pipeline: Option<PipelineConfig>,
     /// The jobs' parameters.
     #[serde(default)]
     pub params: BTreeMap<String, serde_json::Value>,
@@ -139,6 +149,8 @@ pub(crate) enum Work {
         timeout_secs: Option<u64>,
         requires: Vec<String>,
     },
+    /// Submit a pipeline request.
+    Pipeline(PipelineWork),
     /// Ask the API to reconcile.
     Reconcile {
         grace: Duration,
@@ -161,6 +173,7 @@ impl Plan {
     pub(crate) fn action(&self) -> &str {
         match &self.work {
             Work::Job { action, .. } => action,
+            Work::Pipeline(pipeline) => &pipeline.shown,
             Work::Reconcile { .. } => RECONCILE,
         }
     }
@@ -230,12 +243,13 @@ impl DistributorConfig {
                 ));
             }
         }
-        let needs_catalogue = self
-            .distributions
-            .iter()
-            .any(|d| Builtin::from_name(&d.action).is_none());
+        let needs_catalogue = self.distributions.iter().any(|d| {
+            d.action
+                .as_deref()
+                .is_some_and(|a| Builtin::from_name(a).is_none())
+        });
         let known = if catalogue && needs_catalogue {
-            Some(self.known_actions()?)
+            Some(catalogue::known_actions(self.actions_dir.as_deref())?)
         } else if catalogue {
             Some(Known {
                 names: Builtin::ALL.iter().map(|b| b.name().to_owned()).collect(),
@@ -273,85 +287,27 @@ impl DistributorConfig {
         }
         Ok(plans)
     }
-
-    /// Built-in action names, plus those declared in the actions directory.
-    fn known_actions(&self) -> Result<Known, ConfigError> {
-        let mut names: BTreeSet<String> =
-            Builtin::ALL.iter().map(|b| b.name().to_owned()).collect();
-        if let Some(dir) = &self.actions_dir {
-            names.extend(action_names(dir)?);
-        }
-        Ok(Known {
-            names,
-            dir: self.actions_dir.clone(),
-        })
-    }
-}
-
-/// The action names a distribution may use.
-struct Known {
-    names: BTreeSet<String>,
-    dir: Option<PathBuf>,
-}
-
-/// The `name` of every `*.toml` action file in `dir` (secrets are not read: a
-/// distributor only needs the names).
-fn action_names(dir: &Path) -> Result<Vec<String>, ConfigError> {
-    let field = "distributor.actions_dir";
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        ConfigError::new(
-            field.to_string(),
-            format!("cannot read {}: {e}", dir.display()),
-        )
-    })?;
-    let mut names = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "toml") || !path.is_file() {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            ConfigError::new(
-                field.to_string(),
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-        let table: toml::Table = toml::from_str(&text).map_err(|e| {
-            ConfigError::new(
-                field.to_string(),
-                format!("{} is not valid TOML: {}", path.display(), e.message()),
-            )
-        })?;
-        match table.get("name").and_then(toml::Value::as_str) {
-            Some(name) => names.push(name.to_owned()),
-            None => {
-                return Err(ConfigError::new(
-                    field.to_string(),
-                    format!("{} declares no `name`", path.display()),
-                ))
-            }
-        }
-    }
-    Ok(names)
 }
 
 impl DistributionConfig {
     fn plan(&self, field: &str, known: Option<&Known>) -> Result<Plan, ConfigError> {
-        self.check_action(field, known)?;
-        let name = self.name.clone().unwrap_or_else(|| self.action.clone());
-        drover_core::names::check_name("distribution", &name)
-            .map_err(|e| ConfigError::new(format!("{field}.name"), e.to_string()))?;
-        if name == RECONCILE {
-            return Err(ConfigError::new(
-                format!("{field}.name"),
-                format!(
-                    "{RECONCILE:?} is reserved for the built-in reconciler: choose another name"
-                ),
-            ));
+        let pipeline = match &self.pipeline {
+            Some(pipeline) => Some(pipeline.work(
+                field,
+                self.name.as_deref(),
+                self.job_only_field(),
+                known.is_some(),
+            )?),
+            None => None,
+        };
+        let action = self.action.clone().unwrap_or_default();
+        if pipeline.is_none() {
+            self.check_action(&action, field, known)?;
         }
+        let name = self.checked_name(field, &action)?;
         let object: serde_json::Map<String, serde_json::Value> =
             self.params.clone().into_iter().collect();
-        let checked = match Builtin::from_name(&self.action) {
+        let checked = match Builtin::from_name(&action) {
             Some(Builtin::CleanupJobs) => Builtin::cleanup_params(&object).map(|_| ()),
             Some(Builtin::Sleep) => Builtin::sleep_duration(&object).map(|_| ()),
             _ => Ok(()),
@@ -391,22 +347,70 @@ impl DistributionConfig {
             schedule,
             jitter,
             catch_up: self.catch_up,
-            work: Work::Job {
-                action: self.action.clone(),
-                params: self.params.clone(),
-                priority,
-                max_attempts: self.max_attempts,
-                timeout_secs,
-                requires,
+            work: match pipeline {
+                Some(pipeline) => Work::Pipeline(PipelineWork {
+                    priority,
+                    ..pipeline
+                }),
+                None => Work::Job {
+                    action,
+                    params: self.params.clone(),
+                    priority,
+                    max_attempts: self.max_attempts,
+                    timeout_secs,
+                    requires,
+                },
             },
         })
     }
 
+    /// The distribution's name (default: its action), checked.
+    fn checked_name(&self, field: &str, action: &str) -> Result<String, ConfigError> {
+        let name = self.name.clone().unwrap_or_else(|| action.to_owned());
+        drover_core::names::check_name("distribution", &name)
+            .map_err(|e| ConfigError::new(format!("{field}.name"), e.to_string()))?;
+        if name == RECONCILE {
+            return Err(ConfigError::new(
+                format!("{field}.name"),
+                format!(
+                    "{RECONCILE:?} is reserved for the built-in reconciler: choose another name"
+                ),
+            ));
+        }
+        Ok(name)
+    }
+
+    /// What a pipeline distribution may not set (its jobs take theirs from the project
+    /// file): the first such field.
+    fn job_only_field(&self) -> Option<&'static str> {
+        [
+            ("action", self.action.is_some()),
+            ("params", !self.params.is_empty()),
+            ("max_attempts", self.max_attempts.is_some()),
+            ("timeout", self.timeout.is_some()),
+            ("requires", !self.requires.is_empty()),
+        ]
+        .into_iter()
+        .find(|(_, set)| *set)
+        .map(|(field, _)| field)
+    }
+
     /// The action must be a valid name the catalogue (when known) has.
-    fn check_action(&self, field: &str, known: Option<&Known>) -> Result<(), ConfigError> {
-        drover_actions::check_name(&self.action)
+    fn check_action(
+        &self,
+        action: &str,
+        field: &str,
+        known: Option<&Known>,
+    ) -> Result<(), ConfigError> {
+        if action.is_empty() {
+            return Err(ConfigError::new(
+                format!("{field}.action"),
+                "is missing: name the action each tick runs, or give a [distributor.distributions.pipeline] table",
+            ));
+        }
+        drover_actions::check_name(action)
             .map_err(|e| ConfigError::new(format!("{field}.action"), e.to_string()))?;
-        if let Some(known) = known.filter(|k| !k.names.contains(&self.action)) {
+        if let Some(known) = known.filter(|k| !k.names.contains(action)) {
             let list = known.names.iter().cloned().collect::<Vec<_>>().join(", ");
             let hint = match &known.dir {
                 Some(dir) => format!("it is neither built in nor declared in {}", dir.display()),
@@ -414,10 +418,7 @@ impl DistributionConfig {
             };
             return Err(ConfigError::new(
                 format!("{field}.action"),
-                format!(
-                    "unknown action {:?}: {hint}; known actions: {list}",
-                    self.action
-                ),
+                format!("unknown action {action:?}: {hint}; known actions: {list}"),
             ));
         }
         Ok(())

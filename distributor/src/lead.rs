@@ -13,12 +13,12 @@ use std::time::{Duration, SystemTime};
 use drover_client::ApiClient;
 use drover_coordination::{Election, Health, Leadership, LostReason, Session};
 use drover_core::Backoff;
-use drover_model::{Reconcile, SubmitJob};
+use drover_model::{Reconcile, SubmitJob, SubmitRequest};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::config::{Plan, Work};
+use crate::config::{PipelineWork, Plan, Work};
 use crate::schedule::{rfc3339, CatchUp};
 use crate::status::{self, Progress};
 
@@ -244,6 +244,7 @@ async fn act(ctx: &Context, plan: &Plan, leadership: &Leadership, tick: SystemTi
     let answer = async {
         match &plan.work {
             Work::Job { .. } => submit_tick(ctx, plan, tick, &tick_text).await,
+            Work::Pipeline(pipeline) => submit_request(ctx, plan, pipeline, tick, &tick_text).await,
             Work::Reconcile { grace, stale_after } => {
                 reconcile(ctx, *grace, *stale_after).await;
                 Acted::Done(None)
@@ -293,6 +294,41 @@ async fn submit_tick(ctx: &Context, plan: &Plan, tick: SystemTime, tick_text: &s
         }
         Err(e) => {
             error!(distribution = %plan.name, tick = %tick_text, error = %e, "the API refused the tick's job; skipping the tick");
+            Acted::Done(None)
+        }
+    }
+}
+
+/// Submits the tick's pipeline request, keyed by the tick: every leader makes the same
+/// one, and a tick whose actions are all queued, running or done makes none.
+async fn submit_request(
+    ctx: &Context,
+    plan: &Plan,
+    pipeline: &PipelineWork,
+    tick: SystemTime,
+    tick_text: &str,
+) -> Acted {
+    let request = SubmitRequest {
+        project: pipeline.project.to_string(),
+        file_name: Some(pipeline.file_name.clone()),
+        actions: pipeline.actions.clone(),
+        workspace: Some(pipeline.workspace.clone()),
+        force_run_dependencies: pipeline.force,
+        priority: pipeline.priority,
+        idempotency_key: Some(tick_key(&plan.name, tick)),
+    };
+    match ctx.api.submit_request(&request).await {
+        Ok(answer) => {
+            let id = answer.request.as_ref().map(|r| r.id.to_string());
+            info!(distribution = %plan.name, tick = %tick_text, request_id = id.as_deref().unwrap_or("none"), created = answer.created, message = %answer.message, leader = %ctx.id, "tick submitted");
+            Acted::Done(id)
+        }
+        Err(e) if e.is_unavailable() => {
+            warn!(distribution = %plan.name, tick = %tick_text, error = %e, "cannot submit the tick's request; retrying");
+            Acted::Retry
+        }
+        Err(e) => {
+            error!(distribution = %plan.name, tick = %tick_text, error = %e, "the API refused the tick's request; skipping the tick");
             Acted::Done(None)
         }
     }

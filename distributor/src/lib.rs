@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-pub use config::{DistributionConfig, DistributorConfig, MIN_INTERVAL, RECONCILE};
+pub use config::{DistributionConfig, DistributorConfig, PipelineConfig, MIN_INTERVAL, RECONCILE};
 pub use error::Error;
 pub use schedule::{CatchUp, MAX_REPLAY};
 

@@ -34,7 +34,15 @@ pub(crate) async fn run(
             crate::cleanup::run(env, job, reporter, stop, timeout).await
         }
         Action::Builtin(builtin) => run_builtin(*builtin, job, reporter, stop, timeout).await,
-        Action::Docker(spec) => run_docker(env, job, spec, reporter, stop, timeout).await,
+        Action::Docker(spec) => match spec.for_job(&job.params) {
+            Ok(spec) => run_docker(env, job, &spec, reporter, stop, timeout).await,
+            // what the job asks for is not allowed here: running it again would not help
+            Err(message) => Outcome::Finished {
+                code: StatusCode::NonzeroExit,
+                exit_code: None,
+                message,
+            },
+        },
     };
     info!(job = %job.id, action = %job.action, elapsed = ?started.elapsed(), ?outcome, "job ran");
     outcome

@@ -28,6 +28,10 @@ pub struct SubmitRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u16>))]
     pub priority: Option<Priority>,
+    /// Makes a resend safe: a second request with the same key (and the same body) gets
+    /// the first one back instead of a new one (a distribution's tick uses this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 /// A request as the API returns it, with where its jobs stand.

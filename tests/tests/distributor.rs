@@ -417,3 +417,98 @@ async fn invalid_distributions_stop_start_up_naming_the_field() -> anyhow::Resul
     }
     Ok(())
 }
+
+/// `(idempotency_key, request id)` of every request `name`'s ticks made, by key.
+async fn tick_requests(cluster: &Cluster, name: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let db = cluster.db().await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT idempotency_key, id FROM requests WHERE idempotency_key LIKE $1 ORDER BY idempotency_key",
+    )
+    .bind(format!("distribution/{name}/%"))
+    .fetch_all(&db)
+    .await?;
+    db.close().await;
+    Ok(rows)
+}
+
+/// A distribution naming a pipeline: each tick submits one request of the project file
+/// (keyed by the tick, so a new leader resubmitting a tick makes nothing new), which
+/// runs the requested action and skips the dependency that already succeeded; a SIGKILLed
+/// leader's successor goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_distribution_submits_one_request_per_tick_across_a_fail_over(
+) -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let file = cluster.dir.path().join("nightly.yaml");
+    std::fs::write(
+        &file,
+        "version: 5\nactions:\n  prep: {action: noop}\n  report: {action: noop, needs: [prep]}\n",
+    )?;
+    let body = format!(
+        "reconcile = false\n[[distributor.distributions]]\nname = \"nightly\"\nevery = \"1s\"\n[distributor.distributions.pipeline]\nfile = \"{}\"\nactions = [\"report\"]\n",
+        file.display()
+    );
+    let _e1 = cluster.executor("e1", 2).await?;
+    let a = cluster.distributor("dist-a", &body).await?;
+    cluster.wait_leader("nightly", "dist-a", DEADLINE).await?;
+    let b = cluster.distributor("dist-b", &body).await?;
+    wait_until("three requests", DEADLINE, || async {
+        tick_requests(&cluster, "nightly")
+            .await
+            .is_ok_and(|r| r.len() >= 3)
+    })
+    .await?;
+    a.child.signal(Signal::SIGKILL)?;
+    cluster
+        .wait_leader("nightly", "dist-b", SESSION * 5)
+        .await?;
+    let before = tick_requests(&cluster, "nightly").await?.len();
+    wait_until("two requests from dist-b", DEADLINE, || async {
+        tick_requests(&cluster, "nightly")
+            .await
+            .is_ok_and(|r| r.len() >= before + 2)
+    })
+    .await?;
+    ensure!(!b.lines_with(&["tick submitted", "request_id"]).is_empty());
+    let requests = tick_requests(&cluster, "nightly").await?;
+    let keys: BTreeSet<&String> = requests.iter().map(|(key, _)| key).collect();
+    ensure!(
+        keys.len() == requests.len(),
+        "one request per tick: {requests:?}"
+    );
+
+    // Every job the ticks made ends SUCCEEDED; `prep` ran once, every request ran `report`.
+    let admin = cluster.admin()?;
+    let mut reports = 0;
+    let mut preps = 0;
+    for (_, id) in &requests {
+        let detail = admin.request_detail(id).await?;
+        for job in &detail.jobs {
+            wait_until(&format!("job {} to end", job.id), DEADLINE, || async {
+                admin.get(job.id).await.is_ok_and(|j| j.state.is_terminal())
+            })
+            .await?;
+            let job = admin.get(job.id).await?;
+            ensure!(
+                job.status_code == drover_core::StatusCode::Succeeded,
+                "{job:?}"
+            );
+            match job.pipeline_action.as_deref() {
+                Some("prep") => preps += 1,
+                Some("report") => reports += 1,
+                other => anyhow::bail!("unexpected job {other:?}"),
+            }
+        }
+        ensure!(
+            detail.request.workspace == "nightly",
+            "{:?}",
+            detail.request
+        );
+    }
+    ensure!(
+        preps == 1 && reports == requests.len(),
+        "prep {preps}, report {reports} over {} requests",
+        requests.len()
+    );
+    Ok(())
+}

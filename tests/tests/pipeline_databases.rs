@@ -229,3 +229,55 @@ async fn released_jobs_the_queue_missed_are_enqueued_by_the_reconciler_on_postgr
 ) -> anyhow::Result<()> {
     released_jobs_the_queue_missed_on(Backend::Postgres).await
 }
+
+/// A resend with the request's idempotency key (a distribution's tick, submitted by two
+/// leaders) gets the first request back and creates nothing; another body with the same
+/// key is refused, naming what differs.
+async fn a_request_key_names_one_request_on(backend: Backend) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let body = |actions: &[&str]| json!({ "project": DIAMOND, "actions": actions, "workspace": "w", "idempotency_key": "distribution/nightly/1" });
+    let (status, first) = api.post("/v1/requests", SUBMITTER, body(&["d"])).await?;
+    ensure!(
+        status == StatusCode::CREATED && first["created"] == 4,
+        "{status}: {first}"
+    );
+    let (status, again) = api.post("/v1/requests", SUBMITTER, body(&["d"])).await?;
+    ensure!(
+        status == StatusCode::OK
+            && again["created"] == 0
+            && again["request"]["id"] == first["request"]["id"]
+            && again["jobs"].as_array().map(Vec::len) == Some(4),
+        "{status}: {again}"
+    );
+    ensure!(
+        again["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("submitted before with this idempotency_key")),
+        "{again}"
+    );
+    let (status, other) = api.post("/v1/requests", SUBMITTER, body(&["b"])).await?;
+    ensure!(
+        status == StatusCode::CONFLICT
+            && other["error"] == "idempotency_key_reused"
+            && other["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("another actions")),
+        "{status}: {other}"
+    );
+    let (status, listed) = api.get("/v1/requests?workspace=w", SUBMITTER).await?;
+    ensure!(
+        status == StatusCode::OK && listed["requests"].as_array().map(Vec::len) == Some(1),
+        "{listed}"
+    );
+    api.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_key_names_one_request_on_sqlite() -> anyhow::Result<()> {
+    a_request_key_names_one_request_on(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_key_names_one_request_on_postgres() -> anyhow::Result<()> {
+    a_request_key_names_one_request_on(Backend::Postgres).await
+}

@@ -64,6 +64,14 @@ async fn finished(cluster: &Cluster, id: &str, timeout: Duration) -> anyhow::Res
     Ok(admin.request_detail(id).await?)
 }
 
+/// `drover ls -o json ARGS`.
+async fn ls(cluster: &Cluster, args: &[&str]) -> anyhow::Result<Vec<Job>> {
+    let all: Vec<&str> = ["ls", "-o", "json"].iter().chain(args).copied().collect();
+    let (code, out, err) = executor_support::drover(cluster, &all).await?;
+    ensure!(code == 0, "drover {all:?} exited {code}: {err}");
+    Ok(serde_json::from_str(&out)?)
+}
+
 fn by_action(jobs: &[Job]) -> HashMap<String, Job> {
     jobs.iter()
         .map(|j| (j.pipeline_action.clone().unwrap_or_default(), j.clone()))
@@ -155,6 +163,19 @@ async fn a_diamond_runs_in_order_in_parallel_and_skips_what_succeeded() -> anyho
     let id = forced.request.context("a request")?.id.to_string();
     let done = finished(&cluster, &id, Duration::from_secs(60)).await?;
     ensure!(done.request.state == State::Success, "{:?}", done.jobs);
+
+    // `drover ls --request PREFIX` lists one request's jobs; `--workspace` all of the
+    // workspace's (4 + 1 + 4), another workspace none.
+    let of_request = ls(&cluster, &["--request", &id[..8]]).await?;
+    ensure!(
+        of_request.len() == 4
+            && of_request
+                .iter()
+                .all(|j| j.request_id.map(|r| r.to_string()) == Some(id.clone())),
+        "{of_request:?}"
+    );
+    ensure!(ls(&cluster, &["--workspace", "w"]).await?.len() == 9);
+    ensure!(ls(&cluster, &["--workspace", "other"]).await?.is_empty());
     Ok(())
 }
 
@@ -324,5 +345,145 @@ async fn drover_cancel_with_a_request_id_cancels_its_jobs() -> anyhow::Result<()
     );
     ensure!(jobs["long"].state == State::Canceled, "{:?}", jobs["long"]);
     ensure!(done.request.state == State::Canceled, "{:?}", done.request);
+    Ok(())
+}
+
+/// The executors' `container` action: runs the image a `run:` line names, when its file
+/// allows it, with the line's words as the command and `config:` as JSON.
+const CONTAINER_ACTION: &str =
+    "name = \"container\"\nimages = [\"drover/busybox:*\"]\npull = \"never\"\nmemory = \"256m\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_lines_run_their_image_with_their_words_and_config() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.add_action("container", CONTAINER_ACTION)?;
+    let _e1 = cluster.executor(&ExecutorOptions::new("e1", 2)).await?;
+    // Quotes group words as a shell would, but no shell sees the line: `;` is a word.
+    let project = r#"version: 5
+actions:
+  hello:
+    run: drover/busybox:v1 sh -c 'echo "config=$DROVER_PARAM_CONFIG"; echo "$0"' 'a b; rm -rf /'
+    config: {greeting: hi, n: 2}
+  elsewhere:
+    run: python:3.12 -c pass
+  greedy:
+    run: drover/busybox:v1 true
+    memory: 1g
+  after:
+    action: noop
+    needs: [hello, elsewhere]
+"#;
+    let created = request(&cluster, project, &["after", "greedy"], false).await?;
+    let id = created.request.context("a request")?.id.to_string();
+    let done = finished(&cluster, &id, Duration::from_secs(60)).await?;
+    let jobs = by_action(&done.jobs);
+    let hello = &jobs["hello"];
+    ensure!(hello.status_code == StatusCode::Succeeded, "{hello:?}");
+    ensure!(hello.action == "container", "{hello:?}");
+    let admin = cluster.admin()?;
+    let lines: Vec<String> = admin
+        .logs(hello.id, 0, None)
+        .await?
+        .lines
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    ensure!(
+        lines.contains(&r#"config={"greeting":"hi","n":2}"#.to_owned())
+            && lines.contains(&"a b; rm -rf /".to_owned()),
+        "{lines:?}"
+    );
+    let elsewhere = &jobs["elsewhere"];
+    ensure!(
+        elsewhere.status_code == StatusCode::NonzeroExit
+            && elsewhere
+                .status_message
+                .contains("image python:3.12 is not allowed here")
+            && elsewhere
+                .status_message
+                .contains("container.toml allows drover/busybox:*")
+            && elsewhere.attempts == 1,
+        "refused, once, saying where to allow it: {elsewhere:?}"
+    );
+    let greedy = &jobs["greedy"];
+    ensure!(
+        greedy
+            .status_message
+            .contains("memory = 1024 MiB, above the 256 MiB"),
+        "{greedy:?}"
+    );
+    ensure!(
+        jobs["after"].status_code == StatusCode::DependencyFailed,
+        "{:?}",
+        jobs["after"]
+    );
+    Ok(())
+}
+
+/// A real crash between a success's commit and its dependents' enqueue: the API's
+/// ZooKeeper connection is cut (the executors keep theirs) while `a` finishes, so the API
+/// records the success and releases `b` but cannot put it on the queue; the API is then
+/// SIGKILLed, the connection restored and the API restarted on the same database. The
+/// reconciler (which a distributor runs every few seconds) puts `b` on the queue; `b`
+/// runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_killed_between_a_success_and_its_dependents_enqueue_loses_nothing(
+) -> anyhow::Result<()> {
+    let mut cluster = Cluster::start().await?;
+    let proxy = drover_tests::TcpProxy::start(cluster.zk.connect_string()).await?;
+    cluster.kill_api().await?;
+    cluster.api_zk_hosts = Some(proxy.connect_string());
+    cluster.start_api().await?;
+    let _e1 = cluster.executor(&ExecutorOptions::new("e1", 1)).await?;
+    let project = "version: 5\nactions:\n  a:\n    action: sleep\n    params: {seconds: 1.5}\n  b:\n    action: noop\n    needs: [a]\n";
+    let created = request(&cluster, project, &["b"], false).await?;
+    let id = created.request.context("a request")?.id.to_string();
+    let jobs = by_action(&created.jobs);
+    let (a, b) = (jobs["a"].id, jobs["b"].id);
+    cluster
+        .reaches(a, State::Running, Duration::from_secs(30))
+        .await?;
+    proxy.block().await;
+    let admin = cluster.admin()?;
+    drover_tests::wait_until(
+        "a's success to release b",
+        Duration::from_secs(30),
+        || async {
+            admin
+                .get(b)
+                .await
+                .is_ok_and(|j| j.status_code == StatusCode::Created)
+        },
+    )
+    .await?;
+    let before = admin.get(b).await?;
+    cluster.kill_api().await?;
+    ensure!(
+        !before.enqueued,
+        "b was released but not on the queue when the API died: {before:?}"
+    );
+    proxy.unblock();
+    cluster.start_api().await?;
+    // The default grace: a released job younger than it may still be going on the queue.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = admin
+        .reconcile(&drover_model::Reconcile {
+            grace_ms: Some(2000),
+            ..drover_model::Reconcile::default()
+        })
+        .await?;
+    ensure!(
+        report.enqueued.count == 1,
+        "b is put on the queue: {report:?}"
+    );
+    let done = finished(&cluster, &id, Duration::from_secs(60)).await?;
+    let jobs = by_action(&done.jobs);
+    ensure!(
+        jobs["a"].status_code == StatusCode::Succeeded
+            && jobs["b"].status_code == StatusCode::Succeeded
+            && jobs["b"].attempts == 1,
+        "{:?}",
+        done.jobs
+    );
     Ok(())
 }

@@ -19,8 +19,6 @@ use crate::store::{CancelKind, Created, ListFilter, NewJob, ENQUEUED_MESSAGE, MA
 use drover_model::{ApiError, Candidates};
 use drover_model::{Job, JobPage, SubmitJob};
 
-/// Longest idempotency key.
-const MAX_KEY_LEN: usize = 255;
 /// Largest page of jobs.
 const MAX_LIMIT: u32 = 500;
 const DEFAULT_LIMIT: u32 = 50;
@@ -68,12 +66,8 @@ fn new_job(body: SubmitJob, config: &ApiConfig) -> Result<NewJob> {
         ));
     }
     if let Some(key) = &body.idempotency_key {
-        if key.is_empty() || key.len() > MAX_KEY_LEN || key.chars().any(char::is_control) {
-            return Err(invalid(
-                "idempotency_key",
-                format!("must be 1 to {MAX_KEY_LEN} characters without control characters: use e.g. a UUID"),
-            ));
-        }
+        drover_core::names::check_idempotency_key(key)
+            .map_err(|e| invalid("idempotency_key", e))?;
     }
     let requires = drover_core::route::tag_set(&body.requires)
         .map_err(|e| invalid("requires", e))?
@@ -286,6 +280,8 @@ fn shown_with(offers: Option<&Offers>, mut job: Job) -> Job {
 pub(crate) struct ListQuery {
     state: Option<String>,
     action: Option<String>,
+    request: Option<String>,
+    workspace: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -308,11 +304,13 @@ fn decode_cursor(text: &str) -> Result<(i64, String)> {
     Ok((us, id.to_string()))
 }
 
-/// `GET /v1/jobs?state=&action=&limit=&cursor=`
+/// `GET /v1/jobs?state=&action=&request=&workspace=&limit=&cursor=`
 #[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/jobs", tag = "jobs",
     params(
         ("state" = Option<String>, Query, description = "QUEUED, RUNNING, SUCCESS, FAILED or CANCELED"),
         ("action" = Option<String>, Query, description = "only this action"),
+        ("request" = Option<String>, Query, description = "only this pipeline request's jobs (its whole id)"),
+        ("workspace" = Option<String>, Query, description = "only this workspace's pipeline jobs"),
         ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
@@ -342,9 +340,24 @@ pub(crate) async fn list(
             ),
         });
     }
+    let request = match query.request.as_deref().filter(|r| !r.is_empty()) {
+        Some(text) => Some(
+            text.parse::<JobId>()
+                .map_err(|_| Error::InvalidInput {
+                    field: "request".into(),
+                    reason: format!(
+                        "{text:?} is not a request id: pass a whole id (`drover request PREFIX` finds one)"
+                    ),
+                })?
+                .to_string(),
+        ),
+        None => None,
+    };
     let filter = ListFilter {
         state: job_state,
         action: query.action.filter(|a| !a.is_empty()),
+        request,
+        workspace: query.workspace.filter(|w| !w.is_empty()),
         after: query.cursor.as_deref().map(decode_cursor).transpose()?,
         limit,
     };

@@ -16,7 +16,7 @@ use crate::config::{ApiConfig, MAX_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
-use crate::store::pipeline::{NewRequest, PlannedAction};
+use crate::store::pipeline::{KeyedRequest, NewRequest, PlannedAction, Submitted};
 use crate::store::RequestRow;
 use crate::store::{CancelKind, NewJob};
 #[cfg(feature = "openapi")]
@@ -113,6 +113,10 @@ fn new_request(
             "must be 1 to 255 characters without control characters",
         ));
     }
+    if let Some(key) = &body.idempotency_key {
+        drover_core::names::check_idempotency_key(key)
+            .map_err(|e| invalid("idempotency_key", e))?;
+    }
     if body.actions.is_empty() {
         return Err(invalid(
             "actions",
@@ -149,6 +153,7 @@ fn new_request(
             always,
             force: body.force_run_dependencies,
             order: planned,
+            idempotency_key: body.idempotency_key,
         },
         warnings,
     ))
@@ -167,8 +172,22 @@ pub(crate) async fn submit(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<SubmitRequest>,
 ) -> Result<(HttpStatus, Json<RequestCreated>)> {
+    let key = body.idempotency_key.clone().unwrap_or_default();
     let (request, warnings) = new_request(body, &state, &auth)?;
-    let outcome = state.store.create_request(request).await?;
+    // what a resend with the same key must match (kept only when there is a key)
+    let sent = request.idempotency_key.is_some().then(|| KeyedRequest {
+        id: String::new(),
+        workspace: request.workspace.clone(),
+        requested: serde_json::to_string(&request.requested).unwrap_or_default(),
+        force_run: request.force,
+        project: request.project.clone(),
+    });
+    let outcome = match state.store.create_request(request).await? {
+        Submitted::Planned(outcome) => outcome,
+        Submitted::Existing(keyed) => {
+            return resubmitted(&state, sent.as_ref(), keyed, key, warnings).await
+        }
+    };
     let created = u32::try_from(outcome.created.len()).unwrap_or(u32::MAX);
     let message = match (created, outcome.reused.len()) {
         (0, 0) => "all actions have already completed successfully".to_owned(),
@@ -200,6 +219,60 @@ pub(crate) async fn submit(
             jobs,
             created,
             message,
+            warnings,
+        }),
+    ))
+}
+
+/// The answer to a resend whose idempotency key names an earlier request: that request
+/// (200), when the body asks for the same thing.
+///
+/// # Errors
+/// [`Error::RequestKeyReused`] naming the first field that differs.
+async fn resubmitted(
+    state: &AppState,
+    sent: Option<&KeyedRequest>,
+    keyed: KeyedRequest,
+    key: String,
+    warnings: Vec<String>,
+) -> Result<(HttpStatus, Json<RequestCreated>)> {
+    let differs = sent.and_then(|sent| {
+        [
+            ("workspace", sent.workspace == keyed.workspace),
+            ("actions", sent.requested == keyed.requested),
+            ("force_run_dependencies", sent.force_run == keyed.force_run),
+            ("project", sent.project == keyed.project),
+        ]
+        .into_iter()
+        .find(|(_, same)| !same)
+    });
+    if let Some((field, _)) = differs {
+        return Err(Error::RequestKeyReused {
+            message: format!(
+                "idempotency_key {key:?} already names request {} with another {field}: \
+                 to submit a different request use a new idempotency_key; to get that one, resend its body unchanged",
+                keyed.id
+            ),
+        });
+    }
+    let id = keyed
+        .id
+        .parse()
+        .map_err(|e: drover_core::Error| Error::Corrupt {
+            id: keyed.id.clone(),
+            detail: e.to_string(),
+        })?;
+    let detail = detail(state, id).await?;
+    Ok((
+        HttpStatus::OK,
+        Json(RequestCreated {
+            message: format!(
+                "request {} was submitted before with this idempotency_key: nothing new was created",
+                detail.request.id
+            ),
+            request: Some(detail.request),
+            jobs: detail.jobs,
+            created: 0,
             warnings,
         }),
     ))

@@ -44,7 +44,7 @@ pub(crate) struct Sql {
     pub(crate) prefix: String,
     pub(crate) substring: String,
     /// List queries by which filters are set: `[none, state, action, both]`.
-    pub(crate) list: [String; 4],
+    pub(crate) list: [String; 16],
 }
 
 /// The status message of a job committed but not yet put on the queue.
@@ -82,6 +82,10 @@ pub(crate) enum Created {
 pub(crate) struct ListFilter {
     pub(crate) state: Option<State>,
     pub(crate) action: Option<String>,
+    /// Only the jobs of this pipeline request (its whole id).
+    pub(crate) request: Option<String>,
+    /// Only the pipeline jobs of this workspace.
+    pub(crate) workspace: Option<String>,
     /// Only jobs strictly after this position (newest first).
     pub(crate) after: Option<(i64, String)>,
     pub(crate) limit: u32,
@@ -94,15 +98,19 @@ impl Store {
     /// As [`Pools::open`].
     pub(crate) async fn open(config: &ApiConfig) -> StartResult<Store> {
         let pools = Pools::open(config).await?;
-        let list_sql = |state: bool, action: bool| {
+        // One statement per combination of filters (bit 0 state, 1 action, 2 request,
+        // 3 workspace), each filter's value bound in that order after the cursor.
+        let list_sql = |mask: usize| {
             let mut sql = format!(
                 "SELECT {JOB_COLUMNS} FROM jobs WHERE (created_us < $1 OR (created_us = $1 AND id < $2))"
             );
-            match (state, action) {
-                (true, true) => sql.push_str(" AND state = $4 AND action = $5"),
-                (true, false) => sql.push_str(" AND state = $4"),
-                (false, true) => sql.push_str(" AND action = $4"),
-                (false, false) => {}
+            let columns = ["state", "action", "request_id", "workspace"];
+            let mut n = 3;
+            for (bit, column) in columns.iter().enumerate() {
+                if mask & (1 << bit) != 0 {
+                    n += 1;
+                    sql.push_str(&format!(" AND {column} = ${n}"));
+                }
             }
             sql.push_str(" ORDER BY created_us DESC, id DESC LIMIT $3");
             sql
@@ -123,12 +131,7 @@ impl Store {
                 "SELECT {JOB_COLUMNS} FROM jobs WHERE id LIKE $1 \
                  ORDER BY created_us DESC, id DESC LIMIT $2"
             ),
-            list: [
-                list_sql(false, false),
-                list_sql(true, false),
-                list_sql(false, true),
-                list_sql(true, true),
-            ],
+            list: std::array::from_fn(list_sql),
         };
         let (ready, ready_rx) = mpsc::unbounded_channel();
         Ok(Store {
@@ -260,7 +263,18 @@ impl Store {
     ) -> Result<(Vec<Job>, Option<(i64, String)>)> {
         let (before_us, before_id) = filter.after.clone().unwrap_or((i64::MAX, String::new()));
         let state = filter.state.map(State::as_str);
-        let which = usize::from(state.is_some()) + 2 * usize::from(filter.action.is_some());
+        let filters = [
+            state,
+            filter.action.as_deref(),
+            filter.request.as_deref(),
+            filter.workspace.as_deref(),
+        ];
+        let which = filters
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.is_some())
+            .map(|(bit, _)| 1 << bit)
+            .sum::<usize>();
         let sql = &self.sql.list[which];
         let limit = i64::from(filter.limit);
         let rows: Vec<JobRow> = on_reader!(&self.pools, |pool| {
@@ -268,11 +282,8 @@ impl Store {
                 .bind(before_us)
                 .bind(&before_id)
                 .bind(limit + 1);
-            if let Some(state) = state {
-                query = query.bind(state);
-            }
-            if let Some(action) = &filter.action {
-                query = query.bind(action);
+            for value in filters.iter().flatten() {
+                query = query.bind(*value);
             }
             query.fetch_all(pool).await
         })?;

@@ -45,6 +45,27 @@ pub(crate) struct NewRequest {
     pub(crate) force: bool,
     /// Dependencies first.
     pub(crate) order: Vec<PlannedAction>,
+    /// At most one request per key.
+    pub(crate) idempotency_key: Option<String>,
+}
+
+/// The request an idempotency key already names, as it was submitted.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct KeyedRequest {
+    pub(crate) id: String,
+    pub(crate) workspace: String,
+    pub(crate) requested: String,
+    pub(crate) force_run: bool,
+    pub(crate) project: String,
+}
+
+/// What submitting a request did.
+#[derive(Debug)]
+pub(crate) enum Submitted {
+    /// Planned and (when anything was to run) written.
+    Planned(RequestOutcome),
+    /// Its idempotency key names this earlier request: nothing written.
+    Existing(KeyedRequest),
 }
 
 /// What creating a request did.
@@ -293,8 +314,8 @@ fn first_status(needs: &[String]) -> (StatusCode, String) {
 macro_rules! insert_request {
     ($tx:expr, $request:expr, $id:expr, $now:expr) => {
         sqlx::query(
-            "INSERT INTO requests (id, workspace, file_name, requested, force_run, created_us, project) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO requests (id, workspace, file_name, requested, force_run, created_us, project, idempotency_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind($id.to_string())
         .bind(&$request.workspace)
@@ -303,7 +324,27 @@ macro_rules! insert_request {
         .bind($request.force)
         .bind($now)
         .bind(&$request.project)
+        .bind(&$request.idempotency_key)
         .execute($tx)
+        .await
+    };
+}
+
+/// The request `$key` (an `Option<String>`) already names, on `$tx`.
+macro_rules! keyed_request {
+    ($tx:expr, $key:expr) => {
+        async {
+            let Some(key) = &$key else {
+                return Ok(None);
+            };
+            sqlx::query_as::<_, KeyedRequest>(
+                "SELECT id, workspace, requested, force_run, project FROM requests \
+                 WHERE idempotency_key = $1",
+            )
+            .bind(key)
+            .fetch_optional($tx)
+            .await
+        }
         .await
     };
 }
@@ -351,8 +392,8 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub(crate) async fn create_request(&self, request: NewRequest) -> Result<RequestOutcome> {
-        let (created, reused, skipped, request_row) = on_writer!(&self.pools, move |conn| {
+    pub(crate) async fn create_request(&self, request: NewRequest) -> Result<Submitted> {
+        let written = on_writer!(&self.pools, move |conn| {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             // Serialises requests on one workspace (a row lock on PostgreSQL).
             sqlx::query(WORKSPACE_TURN)
@@ -360,6 +401,10 @@ impl Store {
                 .bind(now_us())
                 .execute(&mut *tx)
                 .await?;
+            if let Some(keyed) = keyed_request!(&mut *tx, request.idempotency_key)? {
+                tx.rollback().await?;
+                return Ok(Err(keyed));
+            }
             let mut existing: HashMap<String, JobRow> = HashMap::new();
             for planned in &request.order {
                 let row: Option<JobRow> = sqlx::query_as(&STANDING)
@@ -376,7 +421,7 @@ impl Store {
             let (reused, skipped) = untouched(&request.order, &steps, &existing);
             if !steps.iter().any(|s| matches!(s, Step::Create { .. })) {
                 tx.rollback().await?;
-                return Ok((Vec::new(), reused, skipped, None));
+                return Ok(Ok((Vec::new(), reused, skipped, None)));
             }
             let request_id = JobId::new();
             let now = now_us();
@@ -405,11 +450,15 @@ impl Store {
             }
             tx.commit().await?;
             let row = request_row(&request, request_id, now);
-            Ok::<_, sqlx::Error>((created, reused, skipped, Some(row)))
+            Ok::<_, sqlx::Error>(Ok((created, reused, skipped, Some(row))))
         })?;
+        let (created, reused, skipped, request_row) = match written {
+            Ok(written) => written,
+            Err(keyed) => return Ok(Submitted::Existing(keyed)),
+        };
         // The jobs that need nothing go on the queue now.
         self.ready(ready_of(&created));
-        Ok(RequestOutcome {
+        Ok(Submitted::Planned(RequestOutcome {
             request: request_row,
             created: created
                 .into_iter()
@@ -420,7 +469,7 @@ impl Store {
                 .map(JobRow::into_job)
                 .collect::<Result<_>>()?,
             skipped,
-        })
+        }))
     }
 
     /// The reconciler's sweep: waiting jobs a job they need left failed or cancelled end

@@ -15,9 +15,16 @@ const ALL_PAGE: u32 = 500;
 /// `drover ls`: the newest jobs, or every job with `--all`.
 pub(crate) async fn list(args: LsArgs) -> anyhow::Result<ExitCode> {
     let client = super::connect::client(&args.client)?;
+    let request = match &args.request {
+        // any unique prefix, as `drover request` takes
+        Some(prefix) => Some(client.request_detail(prefix).await?.request.id),
+        None => None,
+    };
     let mut query = ListJobs {
         state: args.state,
         action: args.action,
+        request,
+        workspace: args.workspace,
         limit: Some(args.limit),
         cursor: None,
     };

@@ -44,6 +44,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             workspace: Some(args.workspace),
             force_run_dependencies: args.force_run_dependencies,
             priority: args.priority,
+            idempotency_key: None,
         })
         .await
         .context("cannot run the request")?;

@@ -161,7 +161,7 @@ fn actions_from_the_directory_are_known() {
     };
     config.validate().unwrap();
     let mut other = config.clone();
-    other.distributions[0].action = "missing".into();
+    other.distributions[0].action = Some("missing".into());
     let err = other.validate().unwrap_err().to_string();
     assert!(
         err.contains(&dir.display().to_string()) && err.contains("echo"),
@@ -174,7 +174,8 @@ fn actions_from_the_directory_are_known() {
 fn every_second(action: &str) -> DistributionConfig {
     DistributionConfig {
         name: None,
-        action: action.into(),
+        action: Some(action.into()),
+        pipeline: None,
         params: BTreeMap::new(),
         priority: None,
         every: Some(Duration::from_secs(1)),
@@ -213,6 +214,80 @@ fn field_checks_skip_the_actions_directory() {
         "{err}"
     );
     let mut builtins_only = config.clone();
-    builtins_only.distributions[0].action = "noop".into();
+    builtins_only.distributions[0].action = Some("noop".into());
     builtins_only.validate().unwrap();
+}
+
+#[test]
+fn a_pipeline_distribution_reads_its_project_file_at_start_up() {
+    let dir = tempdir();
+    let file = dir.join("drover.yaml");
+    std::fs::write(
+        &file,
+        "version: 5\nactions:\n  prep: {action: noop}\n  report: {action: noop, needs: [prep]}\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[distributor]\nid = \"d1\"\nreconcile = false\n[[distributor.distributions]]\nname = \"nightly\"\ncron = \"0 2 * * *\"\npriority = 50\n[distributor.distributions.pipeline]\nfile = \"{}\"\nactions = [\"report\"]\n",
+        file.display()
+    );
+    let config = parse(&text).unwrap();
+    let plans = config.plans().unwrap();
+    let Work::Pipeline(work) = &plans[0].work else {
+        panic!("a pipeline: {:?}", plans[0].work)
+    };
+    assert_eq!(
+        work.workspace, "nightly",
+        "the name is the default workspace"
+    );
+    assert_eq!(work.actions, ["report"]);
+    assert_eq!(work.priority.map(Priority::get), Some(50));
+    assert!(work.project.contains("needs: [prep]"));
+    assert_eq!(plans[0].action(), "pipeline drover.yaml: report");
+
+    let check = |edit: &dyn Fn(&mut DistributionConfig)| {
+        let mut bad = config.clone();
+        edit(&mut bad.distributions[0]);
+        bad.validate().unwrap_err().to_string()
+    };
+    let err = check(&|d| d.action = Some("noop".into()));
+    assert!(
+        err.contains("distributions[0].action: is set with pipeline"),
+        "{err}"
+    );
+    let err = check(&|d| d.name = None);
+    assert!(
+        err.contains("distributions[0].name: is required with pipeline"),
+        "{err}"
+    );
+    let err = check(&|d| {
+        if let Some(p) = d.pipeline.as_mut() {
+            p.actions = vec!["publish".into()];
+        }
+    });
+    assert!(
+        err.contains("pipeline.file") && err.contains("no action `publish`"),
+        "{err}"
+    );
+    let err = check(&|d| {
+        if let Some(p) = d.pipeline.as_mut() {
+            p.file = dir.join("missing.yaml");
+        }
+    });
+    assert!(
+        err.contains("cannot read") && err.contains("missing.yaml"),
+        "{err}"
+    );
+    std::fs::write(
+        &file,
+        "version: 5\nactions:\n  a: {action: noop, needs: [a]}\n",
+    )
+    .unwrap();
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("drover.yaml:3"), "the file's own line: {err}");
+    let mut neither = config.clone();
+    neither.distributions[0].pipeline = None;
+    let err = neither.validate().unwrap_err().to_string();
+    assert!(err.contains("action: is missing"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
 }

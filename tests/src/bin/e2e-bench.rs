@@ -598,6 +598,7 @@ async fn succeeded(client: &ApiClient, action: &str) -> anyhow::Result<usize> {
                 state: Some(State::Success),
                 limit: Some(500),
                 cursor,
+                ..ListJobs::default()
             })
             .await?;
         count += page.jobs.len();

@@ -150,6 +150,8 @@ pub(crate) struct Cluster {
     /// The cluster's id (ZooKeeper's `/cluster-id`, made here before any executor
     /// starts): what its containers and volumes are labelled with.
     cluster_id: String,
+    /// Where the API (started from now on) reaches ZooKeeper, when not directly (a proxy).
+    pub(crate) api_zk_hosts: Option<String>,
 }
 
 impl Drop for Cluster {
@@ -260,6 +262,7 @@ impl Cluster {
             api_settings: api_settings.to_owned(),
             dir,
             cluster_id,
+            api_zk_hosts: None,
         };
         cluster.start_api().await?;
         Ok(cluster)
@@ -288,9 +291,11 @@ token = "{EXECUTOR}"
 role = "executor"
 "#,
             url = self.url,
-            zk = executor
-                .and_then(|e| e.zk_hosts.clone())
-                .unwrap_or_else(|| self.zk.connect_string()),
+            zk = match executor {
+                Some(e) => e.zk_hosts.clone(),
+                None => self.api_zk_hosts.clone(),
+            }
+            .unwrap_or_else(|| self.zk.connect_string()),
             session = SESSION.as_millis(),
             port = self.api_port,
             db = db.display(),
