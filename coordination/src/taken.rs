@@ -149,8 +149,13 @@ impl Taken {
 
 impl Taken {
     /// Whether the server still has our marker: created at our token, owned by our
-    /// session. Waits out disconnections; `false` once the session is gone.
-    async fn marker_is_ours(&self) -> Result<bool> {
+    /// session. Waits out disconnections; `false` once the session is gone. A loss the
+    /// [`LostSignal`] has not reported yet (a process resumed after its session expired
+    /// learns it only once it reconnects) is found here.
+    ///
+    /// # Errors
+    /// A ZooKeeper error other than a disconnection or a lost session.
+    pub async fn marker_is_ours(&self) -> Result<bool> {
         let path = format!("{}/{}", self.queue.view.taken, self.name);
         let marker = own_marker(&self.queue.session, &path).await?;
         Ok(marker.is_some_and(|stat| stat.czxid == self.token.get()))

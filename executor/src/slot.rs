@@ -240,7 +240,33 @@ async fn run_claimed(shared: &SlotContext, job: &Job, taken: &Taken) -> Outcome 
     // a loss noticed while finishing still means the job is not ours to report
     match (stop.reason(), &outcome) {
         (Some(reason), _) if reason.abandons() => Outcome::Abandoned(reason),
-        _ => outcome,
+        _ => unless_lost(job, taken, outcome).await,
+    }
+}
+
+/// A failure is only the job's once we know we still held it when it ended: a process
+/// resumed after its session expired sees its container killed (by a take-over or by the
+/// reaper of another executor, because the job was not its any more) before it hears of
+/// the loss, and that kill is not the job's result. One ZooKeeper read, on failures only:
+/// a success is a run that completed, whoever holds the job now.
+async fn unless_lost(job: &Job, taken: &Taken, outcome: Outcome) -> Outcome {
+    let Outcome::Finished { code, .. } = &outcome else {
+        return outcome;
+    };
+    if *code == StatusCode::Succeeded {
+        return outcome;
+    }
+    match taken.marker_is_ours().await {
+        Ok(true) => outcome,
+        Ok(false) => {
+            warn!(job = %job.id, status = %code, "the run failed after the job stopped being ours (our marker is gone): not reporting that failure");
+            Outcome::Abandoned(StopReason::Lost)
+        }
+        Err(e) => {
+            // The API's token fence still stands behind the report.
+            warn!(job = %job.id, error = %e, "cannot tell whether our marker is still ours; reporting the result");
+            outcome
+        }
     }
 }
 

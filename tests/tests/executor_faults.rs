@@ -235,3 +235,66 @@ async fn a_killed_executors_leftovers_are_reaped_by_its_replacement() -> anyhow:
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_killed_after_its_job_was_lost_is_not_the_jobs_failure() -> anyhow::Result<()> {
+    // A holder that sees its container die before it hears that the job is no longer
+    // its own: resumed after its session expired, it finds both at once, and the
+    // container was killed because of the loss (a take-over, or another executor's
+    // reaper). Here the order is made certain: the holder's link to ZooKeeper goes
+    // silent, its marker is deleted (as the session's expiry would), then its container
+    // is SIGKILLed; the link heals 3 s later, well inside its 8 s session, so it has
+    // reported the kill before it notices anything.
+    let cluster = Cluster::start().await?;
+    let proxy = TcpProxy::start(cluster.zk.connect_string()).await?;
+    let mut options = ExecutorOptions::new("holder", 1);
+    options.zk_hosts = Some(proxy.connect_string());
+    options.session = Some(Duration::from_secs(8));
+    let holder = cluster.executor(&options).await?;
+    let id = cluster.submit("stubborn", json!({ "seconds": 8 })).await?;
+    cluster
+        .reaches(id, State::Running, Duration::from_secs(30))
+        .await?;
+    let container = wait_for_container("holder").await?;
+    let hands = connect(&cluster.zk.connect_string(), SESSION).await?;
+    let entry = entries_of(&hands, &id.to_string())
+        .await?
+        .pop()
+        .context("the job's entry")?;
+
+    proxy.blackhole();
+    hands
+        .client()
+        .delete(&format!("/job/taken/{entry}"), None)
+        .await?;
+    let killed = tokio::process::Command::new("docker")
+        .args(["kill", &container])
+        .output()
+        .await?;
+    anyhow::ensure!(killed.status.success(), "docker kill: {killed:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.unblock();
+
+    // The kill is not the job's result: the job reruns and succeeds.
+    let job = cluster.finished(id, Duration::from_secs(60)).await?;
+    assert_eq!(job.state, State::Success, "{job:?}\n{}", holder.log());
+    assert_eq!(job.attempts, 2, "{job:?}");
+    assert!(
+        holder.log().contains("after the job stopped being ours"),
+        "{}",
+        holder.log()
+    );
+    Ok(())
+}
+
+/// The id of `executor`'s one container, once it exists.
+async fn wait_for_container(executor: &str) -> anyhow::Result<String> {
+    wait_until("the container to run", Duration::from_secs(30), || async {
+        containers_of(executor).await.is_ok_and(|c| c.len() == 1)
+    })
+    .await?;
+    containers_of(executor)
+        .await?
+        .pop()
+        .context("the container is gone again")
+}

@@ -212,6 +212,8 @@ pub(crate) struct ExecutorOptions {
     pub(crate) actions_dir: Option<PathBuf>,
     /// `[executor] tags`.
     pub(crate) tags: Vec<String>,
+    /// Its ZooKeeper session timeout (default [`SESSION`]).
+    pub(crate) session: Option<Duration>,
 }
 
 impl ExecutorOptions {
@@ -228,6 +230,7 @@ impl ExecutorOptions {
             env: Vec::new(),
             actions_dir: None,
             tags: Vec::new(),
+            session: None,
         }
     }
 }
@@ -296,7 +299,10 @@ role = "executor"
                 None => self.api_zk_hosts.clone(),
             }
             .unwrap_or_else(|| self.zk.connect_string()),
-            session = SESSION.as_millis(),
+            session = executor
+                .and_then(|e| e.session)
+                .unwrap_or(SESSION)
+                .as_millis(),
             port = self.api_port,
             db = db.display(),
             api_settings = self.api_settings,
