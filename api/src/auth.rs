@@ -131,6 +131,7 @@ mod tests {
             name: "ci".into(),
             token: "secret-123".into(),
             role: Role::Submitter,
+            level: None,
         }])
     }
 

@@ -54,6 +54,10 @@ pub struct ApiToken {
     pub token: String,
     /// What it may do.
     pub role: Role,
+    /// The most sensitive outputs it may read; default `highly_sensitive` for admins
+    /// and executors, `moderately_sensitive` for others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<crate::levels::ReadLevel>,
 }
 
 impl fmt::Debug for ApiToken {
@@ -62,6 +66,7 @@ impl fmt::Debug for ApiToken {
             .field("name", &self.name)
             .field("token", &"***")
             .field("role", &self.role)
+            .field("level", &self.level)
             .finish()
     }
 }
@@ -109,6 +114,8 @@ pub struct ApiConfig {
     /// Connections served at once; further ones wait in the listen backlog (not
     /// accepted, holding no descriptor) until one closes (default 10000).
     pub max_connections: usize,
+    /// Where outputs are kept (#15).
+    pub artifacts: crate::artifacts::ArtifactsConfig,
 }
 
 impl Default for ApiConfig {
@@ -128,6 +135,7 @@ impl Default for ApiConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            artifacts: crate::artifacts::ArtifactsConfig::default(),
         }
     }
 }
@@ -149,6 +157,7 @@ impl fmt::Debug for ApiConfig {
             .field("header_timeout", &self.header_timeout)
             .field("body_timeout", &self.body_timeout)
             .field("max_connections", &self.max_connections)
+            .field("artifacts", &self.artifacts)
             .finish()
     }
 }
@@ -426,6 +435,7 @@ mod tests {
             name: name.into(),
             token: secret.into(),
             role,
+            level: None,
         }
     }
 

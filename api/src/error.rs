@@ -67,6 +67,17 @@ pub enum Error {
         needed: &'static str,
     },
 
+    /// The token may not read outputs at this level (403). Says nothing of the file.
+    #[error("token {caller:?} may read outputs up to {allowed}, and this one is kept at {level}: ask for a token whose `level` allows it")]
+    ForbiddenLevel {
+        /// The token's name.
+        caller: String,
+        /// The most sensitive level it may read.
+        allowed: &'static str,
+        /// The file's level.
+        level: String,
+    },
+
     /// The token's role may not submit this action (403).
     #[error("token {caller:?} has role {role}; the built-in maintenance action {action} ({what}) may be submitted or retried only with {needed}: schedule it with a distribution ([[distributor.distributions]]), or ask an admin to run it")]
     ForbiddenAction {
@@ -95,6 +106,10 @@ pub enum Error {
         /// The id looked up.
         id: String,
     },
+
+    /// No such output file (404), and how to list them.
+    #[error("{0}")]
+    OutputNotFound(String),
 
     /// An idempotency key that names an earlier, different pipeline request (409).
     #[error("{message}")]
@@ -236,8 +251,11 @@ impl Error {
             Error::TooLarge { .. } => HttpStatus::PAYLOAD_TOO_LARGE,
             Error::BodyTimeout { .. } => HttpStatus::REQUEST_TIMEOUT,
             Error::Unauthenticated(_) => HttpStatus::UNAUTHORIZED,
-            Error::Forbidden { .. } | Error::ForbiddenAction { .. } => HttpStatus::FORBIDDEN,
+            Error::Forbidden { .. }
+            | Error::ForbiddenAction { .. }
+            | Error::ForbiddenLevel { .. } => HttpStatus::FORBIDDEN,
             Error::JobNotFound { .. }
+            | Error::OutputNotFound(_)
             | Error::RequestNotFound { .. }
             | Error::RouteNotFound { .. } => HttpStatus::NOT_FOUND,
             Error::MethodNotAllowed { .. } => HttpStatus::METHOD_NOT_ALLOWED,
@@ -264,8 +282,11 @@ impl Error {
             Error::TooLarge { .. } => "too_large",
             Error::BodyTimeout { .. } => "request_timeout",
             Error::Unauthenticated(_) => "unauthenticated",
-            Error::Forbidden { .. } | Error::ForbiddenAction { .. } => "forbidden",
+            Error::Forbidden { .. }
+            | Error::ForbiddenAction { .. }
+            | Error::ForbiddenLevel { .. } => "forbidden",
             Error::JobNotFound { .. }
+            | Error::OutputNotFound(_)
             | Error::RequestNotFound { .. }
             | Error::RouteNotFound { .. } => "not_found",
             Error::Project(_) => "invalid_project",

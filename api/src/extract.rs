@@ -161,14 +161,17 @@ impl FromRequestParts<AppState> for JobIdPath {
                 field: "path".into(),
                 reason: rejection.body_text(),
             })?;
-        let id = text
-            .parse()
-            .map_err(|err: drover_core::Error| Error::InvalidInput {
-                field: "job id".into(),
-                reason: format!("{err}; for a partial id use GET /v1/resolve/{{fragment}}"),
-            })?;
-        Ok(JobIdPath(id))
+        parse_job_id(&text).map(JobIdPath)
     }
+}
+
+/// A full job id from a path segment.
+pub(crate) fn parse_job_id(text: &str) -> Result<JobId, Error> {
+    text.parse()
+        .map_err(|err: drover_core::Error| Error::InvalidInput {
+            field: "job id".into(),
+            reason: format!("{err}; for a partial id use GET /v1/resolve/{{fragment}}"),
+        })
 }
 
 #[cfg(test)]

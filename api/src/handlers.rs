@@ -5,4 +5,5 @@ pub(crate) mod executor;
 pub(crate) mod jobs;
 pub(crate) mod logs;
 pub(crate) mod ops;
+pub(crate) mod outputs;
 pub(crate) mod requests;

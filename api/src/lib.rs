@@ -20,6 +20,7 @@
 //! `handle`, pure `decide`-ions, fenced `lifecycle` moves, logs, migrations, SQLite's
 //! group-committing single writer); `metrics`; `openapi`; `startup` and `error`.
 
+mod artifacts;
 mod auth;
 mod config;
 mod coordinator;
@@ -27,6 +28,7 @@ mod enqueuer;
 mod error;
 mod extract;
 mod handlers;
+mod levels;
 mod listener;
 mod metrics;
 #[cfg(feature = "openapi")]
@@ -38,7 +40,9 @@ mod state;
 mod store;
 mod tokens;
 
+pub use artifacts::{ArtifactsConfig, S3Config};
 pub use config::{ApiConfig, ApiToken, Role};
+pub use levels::ReadLevel;
 #[cfg(feature = "openapi")]
 pub use openapi::document as openapi_document;
 pub use server::{run, serve};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use drover_coordination::ZkSettings;
 use tokio::net::TcpListener;
@@ -21,7 +21,7 @@ use crate::config::{redact_url, ApiConfig};
 use crate::coordinator::Coordinator;
 use crate::error::Error;
 use crate::extract::refuse_query;
-use crate::handlers::{admin, executor, jobs, logs, ops, requests};
+use crate::handlers::{admin, executor, jobs, logs, ops, outputs, requests};
 use crate::listener::{serve_connections, Limits};
 use crate::metrics::{self, Metrics};
 use crate::reconcile::Reconciler;
@@ -82,6 +82,7 @@ pub async fn serve(
     if config.auth_disabled() {
         warn!(listen = %config.listen, "no api.tokens configured: every caller acts as admin (loopback only)");
     }
+    let artifacts = crate::artifacts::Artifacts::open(&config.artifacts, &config.database_url)?;
     let store = Store::open(&config).await?;
     let background = shutdown.child_token();
     let tracker = TaskTracker::new();
@@ -104,6 +105,7 @@ pub async fn serve(
     }
     let state = AppState {
         store: store.clone(),
+        artifacts,
         tokens: Arc::new(Tokens::new(&config.tokens)),
         config: Arc::new(config),
         zk: coordinator,
@@ -134,7 +136,11 @@ fn router(state: AppState) -> Router {
     let with_query = Router::new()
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/requests", get(requests::list))
-        .route("/v1/jobs/{id}/logs", get(logs::read));
+        .route("/v1/jobs/{id}/logs", get(logs::read))
+        .route(
+            "/v1/jobs/{id}/outputs/{*path}",
+            put(outputs::upload).get(outputs::download),
+        );
     let without_query = Router::new()
         .route("/v1/jobs", post(jobs::submit))
         .route("/v1/requests", post(requests::submit))
@@ -149,6 +155,8 @@ fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/claim", post(executor::claim))
         .route("/v1/jobs/{id}/heartbeat", post(executor::heartbeat))
         .route("/v1/jobs/{id}/finish", post(executor::finish))
+        .route("/v1/jobs/{id}/outputs", get(outputs::list))
+        .route("/v1/workspaces/{name}/outputs", get(outputs::workspace))
         .route("/v1/jobs/{id}/release", post(executor::release))
         .route("/v1/executors", get(ops::executors))
         .route("/v1/distributions", get(admin::distributions))

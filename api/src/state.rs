@@ -16,6 +16,8 @@ use crate::tokens::Tokens;
 #[derive(Clone, Debug)]
 pub(crate) struct AppState {
     pub(crate) store: Store,
+    /// Output files' bytes.
+    pub(crate) artifacts: crate::artifacts::Artifacts,
     pub(crate) config: Arc<ApiConfig>,
     pub(crate) tokens: Arc<Tokens>,
     pub(crate) zk: Coordinator,

@@ -13,6 +13,7 @@ mod handle;
 mod lifecycle;
 mod logs;
 pub(crate) mod maintenance;
+pub(crate) mod outputs;
 pub(crate) mod pipeline;
 mod record;
 mod requests;

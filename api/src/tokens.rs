@@ -5,12 +5,24 @@ use std::sync::Arc;
 
 use crate::config::{ApiToken, Role};
 use crate::error::Error;
+use crate::levels::ReadLevel;
 
 /// Who is calling.
 #[derive(Clone, Debug)]
 pub(crate) struct Caller {
     pub(crate) name: Arc<str>,
     pub(crate) role: Role,
+    /// The most sensitive outputs it may read.
+    pub(crate) level: ReadLevel,
+}
+
+/// A token's level when its configuration does not say: admins and executors (which
+/// stage every input) read everything; others up to `moderately_sensitive`.
+const fn default_level(role: Role) -> ReadLevel {
+    match role {
+        Role::Admin | Role::Executor => ReadLevel::HighlySensitive,
+        Role::Submitter | Role::Distributor => ReadLevel::ModeratelySensitive,
+    }
 }
 
 /// The configured tokens.
@@ -27,6 +39,7 @@ impl Tokens {
                 let caller = Caller {
                     name: Arc::from(t.name.as_str()),
                     role: t.role,
+                    level: t.level.unwrap_or(default_level(t.role)),
                 };
                 (t.token.clone(), caller)
             })
@@ -41,6 +54,7 @@ impl Tokens {
             return Ok(Caller {
                 name: Arc::from("anonymous"),
                 role: Role::Admin,
+                level: ReadLevel::HighlySensitive,
             });
         }
         let Some(header) = header else {

@@ -83,6 +83,10 @@ pub(crate) enum Command {
     /// Cancels every unfinished job of a pipeline request.
     #[command(name = "cancel-request", after_help = EXIT_CODES)]
     CancelRequest(RequestArgs),
+    /// Lists a job's or a workspace's published outputs (`--get DIR` downloads them,
+    /// each file's SHA-256 checked).
+    #[command(after_help = EXIT_CODES)]
+    Outputs(OutputsArgs),
     /// Lists the executors registered in ZooKeeper.
     #[command(after_help = EXIT_CODES)]
     Executors(ClientArgs),
@@ -263,6 +267,25 @@ pub(crate) struct RequestsArgs {
     #[arg(long, value_name = "N", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..=200))]
     pub(crate) limit: u32,
+
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// `drover outputs`.
+#[derive(Debug, Args)]
+pub(crate) struct OutputsArgs {
+    /// A job's id (or a unique part of it), else a workspace's name.
+    pub(crate) target: String,
+
+    /// Only files of this level (`highly_sensitive`, `moderately_sensitive`,
+    /// `minimally_sensitive`).
+    #[arg(long)]
+    pub(crate) level: Option<String>,
+
+    /// Download the files into this directory, at their paths.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) get: Option<std::path::PathBuf>,
 
     #[command(flatten)]
     pub(crate) client: ClientArgs,

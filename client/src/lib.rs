@@ -32,6 +32,7 @@ mod builder;
 mod error;
 mod executor;
 mod ndjson;
+mod outputs;
 mod requests;
 
 use std::fmt;
@@ -45,6 +46,7 @@ use serde::Serialize;
 
 pub use self::builder::ApiClientBuilder;
 pub use self::error::ClientError;
+pub use self::outputs::ByteStream;
 use drover_model::{Candidates, ExecutorInfo, Job, JobPage, LogPage, StoredLogLine, SubmitJob};
 /// HTTP status codes, as [`ClientError::Api`] carries them.
 pub use reqwest::StatusCode;

@@ -61,6 +61,9 @@ pub struct ExecutorConfig {
     /// stops answering for 2/5 of the ZooKeeper session timeout (frozen) or dies
     /// (default true; needs Docker). Off only when the executor is not the `drover` binary.
     pub watchdog: bool,
+    /// Bytes of declared outputs one job may upload (default 10 GiB); past it the job
+    /// ends `UNMATCHED_PATTERNS` saying so.
+    pub max_output_bytes: u64,
 }
 
 impl Default for ExecutorConfig {
@@ -80,6 +83,7 @@ impl Default for ExecutorConfig {
             metrics_listen: SocketAddr::from(([0, 0, 0, 0], 9101)),
             metrics: true,
             watchdog: true,
+            max_output_bytes: 10 << 30,
         }
     }
 }

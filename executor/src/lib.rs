@@ -15,6 +15,7 @@
 
 mod backoff;
 mod cleanup;
+mod collect;
 mod config;
 pub mod container;
 mod error;
@@ -96,6 +97,7 @@ pub async fn run(
             executor_id: id.clone(),
             docker: prepared.docker,
             stop_grace: config.stop_grace,
+            max_output_bytes: config.max_output_bytes,
             api,
             watchdog: prepared.watchdog,
             cluster: Arc::default(),

@@ -26,12 +26,27 @@ pub(crate) enum Outcome {
     Released(String),
 }
 
+impl Outcome {
+    /// Whether it records a success.
+    pub(crate) fn succeeded(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Finished {
+                code: StatusCode::Succeeded,
+                ..
+            }
+        )
+    }
+}
+
 /// What a run needs besides the job.
 #[derive(Debug, Clone)]
 pub(crate) struct RunEnv {
     pub(crate) executor_id: String,
     pub(crate) docker: Option<DockerRuntime>,
     pub(crate) stop_grace: Duration,
+    /// `executor.max_output_bytes`.
+    pub(crate) max_output_bytes: u64,
     /// The API, for built-in actions that call it (`cleanup_jobs`).
     pub(crate) api: drover_client::ApiClient,
     /// The watchdog that kills our containers if we freeze or die.

@@ -26,6 +26,7 @@ pub(crate) struct Reporter {
     shipper: JoinHandle<()>,
     heartbeat: JoinHandle<()>,
     status: tokio::sync::watch::Sender<StatusCode>,
+    token: FencingToken,
 }
 
 /// Where and how often to report.
@@ -46,13 +47,20 @@ impl Reporter {
         let (tx, rx) = mpsc::channel(to.batch_lines.max(64) * 4);
         let (status, status_rx) = tokio::sync::watch::channel(StatusCode::Preparing);
         let shipper = tokio::spawn(ship(to.clone(), rx, stop.clone()));
+        let token = to.token;
         let heartbeat = tokio::spawn(beat(to, status_rx, stop));
         Reporter {
             lines: Some(tx),
             shipper,
             heartbeat,
             status,
+            token,
         }
+    }
+
+    /// The fencing token the job is held by.
+    pub(crate) fn token(&self) -> FencingToken {
+        self.token
     }
 
     /// A sender for output lines.

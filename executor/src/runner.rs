@@ -2,6 +2,7 @@
 //! actions as containers; cancel, kill, timeout, loss and drain stop it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover_actions::{params_env, redact, Action, Builtin, DockerSpec, Secret};
@@ -11,6 +12,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::collect::{collect, Declared, Destination, WORKSPACE};
 use crate::container::{
     ContainerError, ContainerSpec, DockerRuntime, Exit, LABEL_ATTEMPT, LABEL_CLUSTER,
     LABEL_EXECUTOR, LABEL_JOB,
@@ -122,15 +124,9 @@ async fn run_docker(
     if let Err(e) = docker.ensure_image(&action.image, action.pull).await {
         return internal(redact(&e.to_string(), &spec.secrets));
     }
-    let container = match container_spec(env, job, spec) {
-        Ok(c) => c,
-        Err(message) => {
-            return Outcome::Finished {
-                code: StatusCode::NonzeroExit,
-                exit_code: None,
-                message,
-            }
-        }
+    let (declared, container) = match planned(env, job, spec) {
+        Ok(planned) => planned,
+        Err(message) => return refused(message),
     };
     if job.attempts > 1 {
         // A take-over: a previous holder's container may still run on this daemon (it
@@ -167,9 +163,40 @@ async fn run_docker(
         docker.remove(&id).await;
         return stopped(reason, None);
     }
-    let outcome = supervise(docker, &id, env, spec, reporter, stop, timeout).await;
+    let mut outcome = supervise(docker, &id, env, spec, reporter, stop, timeout).await;
+    if let Some(declared) = declared.filter(|_| outcome.succeeded()) {
+        let to = Destination {
+            api: &env.api,
+            job: job.id,
+            token: reporter.token(),
+            max_bytes: env.max_output_bytes,
+        };
+        if let Some(failed) = collect(docker, &id, declared, &to).await {
+            outcome = failed;
+        }
+    }
     docker.remove(&id).await;
     outcome
+}
+
+/// What the job declares it leaves in `/workspace`, and its container.
+fn planned(
+    env: &RunEnv,
+    job: &Job,
+    spec: &DockerSpec,
+) -> Result<(Option<Arc<Declared>>, ContainerSpec), String> {
+    let declared = Declared::of(&job.params)?.map(Arc::new);
+    let container = container_spec(env, job, spec, declared.is_some())?;
+    Ok((declared, container))
+}
+
+/// A job whose params this executor will not run: running it again would not help.
+fn refused(message: String) -> Outcome {
+    Outcome::Finished {
+        code: StatusCode::NonzeroExit,
+        exit_code: None,
+        message,
+    }
 }
 
 /// Starts the container, forwards its output and waits for it or for a stop.
@@ -283,7 +310,12 @@ fn exited(exit: Exit, spec: &DockerSpec) -> Outcome {
     }
 }
 
-fn container_spec(env: &RunEnv, job: &Job, spec: &DockerSpec) -> Result<ContainerSpec, String> {
+fn container_spec(
+    env: &RunEnv,
+    job: &Job,
+    spec: &DockerSpec,
+    workspace: bool,
+) -> Result<ContainerSpec, String> {
     let action = &spec.action;
     let params = job.params.as_object().cloned().unwrap_or_default();
     let mut vars: Vec<String> = action.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -313,13 +345,17 @@ fn container_spec(env: &RunEnv, job: &Job, spec: &DockerSpec) -> Result<Containe
         entrypoint: action.entrypoint.clone(),
         command: action.command.clone(),
         env: vars,
-        workdir: action.workdir.clone(),
+        workdir: action
+            .workdir
+            .clone()
+            .or_else(|| workspace.then(|| WORKSPACE.to_owned())),
         user: action.user.clone(),
         memory: action.memory,
         cpus: action.cpus,
         network: action.network.clone(),
         read_only: action.read_only,
         params_json: serde_json::to_vec(&job.params).unwrap_or_else(|_| b"{}".to_vec()),
+        workspace,
     })
 }
 

@@ -6,9 +6,11 @@
 //! rejects unknown fields. With the `openapi` feature (the server's) the types also
 //! describe themselves for the OpenAPI document.
 
+mod outputs;
 pub mod paths;
 mod request;
 
+pub use outputs::{OutputFile, OutputList};
 pub use request::{Progress, Request, RequestCreated, RequestDetail, RequestPage, SubmitRequest};
 
 use std::collections::BTreeMap;

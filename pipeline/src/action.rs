@@ -7,7 +7,7 @@ use drover_core::names::check_name;
 use drover_core::route::tag_set;
 
 use crate::error::Problem;
-use crate::project::{list, unknown_key, Level, Outputs, RUN_ALL};
+use crate::types::{list, unknown_key, Level, Outputs, RUN_ALL};
 use crate::yaml::{Key, Node, Value};
 
 const ACTION_KEYS: &[&str] = &[
@@ -308,26 +308,9 @@ fn outputs(value: &Node) -> Result<BTreeMap<Level, BTreeMap<String, Spanned>>, P
 }
 
 fn check_output_path(path: &Spanned) -> Result<(), Problem> {
-    let p = path.text.as_str();
-    let problem = if p.starts_with('/') {
-        Some("is absolute")
-    } else if p.contains('\\') {
-        Some("uses `\\`")
-    } else if p.split('/').any(|part| part == "..") {
-        Some("leaves the workspace with `..`")
-    } else if p.split('/').any(str::is_empty) {
-        Some("has an empty part")
-    } else {
-        None
-    };
-    match problem {
-        Some(problem) => Err(Problem::new(
-            path.line,
-            format!("the output path `{p}` {problem}"),
-            "write a path inside the workspace with `/`, like `output/table.csv`",
-        )),
-        None => Ok(()),
-    }
+    drover_outputs::Pattern::parse(&path.text)
+        .map(drop)
+        .map_err(|e| Problem::new(path.line, e.to_string(), e.hint()))
 }
 
 fn timeout(key: &Key, value: &Node) -> Result<Duration, Problem> {

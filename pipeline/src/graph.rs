@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use crate::action::Template;
 use crate::error::{closest, Problem};
-use crate::project::{list, Action};
 use crate::run::Run;
+use crate::types::{list, Action};
 
 /// The most cycles one error lists.
 const SHOWN_CYCLES: usize = 5;

@@ -18,6 +18,7 @@ mod matrix;
 mod plan;
 mod project;
 mod run;
+mod types;
 mod yaml;
 
 pub use error::ProjectError;

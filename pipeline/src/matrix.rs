@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::action::Template;
 use crate::error::Problem;
-use crate::project::{list, Action};
 use crate::run::{parse_run, Run};
+use crate::types::{list, Action};
 
 /// Every template's actions, in file order.
 pub(crate) fn expand(

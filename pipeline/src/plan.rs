@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::project::Action;
+use crate::types::Action;
 
 /// Where an action stands in the workspace: its newest job that was not cancelled.
 #[derive(Debug, Clone, PartialEq, Eq)]

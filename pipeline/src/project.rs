@@ -1,20 +1,18 @@
 //! The project file as a whole: its format version, its actions after matrix
 //! expansion, and which actions a request for some of them runs.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
+use std::collections::HashMap;
 
 use crate::action::{parse_action, Template};
 use crate::error::{closest, Problem, ProjectError};
 use crate::graph::{check_graph, closure};
 use crate::matrix::expand;
-use crate::run::Run;
+use crate::types::{list, unknown_key};
+pub use crate::types::{Action, Level, Outputs, RUN_ALL};
 use crate::yaml::{self, Node, Value};
 
 /// The newest format version this drover reads. From 5 on, `:latest` images are refused.
 pub const LATEST_VERSION: u32 = 5;
-/// The name that asks for every action; no action may take it.
-pub const RUN_ALL: &str = "run_all";
 /// The most actions a file may have after matrix expansion.
 pub const MAX_ACTIONS: usize = 5_000;
 
@@ -30,80 +28,6 @@ pub struct Project {
     /// What the file does that works but should change (an old version, `:latest`).
     pub warnings: Vec<String>,
     index: HashMap<String, usize>,
-}
-
-/// One action of the project, after matrix expansion.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Action {
-    /// Its name: the file's key, plus `-value` for each matrix value (`test-3.11-linux`).
-    pub name: String,
-    /// The file's key this action comes from (the same as `name` without a matrix).
-    pub template: String,
-    /// The line of its key in the file.
-    pub line: usize,
-    /// What it runs.
-    pub run: Run,
-    /// The actions it needs, by (expanded) name, in the order written.
-    pub needs: Vec<String>,
-    /// `config:` as JSON, for the container (never spliced into a command line).
-    pub config: Option<serde_json::Value>,
-    /// `params:` for a catalogue action, as JSON (`{}` when absent).
-    pub params: serde_json::Value,
-    /// Declared outputs by sensitivity level.
-    pub outputs: Outputs,
-    /// `timeout:` (`"10m"` or seconds).
-    pub timeout: Option<Duration>,
-    /// `cpus:` (cores, may be fractional).
-    pub cpus: Option<f64>,
-    /// `memory:` in bytes (`"512m"`).
-    pub memory: Option<u64>,
-    /// Tags an executor must carry to run it (`requires: [gpu]`).
-    pub requires: BTreeSet<String>,
-    /// This expansion's matrix values, by matrix key.
-    pub matrix: BTreeMap<String, String>,
-}
-
-/// How sensitive an output is, as OpenSAFELY's levels say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Level {
-    /// Never leaves the secure server.
-    HighlySensitive,
-    /// May be released after review.
-    ModeratelySensitive,
-    /// May be released after lighter checks.
-    MinimallySensitive,
-}
-
-impl Level {
-    /// Every level, most sensitive first.
-    pub const ALL: [Level; 3] = [
-        Level::HighlySensitive,
-        Level::ModeratelySensitive,
-        Level::MinimallySensitive,
-    ];
-
-    /// Its key in a project file.
-    #[must_use]
-    pub fn key(self) -> &'static str {
-        match self {
-            Level::HighlySensitive => "highly_sensitive",
-            Level::ModeratelySensitive => "moderately_sensitive",
-            Level::MinimallySensitive => "minimally_sensitive",
-        }
-    }
-}
-
-/// Declared outputs: level → output name → path or glob, relative to the workspace.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Outputs(pub BTreeMap<Level, BTreeMap<String, String>>);
-
-impl Outputs {
-    /// Every declared path with its level.
-    pub fn paths(&self) -> impl Iterator<Item = (Level, &str)> {
-        self.0
-            .iter()
-            .flat_map(|(level, named)| named.values().map(move |path| (*level, path.as_str())))
-    }
 }
 
 impl Project {
@@ -161,23 +85,6 @@ impl Project {
         (0..self.actions.len())
             .filter(|&i| self.actions[i].template == name)
             .collect()
-    }
-}
-
-/// Distinct names joined for a message, the first ten of them.
-pub(crate) fn list(names: &[&str]) -> String {
-    let mut unique: Vec<&str> = Vec::new();
-    for name in names {
-        if !unique.contains(name) {
-            unique.push(name);
-        }
-    }
-    let shown: Vec<String> = unique.iter().take(10).map(|n| format!("`{n}`")).collect();
-    let more = unique.len().saturating_sub(10);
-    if more > 0 {
-        format!("{} and {more} more", shown.join(", "))
-    } else {
-        shown.join(", ")
     }
 }
 
@@ -256,17 +163,6 @@ fn parse_document(text: &str) -> Result<Project, Problem> {
         warnings,
         index,
     })
-}
-
-pub(crate) fn unknown_key(line: usize, key: &str, place: &str, known: &[&str]) -> Problem {
-    let fix = match closest(key, known) {
-        Some(near) => format!(
-            "did you mean `{near}`? The keys allowed here are {}",
-            list(known)
-        ),
-        None => format!("the keys allowed here are {}", list(known)),
-    };
-    Problem::new(line, format!("unknown key `{key}` {place}"), fix)
 }
 
 fn parse_version(node: Option<&Node>) -> Result<f64, Problem> {

@@ -135,6 +135,26 @@ const BAD: &[(&str, &str, &str)] = &[
         "drover.yaml:7: action `a`: the output path `../secret.csv` leaves the workspace with `..`; write a path inside the workspace with `/`, like `output/table.csv`",
     ),
     (
+        "an output with `**`",
+        "version: 5\nactions:\n  a:\n    run: python:v1 a.py\n    outputs:\n      highly_sensitive:\n        data: output/**/table.csv\n",
+        "drover.yaml:7: action `a`: the output path `output/**/table.csv` uses `**`, which would match across directories; only `*` is a wildcard, and it matches within one directory, like `output/*.csv`",
+    ),
+    (
+        "an output with `?`",
+        "version: 5\nactions:\n  a:\n    run: python:v1 a.py\n    outputs:\n      moderately_sensitive:\n        tables: output/table?.csv\n",
+        "drover.yaml:7: action `a`: the output path `output/table?.csv` uses `?`, which is not a wildcard here; only `*` is a wildcard, and it matches within one directory, like `output/*.csv`",
+    ),
+    (
+        "an output without an extension",
+        "version: 5\nactions:\n  a:\n    run: python:v1 a.py\n    outputs:\n      moderately_sensitive:\n        table: output/table\n",
+        "drover.yaml:7: action `a`: the output path `output/table` has no file extension; name the file with its type, like `output/table.csv` (or `output/table/*.csv` for the files of a directory)",
+    ),
+    (
+        "an output under metadata/",
+        "version: 5\nactions:\n  a:\n    run: python:v1 a.py\n    outputs:\n      moderately_sensitive:\n        log: metadata/a.log\n",
+        "drover.yaml:7: action `a`: the output path `metadata/a.log` is under `metadata/`, which is reserved for drover's own files; write the file somewhere else, like `output/run.log`",
+    ),
+    (
         "a matrix reference to no key",
         "version: 5\nactions:\n  test:\n    run: python:{matrix.python} test.py --os {matrix.system}\n    matrix:\n      python: ['3.11', '3.12']\n      os: [linux]\n",
         "drover.yaml:4: action `test`: `{matrix.system}` names no matrix key of this action; the action's matrix keys are `python`, `os`",

@@ -7,6 +7,9 @@
 //!   wait for a quorum.
 //! - [`PgServer`]: a PostgreSQL 15 child process with a throwaway `initdb` cluster on a
 //!   free loopback port; a database per test, stop, kill (crash), restart.
+//! - [`S3Server`]: a real S3-compatible server (`s3s-fs`, built by `scripts/setup`) as a
+//!   child process on a free loopback port over a temporary directory, with a bucket and
+//!   static credentials: path-style, plain HTTP, multipart and conditional puts.
 //! - [`TcpProxy`]: a TCP forwarder that cuts ([`TcpProxy::block`]) or silences
 //!   ([`TcpProxy::blackhole`]) a client's link to a server, to expire sessions.
 //! - [`OverlapMonitor`]: polls Docker for two running containers of one job.
@@ -31,6 +34,7 @@ mod postgres;
 pub mod procfs;
 mod proxy;
 mod python;
+pub mod s3;
 mod wait;
 mod zookeeper;
 
@@ -45,6 +49,7 @@ pub use proxy::TcpProxy;
 pub use python::{
     python_script, run_python, spawn_python, venv_python, workspace_root, LineChild, Python,
 };
+pub use s3::{s3s_fs_binary, S3Server, S3S_FS_VERSION};
 pub use wait::{wait_until, wait_until_sync, within, POLL_INTERVAL};
 pub use zookeeper::{digest_id, ZkServer, ZkServerBuilder};
 

@@ -14,11 +14,13 @@ use std::path::{Path, PathBuf};
 use syn::visit::Visit;
 
 /// The crates whose files are checked: every one but the test harness.
-const CRATES: [&str; 9] = [
+const CRATES: [&str; 11] = [
     "core",
     "model",
     "coordination",
     "actions",
+    "pipeline",
+    "outputs",
     "client",
     "api",
     "executor",

@@ -565,6 +565,7 @@ mod tests {
         let caller = |role| Caller {
             name: "alice".into(),
             role,
+            level: crate::levels::ReadLevel::ModeratelySensitive,
         };
         let err = check_action_allowed("cleanup_jobs", &caller(Role::Submitter)).unwrap_err();
         assert_eq!(err.status(), HttpStatus::FORBIDDEN);

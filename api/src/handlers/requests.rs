@@ -40,6 +40,18 @@ fn invalid(field: &str, reason: impl Into<String>) -> Error {
     }
 }
 
+/// The action's declared outputs as the executor reads them: `{level: {name: pattern}}`.
+fn outputs_param(action: &Action) -> Option<serde_json::Value> {
+    let levels: serde_json::Map<String, serde_json::Value> = action
+        .outputs
+        .0
+        .iter()
+        .filter(|(_, named)| !named.is_empty())
+        .map(|(level, named)| (level.key().to_owned(), serde_json::json!(named)))
+        .collect();
+    (!levels.is_empty()).then_some(serde_json::Value::Object(levels))
+}
+
 /// The job an action of the project runs.
 fn job_of(action: &Action, priority: Priority, config: &ApiConfig) -> Result<NewJob> {
     let (name, params) = match &action.run {
@@ -61,6 +73,11 @@ fn job_of(action: &Action, priority: Priority, config: &ApiConfig) -> Result<New
             }),
         ),
     };
+    let mut params = params;
+    if let (Some(outputs), Some(object)) = (outputs_param(action), params.as_object_mut()) {
+        // what the executor collects from /workspace once the action exits 0
+        object.insert("outputs".to_owned(), outputs);
+    }
     let params = serde_json::to_string(&params).map_err(|e| invalid("project", e.to_string()))?;
     if params.len() > config.max_params_bytes {
         return Err(invalid(

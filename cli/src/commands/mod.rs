@@ -9,6 +9,7 @@ mod distributions;
 mod executors;
 mod jobs;
 mod logs;
+mod outputs;
 mod requests;
 mod submit;
 mod wait;
@@ -38,6 +39,7 @@ pub(crate) async fn run(
         Command::Cancel(args) => control::run(control::Verb::Cancel, args).await,
         Command::Retry(args) => control::run(control::Verb::Retry, args).await,
         Command::Kill(args) => control::run(control::Verb::Kill, args).await,
+        Command::Outputs(args) => outputs::run(args).await,
         Command::Executors(args) => executors::run(args).await,
         Command::Distributions(args) => distributions::run(args).await,
         Command::ExecutorWatchdog(args) => {

@@ -60,7 +60,7 @@ impl DockerRuntime {
             working_dir: spec.workdir.clone(),
             user: spec.user.clone(),
             labels: Some(spec.labels.clone()),
-            volumes: (spec.read_only && shared.is_none()).then(|| vec!["/drover".to_owned()]),
+            volumes: container_volumes(spec, shared.is_none()),
             host_config: Some(host_config),
             ..Default::default()
         };
@@ -226,6 +226,22 @@ impl DockerRuntime {
         }
     }
 
+    /// A tar stream of `path` in container `id` (running or exited), as `docker cp`
+    /// reads it: links are entries, never followed.
+    pub fn download(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> impl Stream<Item = Result<bytes::Bytes, DockerError>> + Send + 'static {
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let docker = self.docker.clone();
+        let id = id.to_owned();
+        futures::stream::once(async move { docker.download_from_container(&id, Some(options)) })
+            .flatten()
+    }
+
     /// Removes a container and its anonymous volume, whatever its state (and gives back
     /// the shared parameters volume it mounted).
     pub async fn remove(&self, id: &str) {
@@ -244,4 +260,17 @@ impl DockerRuntime {
             Err(e) => warn!(container = %id, error = %e, "cannot remove container"),
         }
     }
+}
+
+/// The anonymous volumes of a container: `/drover` for the parameters of a read-only
+/// container that has no shared volume, `/workspace` for a job with outputs.
+fn container_volumes(spec: &ContainerSpec, own_params: bool) -> Option<Vec<String>> {
+    let mut volumes = Vec::new();
+    if spec.read_only && own_params {
+        volumes.push("/drover".to_owned());
+    }
+    if spec.workspace {
+        volumes.push(crate::collect::WORKSPACE.to_owned());
+    }
+    (!volumes.is_empty()).then_some(volumes)
 }

@@ -112,6 +112,8 @@ pub struct ContainerSpec {
     pub read_only: bool,
     /// The bytes of `/drover/params.json`.
     pub params_json: Vec<u8>,
+    /// A writable `/workspace` volume (the working directory), for a job with outputs.
+    pub workspace: bool,
 }
 
 /// How a container ended.

@@ -145,11 +145,13 @@ async fn run_backend(args: &Args, backend: Backend, zk: &ZkServer) -> anyhow::Re
                 name: "bench".into(),
                 token: SUBMITTER.into(),
                 role: Role::Submitter,
+                level: None,
             },
             ApiToken {
                 name: "bench-executor".into(),
                 token: EXECUTOR.into(),
                 role: Role::Executor,
+                level: None,
             },
         ],
         ..ApiConfig::default()

@@ -84,6 +84,7 @@ pub fn test_config(database_url: String) -> ApiConfig {
         name: name.into(),
         token: token.into(),
         role,
+        level: None,
     };
     ApiConfig {
         database_url,

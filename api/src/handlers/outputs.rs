@@ -1,0 +1,193 @@
+//! Outputs (#15): executors upload a job's files while it runs (fenced by its token);
+//! readers list and download what a succeeded job published, up to their token's level.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use drover_core::{FencingToken, JobId};
+use drover_model::{OutputFile, OutputList};
+use serde::Deserialize;
+
+use crate::auth::{Authorized, Caller, Execute, Read};
+use crate::error::{Error, Result};
+use crate::extract::{JobIdPath, QueryParams};
+use crate::levels::ReadLevel;
+use crate::state::AppState;
+use crate::store::outputs::NewOutput;
+
+/// The longest output path, in bytes.
+const MAX_PATH_LEN: usize = 1024;
+
+/// `PUT /v1/jobs/{id}/outputs/{path}` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UploadQuery {
+    token: i64,
+    level: String,
+}
+
+/// A concrete output path: relative, `/`-separated, inside the workspace.
+fn check_path(path: &str) -> Result<()> {
+    let problem = if path.is_empty() || path.len() > MAX_PATH_LEN {
+        Some(format!("must be 1 to {MAX_PATH_LEN} bytes"))
+    } else if path.starts_with('/') || path.contains('\\') || path.contains('\0') {
+        Some("must be relative, with `/` between its parts".to_owned())
+    } else if path
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        Some("has an empty, `.` or `..` part".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        Some(reason) => Err(Error::InvalidInput {
+            field: "path".into(),
+            reason: format!("{path:?} {reason}: send the file's path under /workspace"),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn level_of(name: &str) -> Result<ReadLevel> {
+    ReadLevel::from_name(name).ok_or_else(|| Error::InvalidInput {
+        field: "level".into(),
+        reason: format!(
+            "{name:?} is not a level: use highly_sensitive, moderately_sensitive or minimally_sensitive"
+        ),
+    })
+}
+
+/// `PUT /v1/jobs/{id}/outputs/{path}?token=&level=`: one file of the running attempt,
+/// streamed; `moderately_sensitive` files go through the release checks.
+pub(crate) async fn upload(
+    _auth: Authorized<Execute>,
+    State(state): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+    QueryParams(query): QueryParams<UploadQuery>,
+    body: Body,
+) -> Result<Json<OutputFile>> {
+    let id: JobId = crate::extract::parse_job_id(&id)?;
+    check_path(&path)?;
+    let level = level_of(&query.level)?;
+    let token = FencingToken::new(query.token);
+    state.store.check_holder(id, token).await?;
+    let rules = &state.config.artifacts.release;
+    let check = if level == ReadLevel::ModeratelySensitive {
+        rules.start(&path)
+    } else {
+        drover_outputs::FileCheck::plain(&path)
+    };
+    let ingested = state
+        .artifacts
+        .ingest(
+            body.into_data_stream(),
+            check,
+            state.config.artifacts.max_job_bytes,
+            state.config.body_timeout,
+        )
+        .await?;
+    let report = ingested.report;
+    let file = NewOutput {
+        path: path.clone(),
+        level: level.as_str().to_owned(),
+        size: report.size,
+        sha256: report.sha256.clone(),
+        csv: report.csv.as_ref().map(|c| (c.rows, c.columns)),
+        withheld: report.withheld.clone(),
+    };
+    state.store.record_output(id, token, file).await?;
+    Ok(Json(OutputFile {
+        job_id: id,
+        action: None,
+        path,
+        level: level.as_str().to_owned(),
+        size: report.size,
+        sha256: report.sha256,
+        csv_rows: report.csv.as_ref().map(|c| c.rows),
+        csv_columns: report.csv.as_ref().map(|c| c.columns),
+        withheld: report.withheld,
+    }))
+}
+
+/// Whether `caller` may read `file`.
+fn readable(caller: &Caller, file: &OutputFile) -> bool {
+    ReadLevel::from_name(file.readable_at()).is_some_and(|level| level <= caller.level)
+}
+
+/// The files `caller` may read, and how many others there are.
+fn visible(caller: &Caller, files: Vec<OutputFile>) -> OutputList {
+    let total = files.len();
+    let files: Vec<OutputFile> = files.into_iter().filter(|f| readable(caller, f)).collect();
+    OutputList {
+        hidden: (total - files.len()) as u64,
+        files,
+    }
+}
+
+/// `GET /v1/jobs/{id}/outputs`: what the job published (once it succeeded).
+pub(crate) async fn list(
+    auth: Authorized<Read>,
+    State(state): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<Json<OutputList>> {
+    state.store.row(id).await?;
+    let files = state.store.job_outputs(id).await?;
+    Ok(Json(visible(&auth.caller, files)))
+}
+
+/// `GET /v1/workspaces/{name}/outputs`: the manifest, each action's newest outputs.
+pub(crate) async fn workspace(
+    auth: Authorized<Read>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<OutputList>> {
+    drover_core::names::check_name("workspace", &name).map_err(|e| Error::InvalidInput {
+        field: "workspace".into(),
+        reason: e.to_string(),
+    })?;
+    let files = state.store.workspace_outputs(&name).await?;
+    Ok(Json(visible(&auth.caller, files)))
+}
+
+/// `GET /v1/jobs/{id}/outputs/{path}`: a published file's bytes, streamed, with its
+/// SHA-256 as the `ETag`.
+pub(crate) async fn download(
+    auth: Authorized<Read>,
+    State(state): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+) -> Result<Response> {
+    let id: JobId = crate::extract::parse_job_id(&id)?;
+    check_path(&path)?;
+    let files = state.store.job_outputs(id).await?;
+    let missing = || {
+        Error::OutputNotFound(format!(
+            "job {id} published no output {path:?}: list them with GET /v1/jobs/{id}/outputs"
+        ))
+    };
+    let file = files
+        .into_iter()
+        .find(|f| f.path == path)
+        .ok_or_else(missing)?;
+    if !readable(&auth.caller, &file) {
+        // the same answer whatever the file is: its name was in the request already,
+        // its level and notes are not told
+        return Err(Error::ForbiddenLevel {
+            caller: auth.caller.name.to_string(),
+            allowed: auth.caller.level.as_str(),
+            level: file.readable_at().to_owned(),
+        });
+    }
+    let stream = state.artifacts.read(&file.sha256).await?;
+    Ok((
+        [
+            (CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (CONTENT_LENGTH, file.size.to_string()),
+            (ETAG, format!("\"{}\"", file.sha256)),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

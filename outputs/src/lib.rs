@@ -1,0 +1,27 @@
+//! Declared outputs (#15): the patterns an action's files are claimed by, and the
+//! checks a file passes before it may be released. Pure logic: the API streams
+//! uploaded files through it, the executor matches a container's `/workspace` with it.
+//!
+//! - [`Pattern`]: a declared output path, checked ([`PatternError`] with a hint) and
+//!   matched against files, `*` within one directory.
+//! - [`did_you_mean`]: a hint for patterns that matched nothing, from the files no
+//!   pattern matched.
+//! - [`ReleaseRules`]: the release rules for `moderately_sensitive` files (size, type,
+//!   CSV rows, forbidden columns), as a config table; [`RulesError`] when they make no
+//!   sense.
+//! - [`FileCheck`]: one file fed chunk by chunk, in bounded memory, to a
+//!   [`FileReport`] (size, SHA-256, [`CsvStats`], why it is withheld).
+//! - `csv`: the incremental CSV counter behind a report.
+
+mod check;
+mod csv;
+mod error;
+mod pattern;
+mod release;
+mod suggest;
+
+pub use check::{CsvStats, FileCheck, FileReport};
+pub use error::{PatternError, RulesError};
+pub use pattern::Pattern;
+pub use release::ReleaseRules;
+pub use suggest::did_you_mean;
