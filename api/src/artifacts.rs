@@ -105,12 +105,6 @@ pub(crate) struct Artifacts {
     store: Arc<dyn ObjectStore>,
 }
 
-/// What a streamed upload wrote.
-#[derive(Debug)]
-pub(crate) struct Ingested {
-    pub(crate) report: drover_outputs::FileReport,
-}
-
 fn start_error(key: &str, reason: impl fmt::Display) -> StartError {
     StartError::InvalidConfig {
         key: format!("api.artifacts.{key}"),
@@ -172,7 +166,7 @@ impl Artifacts {
         mut check: drover_outputs::FileCheck,
         limit: u64,
         idle: Duration,
-    ) -> Result<Ingested>
+    ) -> Result<drover_outputs::FileReport>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: fmt::Display,
@@ -195,7 +189,7 @@ impl Artifacts {
             Err(e) => Err(e),
         };
         kept.map_err(store_error)?;
-        Ok(Ingested { report })
+        Ok(report)
     }
 
     async fn copy_in<S, E>(

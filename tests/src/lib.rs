@@ -24,6 +24,7 @@
 //!   claims the API checks in ZooKeeper.
 //! - [`init_test_tracing`]: a `RUST_LOG` subscriber that writes through the test harness.
 
+mod child;
 mod docker_proxy;
 mod drover;
 mod ensemble;

@@ -131,9 +131,7 @@ impl PgServer {
 
     /// The last `lines` lines of the log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = fs::read_to_string(self.log_path()).unwrap_or_default();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        crate::child::log_tail(&self.log_path(), lines)
     }
 
     /// Whether the postmaster is alive (started and not exited).
@@ -411,24 +409,13 @@ impl Drop for PgServer {
         };
         // Reap before the directory goes, so no server writes into a removed tree and no
         // process is left when drop returns. The postmaster reaps its own backends.
-        let exited = |child: &mut Child, grace: Duration| {
-            let deadline = Instant::now() + grace;
-            while matches!(child.try_wait(), Ok(None)) {
-                if Instant::now() >= deadline {
-                    return false;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            true
-        };
         if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
             let _ = signal::kill(Pid::from_raw(pid), Signal::SIGQUIT);
-            if exited(&mut child, QUIT_GRACE) {
+            if crate::child::reaped(&mut child, QUIT_GRACE) {
                 return;
             }
         }
-        let _ = child.start_kill();
-        exited(&mut child, Duration::from_secs(5));
+        crate::child::kill_and_reap(&mut child);
     }
 }
 

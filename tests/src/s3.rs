@@ -138,9 +138,7 @@ impl S3Server {
 
     /// The last `lines` lines of the log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = fs::read_to_string(self.log_path()).unwrap_or_default();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        crate::child::log_tail(&self.log_path(), lines)
     }
 
     /// Whether the server is alive (started and not exited).
@@ -267,11 +265,7 @@ impl Drop for S3Server {
             return;
         };
         // Reap before the directory goes, so the pid is gone when drop returns.
-        let _ = child.start_kill();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        crate::child::kill_and_reap(&mut child);
     }
 }
 

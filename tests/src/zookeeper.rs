@@ -112,9 +112,7 @@ impl ZkServer {
 
     /// The last `lines` lines of the server log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = fs::read_to_string(self.log_path()).unwrap_or_default();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        crate::child::log_tail(&self.log_path(), lines)
     }
 
     /// `super:<password>` for `Connector::with_auth("digest", ..)`, when a super password is set.
@@ -407,11 +405,7 @@ impl Drop for ZkServer {
         };
         // Reap before the directory goes, so no JVM writes into a removed tree and the
         // pid is gone when drop returns. SIGKILL makes this a matter of milliseconds.
-        let _ = child.start_kill();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        crate::child::kill_and_reap(&mut child);
     }
 }
 

@@ -80,7 +80,7 @@ pub(crate) async fn upload(
     } else {
         drover_outputs::FileCheck::plain(&path)
     };
-    let ingested = state
+    let report = state
         .artifacts
         .ingest(
             body.into_data_stream(),
@@ -89,7 +89,6 @@ pub(crate) async fn upload(
             state.config.body_timeout,
         )
         .await?;
-    let report = ingested.report;
     let file = NewOutput {
         path: path.clone(),
         level: level.as_str().to_owned(),
