@@ -11,7 +11,8 @@ use drover_core::JobId;
 use drover_core::State;
 use drover_tests::{connect, entries_of, wait_until, DockerProxy, OverlapMonitor, TcpProxy};
 use executor_support::{
-    container_events, containers_of, started_attempts, Cluster, Executor, ExecutorOptions, SESSION,
+    container_events, containers_of, running_containers_of, started_attempts, Cluster, Executor,
+    ExecutorOptions, SESSION,
 };
 use nix::sys::signal::Signal;
 use serde_json::json;
@@ -287,13 +288,16 @@ async fn a_container_killed_after_its_job_was_lost_is_not_the_jobs_failure() -> 
     Ok(())
 }
 
-/// The id of `executor`'s one container, once it exists.
+/// The id of `executor`'s one container, once it runs (a job is `RUNNING` from just
+/// before its container is created, and a created container cannot be killed yet).
 async fn wait_for_container(executor: &str) -> anyhow::Result<String> {
     wait_until("the container to run", Duration::from_secs(30), || async {
-        containers_of(executor).await.is_ok_and(|c| c.len() == 1)
+        running_containers_of(executor)
+            .await
+            .is_ok_and(|c| c.len() == 1)
     })
     .await?;
-    containers_of(executor)
+    running_containers_of(executor)
         .await?
         .pop()
         .context("the container is gone again")

@@ -541,6 +541,12 @@ pub(crate) async fn containers_of(executor: &str) -> anyhow::Result<Vec<String>>
     docker_ids(&["ps", "-aq"], &format!("drover.executor={executor}")).await
 }
 
+/// The containers of `executor` that have started and not yet stopped.
+pub(crate) async fn running_containers_of(executor: &str) -> anyhow::Result<Vec<String>> {
+    let listing = ["ps", "-q", "--filter", "status=running"];
+    docker_ids(&listing, &format!("drover.executor={executor}")).await
+}
+
 /// The shared parameters volumes of `executor`, and their holder containers.
 pub(crate) async fn params_volumes_of(
     executor: &str,
