@@ -38,6 +38,8 @@ pub struct ArtifactsConfig {
     pub s3: Option<S3Config>,
     /// Bytes one job attempt may upload in all (default 10 GiB).
     pub max_job_bytes: u64,
+    /// Bytes of one code snapshot (default 256 MiB).
+    pub max_code_bytes: u64,
     /// The release checks `moderately_sensitive` files must pass.
     pub release: drover_outputs::ReleaseRules,
 }
@@ -48,6 +50,7 @@ impl Default for ArtifactsConfig {
             dir: None,
             s3: None,
             max_job_bytes: 10 << 30,
+            max_code_bytes: 256 << 20,
             release: drover_outputs::ReleaseRules::default(),
         }
     }
@@ -59,6 +62,7 @@ impl fmt::Debug for ArtifactsConfig {
             .field("dir", &self.dir)
             .field("s3", &self.s3)
             .field("max_job_bytes", &self.max_job_bytes)
+            .field("max_code_bytes", &self.max_code_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +101,22 @@ impl fmt::Debug for S3Config {
             .field("secret_access_key", &"***")
             .finish_non_exhaustive()
     }
+}
+
+/// Which blobs: outputs (read by level) and code snapshots (read by anyone who may read
+/// jobs) are kept apart, so knowing an output's hash never reads it through the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Space {
+    Outputs,
+    Code,
+}
+
+/// How much one upload may hold, and what to say past it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limit {
+    pub(crate) bytes: u64,
+    pub(crate) what: &'static str,
+    pub(crate) hint: &'static str,
 }
 
 /// The open store. Cheap to clone.
@@ -153,7 +173,7 @@ impl Artifacts {
         Ok(Artifacts { store })
     }
 
-    /// Streams `body` into the store through `check`, at most `limit` bytes, each chunk
+    /// Streams `body` into the store through `check`, at most `limit.bytes`, each chunk
     /// within `idle` of the last; returns what the check found. Nothing is left under
     /// `blobs/` unless the whole body arrived.
     ///
@@ -162,9 +182,10 @@ impl Artifacts {
     /// [`Error::Unavailable`] when the store fails.
     pub(crate) async fn ingest<S, E>(
         &self,
+        space: Space,
         body: S,
         mut check: drover_outputs::FileCheck,
-        limit: u64,
+        limit: Limit,
         idle: Duration,
     ) -> Result<drover_outputs::FileReport>
     where
@@ -182,7 +203,7 @@ impl Artifacts {
         }
         writer.shutdown().await.map_err(store_error)?;
         let report = check.finish();
-        let blob = blob_path(&report.sha256);
+        let blob = blob_path(space, &report.sha256);
         let kept = match self.store.head(&blob).await {
             Ok(_) => self.store.delete(&tmp).await,
             Err(object_store::Error::NotFound { .. }) => self.store.rename(&tmp, &blob).await,
@@ -197,7 +218,7 @@ impl Artifacts {
         mut body: S,
         check: &mut drover_outputs::FileCheck,
         writer: &mut BufWriter,
-        limit: u64,
+        limit: Limit,
         idle: Duration,
     ) -> Result<()>
     where
@@ -218,15 +239,27 @@ impl Artifacts {
                 Ok(Some(Ok(chunk))) => chunk,
             };
             seen += chunk.len() as u64;
-            if seen > limit {
+            if seen > limit.bytes {
                 return Err(Error::TooLarge {
-                    what: "the job's outputs",
-                    limit: usize::try_from(limit).unwrap_or(usize::MAX),
-                    hint: "declare fewer or smaller outputs, or ask the operator to raise api.artifacts.max_job_bytes",
+                    what: limit.what,
+                    limit: usize::try_from(limit.bytes).unwrap_or(usize::MAX),
+                    hint: limit.hint,
                 });
             }
             check.feed(&chunk);
             writer.write_all(&chunk).await.map_err(store_error)?;
+        }
+    }
+
+    /// The size of blob `sha256`, when the store has it.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the store fails.
+    pub(crate) async fn size_of(&self, space: Space, sha256: &str) -> Result<Option<u64>> {
+        match self.store.head(&blob_path(space, sha256)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_error(e)),
         }
     }
 
@@ -236,11 +269,12 @@ impl Artifacts {
     /// [`Error::Unavailable`] when the store fails or the blob is missing.
     pub(crate) async fn read(
         &self,
+        space: Space,
         sha256: &str,
     ) -> Result<BoxStream<'static, std::result::Result<Bytes, object_store::Error>>> {
         let got = self
             .store
-            .get(&blob_path(sha256))
+            .get(&blob_path(space, sha256))
             .await
             .map_err(store_error)?;
         Ok(got.into_stream())
@@ -260,10 +294,14 @@ fn default_dir(database_url: &str) -> PathBuf {
     }
 }
 
-/// Where blob `sha256` lives: `blobs/ab/abcdef…`.
-fn blob_path(sha256: &str) -> Path {
+/// Where blob `sha256` lives: `blobs/ab/abcdef…` (an output), `code/ab/abcdef…`.
+fn blob_path(space: Space, sha256: &str) -> Path {
     let prefix = sha256.get(..2).unwrap_or("00");
-    Path::from(format!("blobs/{prefix}/{sha256}"))
+    let top = match space {
+        Space::Outputs => "blobs",
+        Space::Code => "code",
+    };
+    Path::from(format!("{top}/{prefix}/{sha256}"))
 }
 
 fn store_error(e: impl fmt::Display) -> Error {

@@ -1,6 +1,7 @@
 //! The HTTP handlers, by audience.
 
 pub(crate) mod admin;
+pub(crate) mod code;
 pub(crate) mod executor;
 pub(crate) mod jobs;
 pub(crate) mod logs;

@@ -21,7 +21,7 @@ use crate::config::{redact_url, ApiConfig};
 use crate::coordinator::Coordinator;
 use crate::error::Error;
 use crate::extract::refuse_query;
-use crate::handlers::{admin, executor, jobs, logs, ops, outputs, requests};
+use crate::handlers::{admin, code, executor, jobs, logs, ops, outputs, requests};
 use crate::listener::{serve_connections, Limits};
 use crate::metrics::{self, Metrics};
 use crate::reconcile::Reconciler;
@@ -140,7 +140,8 @@ fn router(state: AppState) -> Router {
         .route(
             "/v1/jobs/{id}/outputs/{*path}",
             put(outputs::upload).get(outputs::download),
-        );
+        )
+        .route("/v1/jobs/{id}/inputs", get(outputs::inputs));
     let without_query = Router::new()
         .route("/v1/jobs", post(jobs::submit))
         .route("/v1/requests", post(requests::submit))
@@ -157,6 +158,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/finish", post(executor::finish))
         .route("/v1/jobs/{id}/outputs", get(outputs::list))
         .route("/v1/workspaces/{name}/outputs", get(outputs::workspace))
+        .route("/v1/code/{sha256}", put(code::upload).get(code::download))
         .route("/v1/jobs/{id}/release", post(executor::release))
         .route("/v1/executors", get(ops::executors))
         .route("/v1/distributions", get(admin::distributions))

@@ -16,7 +16,7 @@ pub(crate) mod maintenance;
 pub(crate) mod outputs;
 pub(crate) mod pipeline;
 mod record;
-mod requests;
+pub(crate) mod requests;
 mod statements;
 mod writer;
 

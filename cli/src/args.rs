@@ -252,6 +252,16 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) wait: bool,
 
+    /// The project directory sent as the jobs' code (`/workspace`); default the
+    /// project file's directory. `.git`, `.drover`, declared outputs and what
+    /// `.droverignore` lists are left out.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) project_dir: Option<PathBuf>,
+
+    /// Sends no code: the jobs' `/workspace` holds only their needs' outputs.
+    #[arg(long, conflicts_with = "project_dir")]
+    pub(crate) no_code: bool,
+
     #[command(flatten)]
     pub(crate) client: ClientArgs,
 }

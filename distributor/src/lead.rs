@@ -316,6 +316,7 @@ async fn submit_request(
         force_run_dependencies: pipeline.force,
         priority: pipeline.priority,
         idempotency_key: Some(tick_key(&plan.name, tick)),
+        code: None,
     };
     match ctx.api.submit_request(&request).await {
         Ok(answer) => {

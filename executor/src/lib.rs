@@ -27,6 +27,7 @@ mod reporter;
 mod routing;
 mod runner;
 mod slot;
+mod stage;
 mod stop;
 mod supervisor;
 pub mod watchdog;

@@ -163,14 +163,25 @@ async fn run_docker(
         docker.remove(&id).await;
         return stopped(reason, None);
     }
+    let to = Destination {
+        api: &env.api,
+        job: job.id,
+        token: reporter.token(),
+        max_bytes: env.max_output_bytes,
+    };
+    if job.request_id.is_some() {
+        // staging may take long too: the same check follows it
+        let staged = match crate::stage::stage(docker, &id, &to, stop).await {
+            None => stop.reason().map(|reason| stopped(reason, None)),
+            failed => failed,
+        };
+        if let Some(outcome) = staged {
+            docker.remove(&id).await;
+            return outcome;
+        }
+    }
     let mut outcome = supervise(docker, &id, env, spec, reporter, stop, timeout).await;
     if let Some(declared) = declared.filter(|_| outcome.succeeded()) {
-        let to = Destination {
-            api: &env.api,
-            job: job.id,
-            token: reporter.token(),
-            max_bytes: env.max_output_bytes,
-        };
         if let Some(failed) = collect(docker, &id, declared, &to).await {
             outcome = failed;
         }
@@ -186,7 +197,9 @@ fn planned(
     spec: &DockerSpec,
 ) -> Result<(Option<Arc<Declared>>, ContainerSpec), String> {
     let declared = Declared::of(&job.params)?.map(Arc::new);
-    let container = container_spec(env, job, spec, declared.is_some())?;
+    // a pipeline job's /workspace holds its inputs even when it declares no outputs
+    let workspace = declared.is_some() || job.request_id.is_some();
+    let container = container_spec(env, job, spec, workspace)?;
     Ok((declared, container))
 }
 

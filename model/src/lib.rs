@@ -10,7 +10,7 @@ mod outputs;
 pub mod paths;
 mod request;
 
-pub use outputs::{OutputFile, OutputList};
+pub use outputs::{CodeSnapshot, JobInputs, OutputFile, OutputList};
 pub use request::{Progress, Request, RequestCreated, RequestDetail, RequestPage, SubmitRequest};
 
 use std::collections::BTreeMap;

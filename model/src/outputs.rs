@@ -57,3 +57,25 @@ pub struct OutputList {
     /// Files above the token's level, left out (never named).
     pub hidden: u64,
 }
+
+/// A stored code snapshot: a tar of a project directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CodeSnapshot {
+    /// Lower-case hex SHA-256 of the tar.
+    pub sha256: String,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// `GET /v1/jobs/{id}/inputs`: what a pipeline job's `/workspace` holds before it
+/// starts: its request's code snapshot, then the outputs of the jobs it needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobInputs {
+    /// The code snapshot, when the request came with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<CodeSnapshot>,
+    /// The published outputs of every job it needs, by action and path.
+    pub files: Vec<OutputFile>,
+}

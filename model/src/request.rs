@@ -32,6 +32,10 @@ pub struct SubmitRequest {
     /// the first one back instead of a new one (a distribution's tick uses this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// The SHA-256 of the project's code snapshot, uploaded first with
+    /// `PUT /v1/code/{sha256}`: each job's `/workspace` starts with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// A request as the API returns it, with where its jobs stand.

@@ -12,16 +12,20 @@
 //! - [`FileCheck`]: one file fed chunk by chunk, in bounded memory, to a
 //!   [`FileReport`] (size, SHA-256, [`CsvStats`], why it is withheld).
 //! - `csv`: the incremental CSV counter behind a report.
+//! - [`snapshot`]: a project directory as a reproducible tar (the code a pipeline's
+//!   jobs start from), `.git`, `.droverignore`d paths and declared outputs left out.
 
 mod check;
 mod csv;
 mod error;
 mod pattern;
 mod release;
+mod snapshot;
 mod suggest;
 
 pub use check::{CsvStats, FileCheck, FileReport};
 pub use error::{PatternError, RulesError};
 pub use pattern::Pattern;
 pub use release::ReleaseRules;
+pub use snapshot::{snapshot, Snapshot, SnapshotError};
 pub use suggest::did_you_mean;

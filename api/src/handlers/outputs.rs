@@ -7,9 +7,10 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use drover_core::{FencingToken, JobId};
-use drover_model::{OutputFile, OutputList};
+use drover_model::{CodeSnapshot, JobInputs, OutputFile, OutputList};
 use serde::Deserialize;
 
+use crate::artifacts::Space;
 use crate::auth::{Authorized, Caller, Execute, Read};
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, QueryParams};
@@ -83,9 +84,14 @@ pub(crate) async fn upload(
     let report = state
         .artifacts
         .ingest(
+            Space::Outputs,
             body.into_data_stream(),
             check,
-            state.config.artifacts.max_job_bytes,
+            crate::artifacts::Limit {
+                bytes: state.config.artifacts.max_job_bytes,
+                what: "the job's outputs",
+                hint: "declare fewer or smaller outputs, or ask the operator to raise api.artifacts.max_job_bytes",
+            },
             state.config.body_timeout,
         )
         .await?;
@@ -109,6 +115,43 @@ pub(crate) async fn upload(
         csv_columns: report.csv.as_ref().map(|c| c.columns),
         withheld: report.withheld,
     }))
+}
+
+/// `GET /v1/jobs/{id}/inputs` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InputsQuery {
+    token: i64,
+}
+
+/// `GET /v1/jobs/{id}/inputs?token=`: for the holder of the running job, what its
+/// `/workspace` starts from.
+pub(crate) async fn inputs(
+    _auth: Authorized<Execute>,
+    State(state): State<AppState>,
+    JobIdPath(id): JobIdPath,
+    QueryParams(query): QueryParams<InputsQuery>,
+) -> Result<Json<JobInputs>> {
+    state
+        .store
+        .check_holder(id, FencingToken::new(query.token))
+        .await?;
+    let (code, files) = state.store.job_inputs(id).await?;
+    let code = match code {
+        None => None,
+        Some(sha256) => {
+            let size = state
+                .artifacts
+                .size_of(Space::Code, &sha256)
+                .await?
+                .ok_or_else(|| Error::Unavailable {
+                    dependency: "the artifact store",
+                    detail: format!("the job's code snapshot {sha256} is gone from the store"),
+                })?;
+            Some(CodeSnapshot { sha256, size })
+        }
+    };
+    Ok(Json(JobInputs { code, files }))
 }
 
 /// Whether `caller` may read `file`.
@@ -179,7 +222,7 @@ pub(crate) async fn download(
             level: file.readable_at().to_owned(),
         });
     }
-    let stream = state.artifacts.read(&file.sha256).await?;
+    let stream = state.artifacts.read(Space::Outputs, &file.sha256).await?;
     Ok((
         [
             (CONTENT_TYPE, "application/octet-stream".to_owned()),

@@ -16,7 +16,8 @@ use crate::config::{ApiConfig, MAX_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
-use crate::store::pipeline::{KeyedRequest, NewRequest, PlannedAction, Submitted};
+use crate::store::pipeline::{NewRequest, PlannedAction, Submitted};
+use crate::store::requests::KeyedRequest;
 use crate::store::RequestRow;
 use crate::store::{CancelKind, NewJob};
 #[cfg(feature = "openapi")]
@@ -171,6 +172,7 @@ fn new_request(
             force: body.force_run_dependencies,
             order: planned,
             idempotency_key: body.idempotency_key,
+            code: body.code,
         },
         warnings,
     ))
@@ -191,6 +193,9 @@ pub(crate) async fn submit(
 ) -> Result<(HttpStatus, Json<RequestCreated>)> {
     let key = body.idempotency_key.clone().unwrap_or_default();
     let (request, warnings) = new_request(body, &state, &auth)?;
+    if let Some(code) = &request.code {
+        super::code::check_exists(&state, code).await?;
+    }
     // what a resend with the same key must match (kept only when there is a key)
     let sent = request.idempotency_key.is_some().then(|| KeyedRequest {
         id: String::new(),
@@ -198,6 +203,7 @@ pub(crate) async fn submit(
         requested: serde_json::to_string(&request.requested).unwrap_or_default(),
         force_run: request.force,
         project: request.project.clone(),
+        code_sha256: request.code.clone(),
     });
     let outcome = match state.store.create_request(request).await? {
         Submitted::Planned(outcome) => outcome,
@@ -259,6 +265,7 @@ async fn resubmitted(
             ("actions", sent.requested == keyed.requested),
             ("force_run_dependencies", sent.force_run == keyed.force_run),
             ("project", sent.project == keyed.project),
+            ("code", sent.code_sha256 == keyed.code_sha256),
         ]
         .into_iter()
         .find(|(_, same)| !same)

@@ -168,4 +168,33 @@ impl Store {
         })?;
         rows.into_iter().map(OutputRow::into_file).collect()
     }
+
+    /// What job `id` starts from: its request's code snapshot, and the published outputs
+    /// of the jobs it needs (by action, then path).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub(crate) async fn job_inputs(&self, id: JobId) -> Result<(Option<String>, Vec<OutputFile>)> {
+        let sql = format!(
+            "{SELECT} WHERE o.job_id IN (SELECT needs_id FROM job_needs WHERE job_id = $1) \
+             ORDER BY j.pipeline_action, o.path"
+        );
+        let id_text = id.to_string();
+        let (code, rows) = on_reader!(&self.pools, |pool| {
+            let code: Option<(Option<String>,)> = sqlx::query_as(
+                "SELECT r.code_sha256 FROM jobs j JOIN requests r ON r.id = j.request_id \
+                 WHERE j.id = $1",
+            )
+            .bind(&id_text)
+            .fetch_optional(pool)
+            .await?;
+            let rows: Vec<OutputRow> = sqlx::query_as(&sql).bind(&id_text).fetch_all(pool).await?;
+            Ok::<_, sqlx::Error>((code.and_then(|(c,)| c), rows))
+        })?;
+        let files = rows
+            .into_iter()
+            .map(OutputRow::into_file)
+            .collect::<Result<_>>()?;
+        Ok((code, files))
+    }
 }

@@ -18,7 +18,7 @@ use drover_pipeline::{plan, Action, Need, Standing, Step};
 use super::db::on_writer;
 use super::handle::{NewJob, Store};
 use super::record::{now_us, stored_priority, JobRow, QueuedRecord, JOB_COLUMNS};
-use super::requests::RequestRow;
+use super::requests::{KeyedRequest, RequestRow};
 use crate::error::Result;
 use drover_model::Job;
 
@@ -47,16 +47,8 @@ pub(crate) struct NewRequest {
     pub(crate) order: Vec<PlannedAction>,
     /// At most one request per key.
     pub(crate) idempotency_key: Option<String>,
-}
-
-/// The request an idempotency key already names, as it was submitted.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct KeyedRequest {
-    pub(crate) id: String,
-    pub(crate) workspace: String,
-    pub(crate) requested: String,
-    pub(crate) force_run: bool,
-    pub(crate) project: String,
+    /// The code snapshot's SHA-256.
+    pub(crate) code: Option<String>,
 }
 
 /// What submitting a request did.
@@ -314,8 +306,8 @@ fn first_status(needs: &[String]) -> (StatusCode, String) {
 macro_rules! insert_request {
     ($tx:expr, $request:expr, $id:expr, $now:expr) => {
         sqlx::query(
-            "INSERT INTO requests (id, workspace, file_name, requested, force_run, created_us, project, idempotency_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO requests (id, workspace, file_name, requested, force_run, created_us, project, \
+             idempotency_key, code_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind($id.to_string())
         .bind(&$request.workspace)
@@ -325,6 +317,7 @@ macro_rules! insert_request {
         .bind($now)
         .bind(&$request.project)
         .bind(&$request.idempotency_key)
+        .bind(&$request.code)
         .execute($tx)
         .await
     };
@@ -338,7 +331,7 @@ macro_rules! keyed_request {
                 return Ok(None);
             };
             sqlx::query_as::<_, KeyedRequest>(
-                "SELECT id, workspace, requested, force_run, project FROM requests \
+                "SELECT id, workspace, requested, force_run, project, code_sha256 FROM requests \
                  WHERE idempotency_key = $1",
             )
             .bind(key)

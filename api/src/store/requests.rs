@@ -21,6 +21,17 @@ pub(crate) struct RequestRow {
     pub(crate) created_us: i64,
 }
 
+/// The request an idempotency key already names, as it was submitted.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct KeyedRequest {
+    pub(crate) id: String,
+    pub(crate) workspace: String,
+    pub(crate) requested: String,
+    pub(crate) force_run: bool,
+    pub(crate) project: String,
+    pub(crate) code_sha256: Option<String>,
+}
+
 const REQUEST_COLUMNS: &str = "id, workspace, file_name, requested, force_run, created_us";
 
 impl Store {

@@ -3,6 +3,7 @@
 //!
 //! Each returns the process's exit code or an error that [`crate::exit`] maps to one.
 
+mod code;
 mod connect;
 mod control;
 mod distributions;

@@ -36,6 +36,16 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let project = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the project file {}", path.display()))?;
     let client = super::connect::client(&args.client)?;
+    let code = if args.no_code {
+        None
+    } else {
+        let dir = args.project_dir.clone().unwrap_or_else(|| {
+            path.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        });
+        Some(super::code::send(&client, &dir, &path, &project).await?)
+    };
     let answer = client
         .submit_request(&SubmitRequest {
             project,
@@ -45,6 +55,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             force_run_dependencies: args.force_run_dependencies,
             priority: args.priority,
             idempotency_key: None,
+            code,
         })
         .await
         .context("cannot run the request")?;

@@ -242,6 +242,26 @@ impl DockerRuntime {
             .flatten()
     }
 
+    /// Extracts the tar arriving on `tar` at `path` in created container `id`, as
+    /// `docker cp` into it does (into its volumes too).
+    ///
+    /// # Errors
+    /// [`ContainerError::Docker`].
+    pub async fn upload(
+        &self,
+        id: &str,
+        path: &str,
+        tar: impl Stream<Item = bytes::Bytes> + Send + 'static,
+    ) -> Result<(), ContainerError> {
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        self.docker
+            .upload_to_container(id, Some(options), bollard::body_stream(tar))
+            .await
+            .map_err(docker_err("copy inputs"))
+    }
+
     /// Removes a container and its anonymous volume, whatever its state (and gives back
     /// the shared parameters volume it mounted).
     pub async fn remove(&self, id: &str) {

@@ -152,6 +152,8 @@ pub(crate) struct Cluster {
     cluster_id: String,
     /// Where the API (started from now on) reaches ZooKeeper, when not directly (a proxy).
     pub(crate) api_zk_hosts: Option<String>,
+    /// The API's database, when not SQLite in `dir`.
+    database_url: Option<String>,
 }
 
 impl Drop for Cluster {
@@ -243,6 +245,14 @@ impl Cluster {
 
     /// Like [`Cluster::start`], with extra `[api]` settings (`key = value` lines).
     pub(crate) async fn start_with(api_settings: &str) -> anyhow::Result<Cluster> {
+        Cluster::start_on(None, api_settings).await
+    }
+
+    /// Like [`Cluster::start_with`], on `database_url` (PostgreSQL) when given.
+    pub(crate) async fn start_on(
+        database_url: Option<String>,
+        api_settings: &str,
+    ) -> anyhow::Result<Cluster> {
         init_test_tracing();
         let zk = ZkServer::start().await?;
         let dir = tempfile::tempdir()?;
@@ -266,13 +276,19 @@ impl Cluster {
             dir,
             cluster_id,
             api_zk_hosts: None,
+            database_url,
         };
         cluster.start_api().await?;
         Ok(cluster)
     }
 
     fn config(&self, executor: Option<&ExecutorOptions>) -> String {
-        let db = self.dir.path().join("drover.db");
+        let db = self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.dir.path().join("drover.db").display()
+            )
+        });
         let mut text = format!(
             r#"
 url = "{url}"
@@ -282,7 +298,7 @@ hosts = "{zk}"
 session_timeout = "{session}ms"
 [api]
 listen = "127.0.0.1:{port}"
-database_url = "sqlite://{db}?mode=rwc"
+database_url = "{db}"
 {api_settings}
 [[api.tokens]]
 name = "root"
@@ -304,7 +320,6 @@ role = "executor"
                 .unwrap_or(SESSION)
                 .as_millis(),
             port = self.api_port,
-            db = db.display(),
             api_settings = self.api_settings,
         );
         if let Some(e) = executor {
@@ -371,6 +386,28 @@ tags = {tags:?}
         wait_api_ready(&mut api, &self.url, Duration::from_secs(60)).await?;
         self.api = Some(api);
         Ok(())
+    }
+
+    /// Starts a second `drover api` on the same database and ZooKeeper (a replica);
+    /// returns its URL and process.
+    pub(crate) async fn start_api_replica(&self) -> anyhow::Result<(String, LineChild)> {
+        let port = free_port()?;
+        let text = self.config(None).replace(
+            &format!("listen = \"127.0.0.1:{}\"", self.api_port),
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+        let config = self.dir.path().join(format!("api-{port}.toml"));
+        std::fs::write(&config, text)?;
+        let mut command = drover_command().await?;
+        command
+            .arg("api")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn");
+        let mut api = LineChild::spawn(command)?;
+        let url = format!("http://127.0.0.1:{port}");
+        wait_api_ready(&mut api, &url, Duration::from_secs(60)).await?;
+        Ok((url, api))
     }
 
     /// Stops the API (SIGKILL: as abrupt as an outage).
