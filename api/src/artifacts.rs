@@ -111,6 +111,9 @@ pub(crate) enum Space {
     Code,
 }
 
+/// Bytes buffered per part of an upload (S3's smallest part but the last).
+const PART_BYTES: usize = 5 << 20;
+
 /// How much one upload may hold, and what to say past it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limit {
@@ -193,7 +196,10 @@ impl Artifacts {
         E: fmt::Display,
     {
         let tmp = Path::from(format!("tmp/{}", uuid::Uuid::new_v4()));
-        let mut writer = BufWriter::new(self.store.clone(), tmp.clone());
+        // S3's smallest part, two in flight: an upload holds ~15 MiB at most, whatever
+        // its size (the defaults, 10 MiB × 8, let one upload hold 90 MiB)
+        let mut writer = BufWriter::with_capacity(self.store.clone(), tmp.clone(), PART_BYTES)
+            .with_max_concurrency(2);
         let written = self
             .copy_in(body, &mut check, &mut writer, limit, idle)
             .await;

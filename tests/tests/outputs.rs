@@ -194,3 +194,112 @@ async fn declared_outputs_are_collected_published_by_level_and_downloaded() -> a
     );
     Ok(())
 }
+
+/// 2 GiB of one output, streamed from the container through the API into its store.
+const BIG: u64 = 2 << 30;
+
+/// Bytes of every file under `dir`.
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => bytes_under(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_killed_mid_upload_publishes_nothing_and_its_rerun_publishes_once(
+) -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.add_action("container", CONTAINER_ACTION)?;
+    let project = format!(
+        "version: 5\nactions:\n  big:\n    run: drover/busybox:v1 sh -c 'mkdir -p output && head -c {BIG} /dev/zero > output/big.bin && echo done > output/small.txt'\n    outputs:\n      highly_sensitive:\n        big: output/big.bin\n        small: output/small.txt\n"
+    );
+    let mut first = cluster.executor(&ExecutorOptions::new("first", 1)).await?;
+    let admin = cluster.admin()?;
+    let api_pid = cluster
+        .api
+        .as_ref()
+        .and_then(|api| api.id())
+        .context("the API's pid")?;
+    let idle = drover_tests::procfs::peak_rss_kib(api_pid).context("the API's memory")?;
+    eprintln!(
+        "api peak resident memory before any upload: {} MiB",
+        idle / 1024
+    );
+    let created = admin
+        .submit_request(&SubmitRequest {
+            project,
+            actions: vec!["big".into()],
+            workspace: Some("w".into()),
+            ..SubmitRequest::default()
+        })
+        .await?;
+    let id = created.jobs.first().context("a job")?.id;
+
+    // Kill the executor once a good part of the file reached the store.
+    let store = cluster.dir.path().join("drover.db.artifacts");
+    drover_tests::wait_until(
+        "the upload to be under way",
+        Duration::from_secs(300),
+        || async { bytes_under(&store) > 256 << 20 },
+    )
+    .await?;
+    first.signal(nix::sys::signal::Signal::SIGKILL)?;
+    first.exit_code(Duration::from_secs(10)).await?;
+    let job = admin.get(id).await?;
+    ensure!(job.state != drover_core::State::Success, "{job:?}");
+    ensure!(
+        admin.job_outputs(id).await?.files.is_empty()
+            && admin.workspace_outputs("w").await?.files.is_empty(),
+        "nothing of the killed attempt is visible"
+    );
+
+    let api_pid = cluster
+        .api
+        .as_ref()
+        .and_then(|api| api.id())
+        .context("the API's pid")?;
+    let before = drover_tests::procfs::peak_rss_kib(api_pid).context("the API's memory")?;
+    eprintln!(
+        "api peak resident memory over the killed attempt: {} MiB",
+        before / 1024
+    );
+    let _second = cluster.executor(&ExecutorOptions::new("second", 1)).await?;
+    let job = cluster.finished(id, Duration::from_secs(600)).await?;
+    ensure!(
+        job.state == drover_core::State::Success && job.attempts == 2,
+        "{job:?}"
+    );
+    let peak = drover_tests::procfs::peak_rss_kib(api_pid).context("the API's memory")?;
+
+    let listed = admin.job_outputs(id).await?;
+    let paths: Vec<&str> = listed.files.iter().map(|f| f.path.as_str()).collect();
+    ensure!(
+        paths == ["output/big.bin", "output/small.txt"],
+        "published once: {paths:?}"
+    );
+    let big = &listed.files[0];
+    let mut stream = admin.download_output(id, &big.path).await?;
+    let (mut hash, mut size) = (Sha256::new(), 0u64);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        size += chunk.len() as u64;
+        hash.update(&chunk);
+    }
+    ensure!(
+        size == BIG && hex::encode(hash.finalize()) == big.sha256,
+        "{big:?}"
+    );
+    eprintln!(
+        "api peak resident memory over a killed and a whole 2 GiB upload: {} MiB",
+        peak / 1024
+    );
+    ensure!(peak < 100 * 1024, "the API held {peak} KiB at its peak");
+    Ok(())
+}
