@@ -3,9 +3,10 @@
 //! runs as several replicas. Bytes stream through in both directions; nothing holds a
 //! whole file.
 //!
-//! An upload is written under `tmp/<uuid>` while it is hashed, then moved to
-//! `blobs/<sha256>`: a blob exists whole or not at all, and one file uploaded twice (a
-//! rerun, another job making the same bytes) is kept once.
+//! Each output file is an object of its own (`outputs/<uuid>`, named in its row), so
+//! removing a superseded job's files can never take bytes another row names. A code
+//! snapshot is kept once by its SHA-256 (`code/ab/<sha>`): an unchanged project is not
+//! sent twice. Either exists whole or not at all.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -36,7 +37,8 @@ pub struct ArtifactsConfig {
     pub dir: Option<PathBuf>,
     /// An S3-compatible store instead of `dir`.
     pub s3: Option<S3Config>,
-    /// Bytes one job attempt may upload in all (default 10 GiB).
+    /// Bytes one output file may hold (default 10 GiB); a job's total is capped by its
+    /// executor (`executor.max_output_bytes`).
     pub max_job_bytes: u64,
     /// Bytes of one code snapshot (default 256 MiB).
     pub max_code_bytes: u64,
@@ -177,8 +179,11 @@ impl Artifacts {
     }
 
     /// Streams `body` into the store through `check`, at most `limit.bytes`, each chunk
-    /// within `idle` of the last; returns what the check found. Nothing is left under
-    /// `blobs/` unless the whole body arrived.
+    /// within `idle` of the last; returns what the check found and the object's name.
+    /// An output gets an object of its own (`outputs/<uuid>`: deleting one row's object
+    /// can never take another's bytes); a code snapshot is written under `tmp/` while it
+    /// is hashed, then kept once by its SHA-256 (`code/ab/<sha>`). Nothing is visible
+    /// at an object's name unless the whole body arrived.
     ///
     /// # Errors
     /// [`Error::TooLarge`] past `limit`; [`Error::BodyTimeout`] for a stalled body;
@@ -190,15 +195,18 @@ impl Artifacts {
         mut check: drover_outputs::FileCheck,
         limit: Limit,
         idle: Duration,
-    ) -> Result<drover_outputs::FileReport>
+    ) -> Result<(drover_outputs::FileReport, String)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: fmt::Display,
     {
-        let tmp = Path::from(format!("tmp/{}", uuid::Uuid::new_v4()));
+        let first = match space {
+            Space::Outputs => Path::from(format!("outputs/{}", uuid::Uuid::new_v4())),
+            Space::Code => Path::from(format!("tmp/{}", uuid::Uuid::new_v4())),
+        };
         // S3's smallest part, two in flight: an upload holds ~15 MiB at most, whatever
         // its size (the defaults, 10 MiB × 8, let one upload hold 90 MiB)
-        let mut writer = BufWriter::with_capacity(self.store.clone(), tmp.clone(), PART_BYTES)
+        let mut writer = BufWriter::with_capacity(self.store.clone(), first.clone(), PART_BYTES)
             .with_max_concurrency(2);
         let written = self
             .copy_in(body, &mut check, &mut writer, limit, idle)
@@ -209,14 +217,17 @@ impl Artifacts {
         }
         writer.shutdown().await.map_err(store_error)?;
         let report = check.finish();
+        if space == Space::Outputs {
+            return Ok((report, first.to_string()));
+        }
         let blob = blob_path(space, &report.sha256);
         let kept = match self.store.head(&blob).await {
-            Ok(_) => self.store.delete(&tmp).await,
-            Err(object_store::Error::NotFound { .. }) => self.store.rename(&tmp, &blob).await,
+            Ok(_) => self.store.delete(&first).await,
+            Err(object_store::Error::NotFound { .. }) => self.store.rename(&first, &blob).await,
             Err(e) => Err(e),
         };
         kept.map_err(store_error)?;
-        Ok(report)
+        Ok((report, blob.to_string()))
     }
 
     async fn copy_in<S, E>(
@@ -269,7 +280,7 @@ impl Artifacts {
         }
     }
 
-    /// The bytes of blob `sha256`, streamed.
+    /// The bytes of blob `sha256` of `space`, streamed.
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the store fails or the blob is missing.
@@ -278,12 +289,35 @@ impl Artifacts {
         space: Space,
         sha256: &str,
     ) -> Result<BoxStream<'static, std::result::Result<Bytes, object_store::Error>>> {
+        self.read_object(&blob_path(space, sha256).to_string())
+            .await
+    }
+
+    /// The bytes of object `name` (as [`Artifacts::ingest`] named it), streamed.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the store fails or the object is missing.
+    pub(crate) async fn read_object(
+        &self,
+        name: &str,
+    ) -> Result<BoxStream<'static, std::result::Result<Bytes, object_store::Error>>> {
         let got = self
             .store
-            .get(&blob_path(space, sha256))
+            .get(&Path::from(name))
             .await
             .map_err(store_error)?;
         Ok(got.into_stream())
+    }
+
+    /// Deletes object `name`; one already gone is no error.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the store fails.
+    pub(crate) async fn delete_object(&self, name: &str) -> Result<()> {
+        match self.store.delete(&Path::from(name)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_error(e)),
+        }
     }
 }
 

@@ -68,14 +68,12 @@ pub enum Error {
     },
 
     /// The token may not read outputs at this level (403). Says nothing of the file.
-    #[error("token {caller:?} may read outputs up to {allowed}, and this one is kept at {level}: ask for a token whose `level` allows it")]
+    #[error("token {caller:?} may read outputs up to {allowed} only, and this file is kept above that: ask for a token whose `level` allows it")]
     ForbiddenLevel {
         /// The token's name.
         caller: String,
         /// The most sensitive level it may read.
         allowed: &'static str,
-        /// The file's level.
-        level: String,
     },
 
     /// The token's role may not submit this action (403).

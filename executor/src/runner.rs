@@ -136,26 +136,9 @@ async fn run_docker(
     if let Some(reason) = stop.reason() {
         return stopped(reason, None);
     }
-    let mut created = docker.create(&container).await;
-    if created
-        .as_ref()
-        .is_err_and(ContainerError::is_missing_image)
-    {
-        // Removed since it was last seen: look again (and pull, as the policy allows).
-        docker.forget_image(&action.image);
-        if let Err(e) = docker.ensure_image(&action.image, action.pull).await {
-            return internal(redact(&e.to_string(), &spec.secrets));
-        }
-        created = docker.create(&container).await;
-    }
-    let id = match created {
+    let id = match create(docker, &container, spec).await {
         Ok(id) => id,
-        Err(e) => {
-            return internal(redact(
-                &format!("cannot create the container: {e}"),
-                &spec.secrets,
-            ))
-        }
+        Err(message) => return internal(message),
     };
     // The create may have taken long (a slow daemon, a paused executor): the job may
     // not be ours any more, and starting it now would be a second live run.
@@ -188,6 +171,29 @@ async fn run_docker(
     }
     docker.remove(&id).await;
     outcome
+}
+
+/// Creates the container (looking for its image again if it went since it was seen);
+/// the error is the job's message, secrets redacted.
+async fn create(
+    docker: &DockerRuntime,
+    container: &ContainerSpec,
+    spec: &DockerSpec,
+) -> Result<String, String> {
+    let action = &spec.action;
+    let mut created = docker.create(container).await;
+    if created
+        .as_ref()
+        .is_err_and(ContainerError::is_missing_image)
+    {
+        // Removed since it was last seen: look again (and pull, as the policy allows).
+        docker.forget_image(&action.image);
+        if let Err(e) = docker.ensure_image(&action.image, action.pull).await {
+            return Err(redact(&e.to_string(), &spec.secrets));
+        }
+        created = docker.create(container).await;
+    }
+    created.map_err(|e| redact(&format!("cannot create the container: {e}"), &spec.secrets))
 }
 
 /// What the job declares it leaves in `/workspace`, and its container.

@@ -303,3 +303,56 @@ async fn an_executor_killed_mid_upload_publishes_nothing_and_its_rerun_publishes
     ensure!(peak < 100 * 1024, "the API held {peak} KiB at its peak");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_keeps_a_workspaces_newest_outputs_and_removes_superseded_ones(
+) -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.add_action("container", CONTAINER_ACTION)?;
+    let _e1 = cluster.executor(&ExecutorOptions::new("e1", 1)).await?;
+    let project = "version: 5\nactions:\n  stamp:\n    run: drover/busybox:v1 sh -c 'mkdir -p output && date +%s%N > output/stamp.txt'\n    outputs:\n      moderately_sensitive:\n        stamp: output/stamp.txt\n";
+    let first = by_action(&run(&cluster, project, &["stamp"]).await?.jobs)["stamp"].clone();
+    let second = by_action(&run(&cluster, project, &["stamp"]).await?.jobs)["stamp"].clone();
+    ensure!(
+        first.status_code == StatusCode::Succeeded && second.status_code == StatusCode::Succeeded
+    );
+    let store = cluster
+        .dir
+        .path()
+        .join("drover.db.artifacts")
+        .join("outputs");
+    let objects = || std::fs::read_dir(&store).map_or(0, Iterator::count);
+    ensure!(objects() == 2, "one object per output row");
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let admin = cluster.admin()?;
+    let cleaned = admin
+        .cleanup(&drover_model::Cleanup {
+            older_than_secs: 1,
+            batch: None,
+        })
+        .await?;
+    ensure!(
+        cleaned.deleted_jobs == 1 && cleaned.deleted_outputs == 1,
+        "only the superseded run goes: {cleaned:?}"
+    );
+    ensure!(admin.get(first.id).await.is_err_and(|e| e.is_not_found()));
+    ensure!(objects() == 1, "its file left the store");
+    let manifest = admin.workspace_outputs("w").await?;
+    ensure!(
+        manifest.files.len() == 1 && manifest.files[0].job_id == second.id,
+        "{manifest:?}"
+    );
+    let kept = &manifest.files[0];
+    ensure!(hex::encode(Sha256::digest(bytes_of(&admin, kept).await?)) == kept.sha256);
+
+    // a second pass finds nothing more: the newest run stays, whatever its age
+    let again = admin
+        .cleanup(&drover_model::Cleanup {
+            older_than_secs: 1,
+            batch: None,
+        })
+        .await?;
+    ensure!(again.deleted_jobs == 0, "{again:?}");
+    Ok(())
+}

@@ -129,12 +129,21 @@ pub(crate) async fn cleanup(
     let cutoff_us = now_us().saturating_sub(retention);
     let deleted = state.store.delete_finished(cutoff_us, batch).await?;
     state.metrics.count_cleanup(deleted.jobs);
+    // the rows are gone: an object left here by a failure is garbage, never a loss
+    let mut outputs = 0;
+    for object in &deleted.objects {
+        match state.artifacts.delete_object(object).await {
+            Ok(()) => outputs += 1,
+            Err(e) => warn!(object, error = %e, "cannot delete a cleaned-up output"),
+        }
+    }
     if deleted.jobs > 0 {
-        info!(caller = %auth.caller.name, jobs = deleted.jobs, log_lines = deleted.log_lines, "cleanup deleted finished jobs");
+        info!(caller = %auth.caller.name, jobs = deleted.jobs, log_lines = deleted.log_lines, outputs, "cleanup deleted finished jobs");
     }
     Ok(Json(CleanedUp {
         deleted_jobs: deleted.jobs,
         deleted_log_lines: deleted.log_lines,
+        deleted_outputs: outputs,
         more: deleted.jobs >= u64::from(batch),
         cutoff: system_rfc3339(
             std::time::UNIX_EPOCH + Duration::from_micros(u64::try_from(cutoff_us).unwrap_or(0)),

@@ -55,7 +55,7 @@ pub(crate) async fn upload(
         what: "the code snapshot",
         hint: "leave data out of it with a .droverignore file, or ask the operator to raise api.artifacts.max_code_bytes",
     };
-    let report = state
+    let (report, _) = state
         .artifacts
         .ingest(
             Space::Code,

@@ -81,7 +81,7 @@ pub(crate) async fn upload(
     } else {
         drover_outputs::FileCheck::plain(&path)
     };
-    let report = state
+    let (report, object) = state
         .artifacts
         .ingest(
             Space::Outputs,
@@ -102,8 +102,15 @@ pub(crate) async fn upload(
         sha256: report.sha256.clone(),
         csv: report.csv.as_ref().map(|c| (c.rows, c.columns)),
         withheld: report.withheld.clone(),
+        object: object.clone(),
     };
-    state.store.record_output(id, token, file).await?;
+    if let Err(e) = state.store.record_output(id, token, file).await {
+        // not named by any row: nothing would ever delete it
+        if let Err(gone) = state.artifacts.delete_object(&object).await {
+            tracing::warn!(object, error = %gone, "cannot delete an unrecorded output");
+        }
+        return Err(e);
+    }
     Ok(Json(OutputFile {
         job_id: id,
         action: None,
@@ -194,24 +201,31 @@ pub(crate) async fn workspace(
     Ok(Json(visible(&auth.caller, files)))
 }
 
+/// `GET /v1/jobs/{id}/outputs/{path}` takes no query (it shares its route with the
+/// upload, which does).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoQuery {}
+
 /// `GET /v1/jobs/{id}/outputs/{path}`: a published file's bytes, streamed, with its
 /// SHA-256 as the `ETag`.
 pub(crate) async fn download(
     auth: Authorized<Read>,
     State(state): State<AppState>,
     Path((id, path)): Path<(String, String)>,
+    QueryParams(NoQuery {}): QueryParams<NoQuery>,
 ) -> Result<Response> {
     let id: JobId = crate::extract::parse_job_id(&id)?;
     check_path(&path)?;
-    let files = state.store.job_outputs(id).await?;
     let missing = || {
         Error::OutputNotFound(format!(
             "job {id} published no output {path:?}: list them with GET /v1/jobs/{id}/outputs"
         ))
     };
-    let file = files
-        .into_iter()
-        .find(|f| f.path == path)
+    let (file, object) = state
+        .store
+        .output_object(id, &path)
+        .await?
         .ok_or_else(missing)?;
     if !readable(&auth.caller, &file) {
         // the same answer whatever the file is: its name was in the request already,
@@ -219,10 +233,12 @@ pub(crate) async fn download(
         return Err(Error::ForbiddenLevel {
             caller: auth.caller.name.to_string(),
             allowed: auth.caller.level.as_str(),
-            level: file.readable_at().to_owned(),
         });
     }
-    let stream = state.artifacts.read(Space::Outputs, &file.sha256).await?;
+    let stream = match &object {
+        Some(object) => state.artifacts.read_object(object).await?,
+        None => state.artifacts.read(Space::Outputs, &file.sha256).await?,
+    };
     Ok((
         [
             (CONTENT_TYPE, "application/octet-stream".to_owned()),

@@ -27,10 +27,12 @@ pub(crate) struct StaleRun {
 }
 
 /// What one cleanup batch deleted.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Deleted {
     pub(crate) jobs: u64,
     pub(crate) log_lines: u64,
+    /// The artifact-store objects of the deleted outputs (the caller removes them).
+    pub(crate) objects: Vec<String>,
 }
 
 /// `$first, $first+1, ...` for `n` values.
@@ -219,15 +221,21 @@ impl Store {
     }
 
     /// Deletes up to `batch` finished jobs (SUCCESS, FAILED, CANCELED) that finished
-    /// before `before_us`, oldest first, with their log lines, in one transaction.
-    /// Retries of a deleted job keep running but lose their `retry_of` link.
+    /// before `before_us`, oldest first, with their log lines and outputs, in one
+    /// transaction. A workspace's newest succeeded job of each action is kept, whatever
+    /// its age: its outputs are the workspace's, and the next request skips it. Retries
+    /// of a deleted job keep running but lose their `retry_of` link.
     ///
     /// # Errors
     /// Database errors.
     pub(crate) async fn delete_finished(&self, before_us: i64, batch: u32) -> Result<Deleted> {
         let select = format!(
             "SELECT id FROM jobs WHERE state IN ('{success}', '{failed}', '{canceled}') \
-             AND finished_us < $1 ORDER BY finished_us, id LIMIT $2",
+             AND finished_us < $1 AND NOT (workspace IS NOT NULL AND state = '{success}' \
+             AND id = (SELECT n.id FROM jobs n WHERE n.workspace = jobs.workspace \
+             AND n.pipeline_action = jobs.pipeline_action AND n.state = '{success}' \
+             ORDER BY n.created_us DESC, n.id DESC LIMIT 1)) \
+             ORDER BY finished_us, id LIMIT $2",
             success = State::Success,
             failed = State::Failed,
             canceled = State::Canceled,
@@ -243,15 +251,25 @@ impl Store {
                 return Ok(Deleted {
                     jobs: 0,
                     log_lines: 0,
+                    objects: Vec::new(),
                 });
             }
             let list = placeholders(1, ids.len());
+            let objects_sql = format!(
+                "SELECT object FROM job_outputs WHERE job_id IN ({list}) AND object IS NOT NULL"
+            );
+            let mut objects = sqlx::query_scalar::<_, String>(&objects_sql);
+            for id in &ids {
+                objects = objects.bind(id);
+            }
+            let objects = objects.fetch_all(&mut *tx).await?;
             let statements = [
                 format!("UPDATE jobs SET retry_of = NULL WHERE retry_of IN ({list})"),
                 format!("DELETE FROM job_logs WHERE job_id IN ({list})"),
+                format!("DELETE FROM job_outputs WHERE job_id IN ({list})"),
                 format!("DELETE FROM jobs WHERE id IN ({list})"),
             ];
-            let mut affected = [0u64; 3];
+            let mut affected = [0u64; 4];
             for (sql, count) in statements.iter().zip(affected.iter_mut()) {
                 let mut query = sqlx::query(sql);
                 for id in &ids {
@@ -261,8 +279,9 @@ impl Store {
             }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(Deleted {
-                jobs: affected[2],
+                jobs: affected[3],
                 log_lines: affected[1],
+                objects,
             })
         })?;
         if deleted.jobs > 0 {

@@ -15,13 +15,13 @@ use crate::error::{Error, Result};
 /// Records a file for the holder of `token` of running job `$1`; nothing when the fence
 /// does not hold (the caller then reads the row to say why).
 const INSERT_SQL: &str = "INSERT INTO job_outputs \
-    (job_id, token, path, level, size, sha256, csv_rows, csv_columns, withheld, created_us) \
-    SELECT id, fencing_token, $3, $4, $5, $6, $7, $8, $9, $10 FROM jobs \
+    (job_id, token, path, level, size, sha256, csv_rows, csv_columns, withheld, created_us, object) \
+    SELECT id, fencing_token, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM jobs \
     WHERE id = $1 AND fencing_token = $2 AND state = 'RUNNING' \
     ON CONFLICT (job_id, token, path) DO UPDATE SET level = excluded.level, \
     size = excluded.size, sha256 = excluded.sha256, csv_rows = excluded.csv_rows, \
     csv_columns = excluded.csv_columns, withheld = excluded.withheld, \
-    created_us = excluded.created_us";
+    created_us = excluded.created_us, object = excluded.object";
 
 /// The columns of a published output, with its job's action.
 const SELECT: &str = "SELECT o.job_id, j.pipeline_action, o.path, o.level, o.size, o.sha256, \
@@ -37,6 +37,8 @@ pub(crate) struct NewOutput {
     pub(crate) sha256: String,
     pub(crate) csv: Option<(u64, u64)>,
     pub(crate) withheld: Option<String>,
+    /// Its object in the artifact store.
+    pub(crate) object: String,
 }
 
 #[derive(Debug, FromRow)]
@@ -102,6 +104,7 @@ impl Store {
                 .bind(file.csv.map(|(_, columns)| signed(columns)))
                 .bind(&file.withheld)
                 .bind(now_us())
+                .bind(&file.object)
                 .execute(&mut *conn)
                 .await?;
             if done.rows_affected() > 0 {
@@ -197,4 +200,35 @@ impl Store {
             .collect::<Result<_>>()?;
         Ok((code, files))
     }
+
+    /// Where the bytes of job `id`'s published output `path` are, with the file.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub(crate) async fn output_object(
+        &self,
+        id: JobId,
+        path: &str,
+    ) -> Result<Option<(OutputFile, Option<String>)>> {
+        let sql = format!(
+            "SELECT o.object, {} WHERE o.job_id = $1 AND o.path = $2",
+            SELECT.trim_start_matches("SELECT ")
+        );
+        let (id_text, path) = (id.to_string(), path.to_owned());
+        let row: Option<ObjectRow> = on_reader!(&self.pools, |pool| {
+            sqlx::query_as(&sql)
+                .bind(&id_text)
+                .bind(&path)
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(|r| Ok((r.row.into_file()?, r.object))).transpose()
+    }
+}
+
+#[derive(Debug, FromRow)]
+struct ObjectRow {
+    object: Option<String>,
+    #[sqlx(flatten)]
+    row: OutputRow,
 }
