@@ -56,14 +56,14 @@ pub(crate) struct Template {
 
 impl Template {
     /// The outputs with `fill` applied to each path.
-    pub(crate) fn outputs_with(&self, mut fill: impl FnMut(&str) -> String) -> Outputs {
+    pub(crate) fn outputs_with(&self, mut fill: impl FnMut(&str, usize) -> String) -> Outputs {
         Outputs(
             self.outputs
                 .iter()
                 .map(|(level, named)| {
                     let paths = named
                         .iter()
-                        .map(|(name, path)| (name.clone(), fill(&path.text)))
+                        .map(|(name, path)| (name.clone(), fill(&path.text, path.line)))
                         .collect();
                     (*level, paths)
                 })

@@ -102,8 +102,20 @@ fn instantiate(
     let config = json(&template.config)?;
     let params = json(&template.params)?.unwrap_or_else(|| serde_json::json!({}));
     let mut bad = None;
-    let outputs = template.outputs_with(|path| {
-        fill(path, template.line).unwrap_or_else(|problem| {
+    let outputs = template.outputs_with(|path, line| {
+        // checked again once filled: a value such as `..` must not lead out of /workspace
+        let filled = fill(path, line).and_then(|text| {
+            drover_outputs::Pattern::parse(&text)
+                .map(|_| text)
+                .map_err(|e| {
+                    Problem::new(
+                        line,
+                        format!("{e} once `{name}`'s matrix values are put in"),
+                        e.hint(),
+                    )
+                })
+        });
+        filled.unwrap_or_else(|problem| {
             bad.get_or_insert(problem);
             String::new()
         })

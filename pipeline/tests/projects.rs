@@ -491,3 +491,22 @@ fn a_long_chain_neither_recurses_nor_crawls() {
          remove a need from each cycle so the actions can run in order"
     );
 }
+
+#[test]
+fn a_matrix_value_cannot_lead_an_output_out_of_the_workspace() {
+    let text = "version: 5
+actions:
+  test:
+    run: python:3.12 -m pytest
+    matrix:
+      where: [a, ..]
+    outputs:
+      moderately_sensitive:
+        report: output/{matrix.where}/report.xml
+";
+    let err = parse(text).unwrap_err();
+    assert!(
+        err.contains("drover.yaml:9") && err.contains("with `..`") && err.contains("test-.."),
+        "{err}"
+    );
+}
