@@ -166,6 +166,23 @@ async fn a_pipeline_hands_files_down_its_needs_through_s3_and_two_api_replicas(
         listing == "listing.txt\nmodel.txt\nreport.txt\ntable.csv\nseed.txt\n",
         "report's workspace holds its needs' outputs and the code, not extract's: {listing:?}"
     );
+    // the manifest downloaded, with each job's log and metadata beside it
+    let into = tempfile::tempdir()?;
+    let into_text = into.path().to_str().context("a UTF-8 path")?;
+    let (code, out, err) = drover(&cluster, &["outputs", "study", "--get", into_text]).await?;
+    ensure!(code == 0, "drover outputs --get: {code}\n{out}\n{err}");
+    let read = |p: &str| std::fs::read_to_string(into.path().join(p)).unwrap_or_default();
+    ensure!(read("output/report.txt") == "4\nrows,sum\n3,6\n", "{err}");
+    let meta: serde_json::Value = serde_json::from_str(&read("metadata/report.json"))?;
+    ensure!(
+        meta["job"]["pipeline_action"] == "report"
+            && meta["outputs"].as_array().map(Vec::len) == Some(2),
+        "{meta}"
+    );
+    ensure!(
+        std::path::Path::new(&into.path().join("metadata/extract.log")).is_file(),
+        "{err}"
+    );
     let (_, _, again) = drover(
         &cluster,
         &["run", "report", "--workspace", "study", "--file", file],

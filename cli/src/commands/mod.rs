@@ -10,6 +10,7 @@ mod distributions;
 mod executors;
 mod jobs;
 mod logs;
+mod metadata;
 mod outputs;
 mod requests;
 mod submit;

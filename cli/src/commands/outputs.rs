@@ -34,6 +34,9 @@ pub(crate) async fn run(args: OutputsArgs) -> anyhow::Result<ExitCode> {
                 file.size
             );
         }
+        for written in super::metadata::write(&client, &list.files, dir).await? {
+            eprintln!("{}", written.display());
+        }
     }
     match args.client.output {
         Output::Json => output::emit(&output::json(&list)?)?,
