@@ -289,8 +289,7 @@ impl Artifacts {
         space: Space,
         sha256: &str,
     ) -> Result<BoxStream<'static, std::result::Result<Bytes, object_store::Error>>> {
-        self.read_object(&blob_path(space, sha256).to_string())
-            .await
+        self.read_object(blob_path(space, sha256).as_ref()).await
     }
 
     /// The bytes of object `name` (as [`Artifacts::ingest`] named it), streamed.
