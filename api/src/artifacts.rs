@@ -179,7 +179,8 @@ impl Artifacts {
     }
 
     /// Streams `body` into the store through `check`, at most `limit.bytes`, each chunk
-    /// within `idle` of the last; returns what the check found and the object's name.
+    /// within `idle` of the last; returns what the check found and the object's name. A
+    /// code snapshot whose bytes do not hash to `expected` is refused and not kept.
     /// An output gets an object of its own (`outputs/<uuid>`: deleting one row's object
     /// can never take another's bytes); a code snapshot is written under `tmp/` while it
     /// is hashed, then kept once by its SHA-256 (`code/ab/<sha>`). Nothing is visible
@@ -191,6 +192,7 @@ impl Artifacts {
     pub(crate) async fn ingest<S, E>(
         &self,
         space: Space,
+        expected: Option<&str>,
         body: S,
         mut check: drover_outputs::FileCheck,
         limit: Limit,
@@ -219,6 +221,18 @@ impl Artifacts {
         let report = check.finish();
         if space == Space::Outputs {
             return Ok((report, first.to_string()));
+        }
+        if expected.is_some_and(|sha| sha != report.sha256) {
+            // never kept under a name nobody asked for
+            let _ = self.store.delete(&first).await;
+            return Err(Error::InvalidInput {
+                field: "body".into(),
+                reason: format!(
+                    "the bytes hash to {}, not {}: send the snapshot the path names",
+                    report.sha256,
+                    expected.unwrap_or_default()
+                ),
+            });
         }
         let blob = blob_path(space, &report.sha256);
         let kept = match self.store.head(&blob).await {

@@ -59,21 +59,13 @@ pub(crate) async fn upload(
         .artifacts
         .ingest(
             Space::Code,
+            Some(&sha256),
             body.into_data_stream(),
             drover_outputs::FileCheck::plain("code.tar"),
             limit,
             state.config.body_timeout,
         )
         .await?;
-    if report.sha256 != sha256 {
-        return Err(Error::InvalidInput {
-            field: "body".into(),
-            reason: format!(
-                "the bytes hash to {}, not {sha256}: send the snapshot the path names",
-                report.sha256
-            ),
-        });
-    }
     let size = report.size;
     Ok((HttpStatus::CREATED, Json(CodeSnapshot { sha256, size })))
 }

@@ -85,6 +85,7 @@ pub(crate) async fn upload(
         .artifacts
         .ingest(
             Space::Outputs,
+            None,
             body.into_data_stream(),
             check,
             crate::artifacts::Limit {

@@ -74,6 +74,8 @@ pub struct TestApi {
     /// The test's own session, for taking queue entries as an executor would.
     hands: tokio::sync::OnceCell<drover_coordination::Session>,
     database: Database,
+    /// The artifact store's directory (never the working directory).
+    pub artifacts: tempfile::TempDir,
     shutdown: CancellationToken,
     task: Option<JoinHandle<drover_api::StartResult<()>>>,
 }
@@ -136,6 +138,8 @@ impl TestApi {
             }
         };
         let mut config = test_config(url.clone());
+        let artifacts = tempfile::tempdir()?;
+        config.artifacts.dir = Some(artifacts.path().to_path_buf());
         tweak(&mut config);
         let zk = ZkSettings::new(zk_hosts).with_session_timeout(Duration::from_secs(4));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -158,6 +162,7 @@ impl TestApi {
             zk_hosts: zk_hosts.to_owned(),
             hands: tokio::sync::OnceCell::new(),
             database,
+            artifacts,
             shutdown,
             task: Some(task),
         };
