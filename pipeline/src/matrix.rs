@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::action::Template;
 use crate::error::Problem;
 use crate::run::{parse_run, Run};
-use crate::types::{list, Action};
+use crate::types::{list, Action, Outputs};
 
 /// Every template's actions, in file order.
 pub(crate) fn expand(
@@ -101,28 +101,7 @@ fn instantiate(
     };
     let config = json(&template.config)?;
     let params = json(&template.params)?.unwrap_or_else(|| serde_json::json!({}));
-    let mut bad = None;
-    let outputs = template.outputs_with(|path, line| {
-        // checked again once filled: a value such as `..` must not lead out of /workspace
-        let filled = fill(path, line).and_then(|text| {
-            drover_outputs::Pattern::parse(&text)
-                .map(|_| text)
-                .map_err(|e| {
-                    Problem::new(
-                        line,
-                        format!("{e} once `{name}`'s matrix values are put in"),
-                        e.hint(),
-                    )
-                })
-        });
-        filled.unwrap_or_else(|problem| {
-            bad.get_or_insert(problem);
-            String::new()
-        })
-    });
-    if let Some(problem) = bad {
-        return Err(problem);
-    }
+    let outputs = filled_outputs(template, &name, &fill)?;
     Ok(Action {
         name,
         template: template.name.clone(),
@@ -138,6 +117,34 @@ fn instantiate(
         requires: template.requires.clone(),
         matrix,
     })
+}
+
+/// The template's outputs with this combination's values put in, each checked again
+/// once filled: a value such as `..` must not lead out of /workspace.
+fn filled_outputs(
+    template: &Template,
+    name: &str,
+    fill: &impl Fn(&str, usize) -> Result<String, Problem>,
+) -> Result<Outputs, Problem> {
+    let mut bad = None;
+    let outputs = template.outputs_with(|path, line| {
+        let filled = fill(path, line).and_then(|text| {
+            drover_outputs::Pattern::parse(&text)
+                .map(|_| text)
+                .map_err(|e| {
+                    let problem = format!("{e} once `{name}`'s matrix values are put in");
+                    Problem::new(line, problem, e.hint())
+                })
+        });
+        filled.unwrap_or_else(|problem| {
+            bad.get_or_insert(problem);
+            String::new()
+        })
+    });
+    match bad {
+        Some(problem) => Err(problem),
+        None => Ok(outputs),
+    }
 }
 
 /// `text` with each `{matrix.KEY}` replaced by this combination's value.
