@@ -136,7 +136,7 @@ pub(crate) async fn collect(
         if failed.is_some() {
             continue;
         }
-        let body = tokio_stream_of(upload.body);
+        let body = receiver_stream(upload.body);
         if let Err(e) = to
             .api
             .upload_output(to.job, to.token, &upload.path, &upload.level, body)
@@ -164,10 +164,10 @@ pub(crate) async fn collect(
     outcome
 }
 
-/// The receiving end of a file's chunks as a body stream.
-fn tokio_stream_of(
-    mut rx: mpsc::Receiver<std::io::Result<Bytes>>,
-) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+/// The receiving end of a channel as a stream (a body to send on, chunk by chunk).
+pub(crate) fn receiver_stream<T: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 

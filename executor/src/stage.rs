@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::info;
 
-use crate::collect::{Destination, WORKSPACE};
+use crate::collect::{receiver_stream, Destination, WORKSPACE};
 use crate::container::DockerRuntime;
 use crate::outcome::{stopped, Outcome};
 use crate::stop::Stop;
@@ -157,12 +157,6 @@ async fn forward(
             .map_err(|_| "Docker stopped reading".to_owned())?;
     }
     Ok(seen)
-}
-
-fn receiver_stream(
-    mut rx: mpsc::Receiver<Bytes>,
-) -> impl futures::Stream<Item = Bytes> + Send + 'static {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 /// A tar of `files`, each downloaded from the API as the stream reaches it and checked

@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{ensure, Context};
 use drover_client::ApiClient;
 use drover_core::StatusCode;
-use drover_model::{Job, OutputFile, RequestDetail, SubmitRequest};
-use executor_support::{Cluster, ExecutorOptions};
+use drover_model::{Job, RequestDetail, SubmitRequest};
+use executor_support::{output_bytes, Cluster, ExecutorOptions};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
@@ -51,15 +51,6 @@ fn by_action(jobs: &[Job]) -> HashMap<String, Job> {
     jobs.iter()
         .map(|j| (j.pipeline_action.clone().unwrap_or_default(), j.clone()))
         .collect()
-}
-
-async fn bytes_of(client: &ApiClient, file: &OutputFile) -> anyhow::Result<Vec<u8>> {
-    let mut stream = client.download_output(file.job_id, &file.path).await?;
-    let mut bytes = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        bytes.extend_from_slice(&chunk?);
-    }
-    Ok(bytes)
 }
 
 const PROJECT: &str = r#"version: 5
@@ -117,7 +108,7 @@ async fn declared_outputs_are_collected_published_by_level_and_downloaded() -> a
         "{paths:?}"
     );
     for file in &listed.files {
-        let bytes = bytes_of(&admin, file).await?;
+        let bytes = output_bytes(&admin, file).await?;
         ensure!(
             hex::encode(Sha256::digest(&bytes)) == file.sha256 && bytes.len() as u64 == file.size,
             "{file:?}"
@@ -344,7 +335,7 @@ async fn cleanup_keeps_a_workspaces_newest_outputs_and_removes_superseded_ones(
         "{manifest:?}"
     );
     let kept = &manifest.files[0];
-    ensure!(hex::encode(Sha256::digest(bytes_of(&admin, kept).await?)) == kept.sha256);
+    ensure!(hex::encode(Sha256::digest(output_bytes(&admin, kept).await?)) == kept.sha256);
 
     // a second pass finds nothing more: the newest run stays, whatever its age
     let again = admin

@@ -11,10 +11,9 @@ use std::collections::HashMap;
 use anyhow::{ensure, Context};
 use drover_client::ApiClient;
 use drover_core::State;
-use drover_model::{Job, OutputFile, RequestDetail};
+use drover_model::{Job, RequestDetail};
 use drover_tests::{PgServer, S3Server};
-use executor_support::{drover, Cluster, ExecutorOptions};
-use futures::StreamExt;
+use executor_support::{drover, output_bytes, Cluster, ExecutorOptions};
 use sha2::{Digest, Sha256};
 
 const CONTAINER_ACTION: &str =
@@ -54,15 +53,6 @@ actions:
         report: output/report.txt
         listing: output/listing.txt
 "#;
-
-async fn bytes_of(client: &ApiClient, file: &OutputFile) -> anyhow::Result<Vec<u8>> {
-    let mut stream = client.download_output(file.job_id, &file.path).await?;
-    let mut bytes = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        bytes.extend_from_slice(&chunk?);
-    }
-    Ok(bytes)
-}
 
 fn s3_settings(s3: &S3Server) -> String {
     format!(
@@ -143,7 +133,7 @@ async fn a_pipeline_hands_files_down_its_needs_through_s3_and_two_api_replicas(
     let manifest = other.workspace_outputs("study").await?;
     let mut downloaded = HashMap::new();
     for file in &manifest.files {
-        let bytes = bytes_of(&other, file).await?;
+        let bytes = output_bytes(&other, file).await?;
         ensure!(
             hex::encode(Sha256::digest(&bytes)) == file.sha256 && bytes.len() as u64 == file.size,
             "{file:?}"

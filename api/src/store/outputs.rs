@@ -23,9 +23,9 @@ const INSERT_SQL: &str = "INSERT INTO job_outputs \
     csv_columns = excluded.csv_columns, withheld = excluded.withheld, \
     created_us = excluded.created_us, object = excluded.object";
 
-/// The columns of a published output, with its job's action.
+/// The columns of a published output, with its job's action and where its bytes are.
 const SELECT: &str = "SELECT o.job_id, j.pipeline_action, o.path, o.level, o.size, o.sha256, \
-    o.csv_rows, o.csv_columns, o.withheld FROM job_outputs o JOIN jobs j ON j.id = o.job_id \
+    o.csv_rows, o.csv_columns, o.withheld, o.object FROM job_outputs o JOIN jobs j ON j.id = o.job_id \
     AND o.token = j.fencing_token AND j.state = 'SUCCESS'";
 
 /// A file as uploaded, before it is recorded.
@@ -52,6 +52,8 @@ struct OutputRow {
     csv_rows: Option<i64>,
     csv_columns: Option<i64>,
     withheld: Option<String>,
+    /// `None` for rows written before objects were named (their bytes are by SHA-256).
+    object: Option<String>,
 }
 
 impl OutputRow {
@@ -210,25 +212,19 @@ impl Store {
         id: JobId,
         path: &str,
     ) -> Result<Option<(OutputFile, Option<String>)>> {
-        let sql = format!(
-            "SELECT o.object, {} WHERE o.job_id = $1 AND o.path = $2",
-            SELECT.trim_start_matches("SELECT ")
-        );
+        let sql = format!("{SELECT} WHERE o.job_id = $1 AND o.path = $2");
         let (id_text, path) = (id.to_string(), path.to_owned());
-        let row: Option<ObjectRow> = on_reader!(&self.pools, |pool| {
+        let row: Option<OutputRow> = on_reader!(&self.pools, |pool| {
             sqlx::query_as(&sql)
                 .bind(&id_text)
                 .bind(&path)
                 .fetch_optional(pool)
                 .await
         })?;
-        row.map(|r| Ok((r.row.into_file()?, r.object))).transpose()
+        row.map(|mut r| {
+            let object = r.object.take();
+            Ok((r.into_file()?, object))
+        })
+        .transpose()
     }
-}
-
-#[derive(Debug, FromRow)]
-struct ObjectRow {
-    object: Option<String>,
-    #[sqlx(flatten)]
-    row: OutputRow,
 }

@@ -376,15 +376,7 @@ tags = {tags:?}
     /// Starts (or restarts) `drover api` and waits until it is ready with ZooKeeper.
     pub(crate) async fn start_api(&mut self) -> anyhow::Result<()> {
         let config = self.write_config("api", None)?;
-        let mut command = drover_command().await?;
-        command
-            .arg("api")
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "warn");
-        let mut api = LineChild::spawn(command)?;
-        wait_api_ready(&mut api, &self.url, Duration::from_secs(60)).await?;
-        self.api = Some(api);
+        self.api = Some(spawn_api(&config, &self.url).await?);
         Ok(())
     }
 
@@ -398,15 +390,8 @@ tags = {tags:?}
         );
         let config = self.dir.path().join(format!("api-{port}.toml"));
         std::fs::write(&config, text)?;
-        let mut command = drover_command().await?;
-        command
-            .arg("api")
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "warn");
-        let mut api = LineChild::spawn(command)?;
         let url = format!("http://127.0.0.1:{port}");
-        wait_api_ready(&mut api, &url, Duration::from_secs(60)).await?;
+        let api = spawn_api(&config, &url).await?;
         Ok((url, api))
     }
 
@@ -663,6 +648,33 @@ pub(crate) async fn started_attempts(id: JobId, since: u64) -> anyhow::Result<Ve
         .filter(|(_, action, _)| action == "start")
         .map(|(_, _, attempt)| attempt)
         .collect())
+}
+
+/// Starts `drover api --config config` and waits until it is ready at `url`.
+async fn spawn_api(config: &std::path::Path, url: &str) -> anyhow::Result<LineChild> {
+    let mut command = drover_command().await?;
+    command
+        .arg("api")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn");
+    let mut api = LineChild::spawn(command)?;
+    wait_api_ready(&mut api, url, Duration::from_secs(60)).await?;
+    Ok(api)
+}
+
+/// The bytes of a published output, downloaded whole.
+pub(crate) async fn output_bytes(
+    client: &ApiClient,
+    file: &drover_model::OutputFile,
+) -> anyhow::Result<Vec<u8>> {
+    use futures::StreamExt;
+    let mut stream = client.download_output(file.job_id, &file.path).await?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk?);
+    }
+    Ok(bytes)
 }
 
 /// The `drover` CLI against the cluster, with the admin token.
