@@ -88,6 +88,40 @@ impl Catalogue {
         Ok(catalogue)
     }
 
+    /// Adds `name` when the catalogue has no action by that name: a `drover local-run`
+    /// without an action file for `container` runs any image a project names (on one's
+    /// own machine; a cluster's `container.toml` says which images it allows).
+    pub fn or_insert(&mut self, name: &str, image_patterns: &[&str]) {
+        if self.actions.contains_key(name) {
+            return;
+        }
+        let action = DockerAction {
+            name: name.to_owned(),
+            image: String::new(),
+            images: image_patterns.iter().map(|p| (*p).to_owned()).collect(),
+            entrypoint: None,
+            command: Vec::new(),
+            env: BTreeMap::new(),
+            workdir: None,
+            timeout: None,
+            cpus: None,
+            memory: None,
+            network: "none".to_owned(),
+            pull: crate::docker::PullPolicy::IfNotPresent,
+            user: None,
+            read_only: false,
+            requires: Vec::new(),
+            secrets: BTreeMap::new(),
+        };
+        let spec = DockerSpec {
+            action,
+            secrets: Vec::new(),
+            file: PathBuf::from(format!("<built-in {name}>")),
+        };
+        self.actions
+            .insert(name.to_owned(), Action::Docker(Box::new(spec)));
+    }
+
     /// The action called `name`.
     pub fn get(&self, name: &str) -> Option<&Action> {
         self.actions.get(name)

@@ -141,7 +141,8 @@ fn router(state: AppState) -> Router {
             "/v1/jobs/{id}/outputs/{*path}",
             put(outputs::upload).get(outputs::download),
         )
-        .route("/v1/jobs/{id}/inputs", get(outputs::inputs));
+        .route("/v1/jobs/{id}/inputs", get(outputs::inputs))
+        .route("/v1/jobs/{id}/sources", get(outputs::sources));
     let without_query = Router::new()
         .route("/v1/jobs", post(jobs::submit))
         .route("/v1/requests", post(requests::submit))

@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use drover_client::DEFAULT_URL;
 use drover_core::{LogFormat, Priority, State};
 
+mod local;
+pub(crate) use local::LocalRunArgs;
+
 /// The exit codes, as `--help` shows them.
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -18,6 +21,15 @@ Exit codes:
        missing or unknown token (401), token without the role (403), invalid input
     5  the API failed (5xx) or gave an answer this client does not understand
   130  interrupted (Ctrl-C) while waiting for a job; the job goes on";
+
+/// `drover local-run`'s exit codes.
+const LOCAL_EXIT_CODES: &str = "\
+Exit codes:
+    0  every action asked for (and all it needs) succeeded, or already had
+    1  an action failed, or was not started after a failure
+    2  bad usage or input: the project file (with its line), an unknown action
+    3  no Docker engine answers (or, with --job, the API cannot be reached)
+  130  interrupted (Ctrl-C): running jobs were stopped and count as not done";
 
 /// drover: a horizontally scaled job engine.
 ///
@@ -74,6 +86,11 @@ pub(crate) enum Command {
     /// need, as one request; skips what already succeeded in the workspace.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
+    /// Runs a project's actions on this machine's Docker engine, as a cluster would
+    /// (skipping what succeeded, state in `.drover/`); `--job ID` re-creates a cluster
+    /// job here.
+    #[command(name = "local-run", after_help = LOCAL_EXIT_CODES)]
+    LocalRun(LocalRunArgs),
     /// Lists pipeline requests, newest first.
     #[command(after_help = EXIT_CODES)]
     Requests(RequestsArgs),

@@ -26,6 +26,12 @@ pub(crate) const INTERRUPTED: u8 = 130;
 #[error("{0}")]
 pub(crate) struct UsageError(pub(crate) String);
 
+/// A server this command needs does not answer (no Docker engine); exits
+/// [`UNREACHABLE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Unreachable(pub(crate) String);
+
 /// A partial job id that matches several jobs; exits [`REFUSED`].
 #[derive(Debug)]
 pub(crate) struct AmbiguousId {
@@ -57,6 +63,9 @@ pub(crate) fn code_of(error: &anyhow::Error) -> u8 {
         }
         if cause.is::<AmbiguousId>() {
             return REFUSED;
+        }
+        if cause.is::<Unreachable>() {
+            return UNREACHABLE;
         }
         if let Some(client) = cause.downcast_ref::<ClientError>() {
             return match client {

@@ -146,4 +146,15 @@ impl ApiClient {
             .query(&[("token", token.get().to_string())]);
         self.call(request).await
     }
+
+    /// `GET /v1/jobs/{id}/sources`: what job `id` started from, as far as this
+    /// client's token may read (`hidden` counts the rest).
+    ///
+    /// # Errors
+    ///
+    /// 404 when there is no such job.
+    pub async fn job_sources(&self, id: JobId) -> Result<JobInputs, ClientError> {
+        self.call(self.job_request(Method::GET, id, Some("sources")))
+            .await
+    }
 }

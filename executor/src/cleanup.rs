@@ -39,6 +39,13 @@ pub(crate) async fn run(
             }
         }
     };
+    let Some(api) = &env.api else {
+        return failed(
+            StatusCode::NonzeroExit,
+            "cleanup_jobs deletes a cluster's old jobs through its API, and a local run has none"
+                .to_owned(),
+        );
+    };
     reporter.set_status(StatusCode::Executing);
     let request = Cleanup {
         older_than_secs: params.older_than.as_secs().max(1),
@@ -48,7 +55,7 @@ pub(crate) async fn run(
     let work = async {
         let (mut jobs, mut log_lines) = (0u64, 0u64);
         for batch in 1..=MAX_BATCHES {
-            let done = match env.api.cleanup(&request).await {
+            let done = match api.cleanup(&request).await {
                 Ok(done) => done,
                 Err(e) => {
                     return failed(

@@ -9,8 +9,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use drover_client::ApiClient;
-use drover_core::{FencingToken, JobId, StatusCode};
+use drover_core::StatusCode;
 use drover_outputs::Pattern;
 use futures::TryStreamExt;
 use tokio::sync::mpsc;
@@ -18,6 +17,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use tracing::info;
 
 use crate::container::DockerRuntime;
+use crate::files::Files;
 use crate::outcome::Outcome;
 
 /// Where a job's files live in its container.
@@ -102,22 +102,14 @@ struct Upload {
     body: mpsc::Receiver<std::io::Result<Bytes>>,
 }
 
-/// Who a collection reports to.
-pub(crate) struct Destination<'a> {
-    pub(crate) api: &'a ApiClient,
-    pub(crate) job: JobId,
-    pub(crate) token: FencingToken,
-    /// Bytes one job may upload (`executor.max_output_bytes`).
-    pub(crate) max_bytes: u64,
-}
-
-/// Collects and uploads `container`'s outputs; `None` when all went well, else the
-/// outcome the job ends with.
+/// Collects `container`'s outputs into `files`, at most `max_bytes`; `None` when all
+/// went well, else the outcome the job ends with.
 pub(crate) async fn collect(
     docker: &DockerRuntime,
     container: &str,
     declared: Arc<Declared>,
-    to: &Destination<'_>,
+    files: Files<'_>,
+    max_bytes: u64,
 ) -> Option<Outcome> {
     let tar = Box::pin(
         docker
@@ -128,8 +120,7 @@ pub(crate) async fn collect(
     let (uploads, mut next) = mpsc::channel::<Upload>(1);
     let walking = {
         let declared = declared.clone();
-        let max = to.max_bytes;
-        tokio::task::spawn_blocking(move || walk(reader, &declared, &uploads, max))
+        tokio::task::spawn_blocking(move || walk(reader, &declared, &uploads, max_bytes))
     };
     let mut failed = None;
     while let Some(upload) = next.recv().await {
@@ -137,12 +128,8 @@ pub(crate) async fn collect(
             continue;
         }
         let body = receiver_stream(upload.body);
-        if let Err(e) = to
-            .api
-            .upload_output(to.job, to.token, &upload.path, &upload.level, body)
-            .await
-        {
-            failed = Some(upload_failed(&upload.path, &e));
+        if let Err(outcome) = files.put(&upload.path, &upload.level, body).await {
+            failed = Some(outcome);
         }
     }
     let walked = match walking.await {
@@ -159,7 +146,7 @@ pub(crate) async fn collect(
     }
     let outcome = judge(&declared, walked);
     if outcome.is_none() {
-        info!(job = %to.job, "outputs collected");
+        info!(job = %files.label(), "outputs collected");
     }
     outcome
 }
@@ -177,18 +164,6 @@ fn internal(message: String) -> Outcome {
         exit_code: Some(0),
         message,
     }
-}
-
-fn upload_failed(path: &str, e: &drover_client::ClientError) -> Outcome {
-    if e.is_conflict() {
-        return Outcome::Abandoned(crate::stop::StopReason::Fenced);
-    }
-    if e.is_unavailable() {
-        return Outcome::Released(format!(
-            "cannot upload output {path}: {e}; the job runs again"
-        ));
-    }
-    internal(format!("the API refused output {path}: {e}"))
 }
 
 /// Reads the tar stream of `/workspace`: matched regular files go to `uploads`, matched

@@ -11,7 +11,9 @@
 //!   turning into a hot loop; `stop.rs` says why a job stops early; `supervisor.rs` is the
 //!   executor's [`Role`](drover_coordination::Role) on each ZooKeeper session (queue,
 //!   registration, busy count); `reap.rs` removes what dead executors left on the daemon;
-//!   `watchdog.rs` kills our containers if we freeze or die.
+//!   `watchdog.rs` kills our containers if we freeze or die; `files.rs` is where a job's
+//!   inputs come from and its outputs go (the API, or a project directory for
+//!   [`local`], the runner of `drover local-run`).
 
 mod backoff;
 mod cleanup;
@@ -19,7 +21,9 @@ mod collect;
 mod config;
 pub mod container;
 mod error;
+mod files;
 mod health;
+pub mod local;
 mod outcome;
 mod params;
 mod reap;
@@ -99,9 +103,10 @@ pub async fn run(
             docker: prepared.docker,
             stop_grace: config.stop_grace,
             max_output_bytes: config.max_output_bytes,
-            api,
+            api: Some(api),
             watchdog: prepared.watchdog,
             cluster: Arc::default(),
+            keep_containers: false,
         },
         backoff: Backoff::new(Duration::from_millis(200), config.backoff_max),
         queue: queue_rx,

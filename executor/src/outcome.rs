@@ -47,12 +47,23 @@ pub(crate) struct RunEnv {
     pub(crate) stop_grace: Duration,
     /// `executor.max_output_bytes`.
     pub(crate) max_output_bytes: u64,
-    /// The API, for built-in actions that call it (`cleanup_jobs`).
-    pub(crate) api: drover_client::ApiClient,
+    /// The API, for built-in actions that call it (`cleanup_jobs`); none locally.
+    pub(crate) api: Option<drover_client::ApiClient>,
     /// The watchdog that kills our containers if we freeze or die.
     pub(crate) watchdog: Option<std::sync::Arc<crate::watchdog::Watchdog>>,
     /// The cluster's id (from ZooKeeper, set before any job is taken).
     pub(crate) cluster: std::sync::Arc<std::sync::OnceLock<String>>,
+    /// Keep containers (and their volumes) once they ran: `drover local-run --debug`.
+    pub(crate) keep_containers: bool,
+}
+
+impl RunEnv {
+    /// Removes a container that ran, unless containers are kept.
+    pub(crate) async fn remove(&self, docker: &DockerRuntime, id: &str) {
+        if !self.keep_containers {
+            docker.remove(id).await;
+        }
+    }
 }
 
 /// The outcome of a run that `reason` stopped.

@@ -23,10 +23,10 @@ const MAX_BUFFERED_LINES: usize = 20_000;
 #[derive(Debug)]
 pub(crate) struct Reporter {
     lines: Option<mpsc::Sender<LogLine>>,
-    shipper: JoinHandle<()>,
-    heartbeat: JoinHandle<()>,
+    /// Ships the lines; none when the caller reads them itself (a local run).
+    shipper: Option<JoinHandle<()>>,
+    heartbeat: Option<JoinHandle<()>>,
     status: tokio::sync::watch::Sender<StatusCode>,
-    token: FencingToken,
 }
 
 /// Where and how often to report.
@@ -47,20 +47,27 @@ impl Reporter {
         let (tx, rx) = mpsc::channel(to.batch_lines.max(64) * 4);
         let (status, status_rx) = tokio::sync::watch::channel(StatusCode::Preparing);
         let shipper = tokio::spawn(ship(to.clone(), rx, stop.clone()));
-        let token = to.token;
         let heartbeat = tokio::spawn(beat(to, status_rx, stop));
         Reporter {
             lines: Some(tx),
-            shipper,
-            heartbeat,
+            shipper: Some(shipper),
+            heartbeat: Some(heartbeat),
             status,
-            token,
         }
     }
 
-    /// The fencing token the job is held by.
-    pub(crate) fn token(&self) -> FencingToken {
-        self.token
+    /// A reporter whose lines and status go to the caller (`drover local-run`): no
+    /// API, no heartbeats.
+    pub(crate) fn local(
+        lines: mpsc::Sender<LogLine>,
+        status: tokio::sync::watch::Sender<StatusCode>,
+    ) -> Reporter {
+        Reporter {
+            lines: Some(lines),
+            shipper: None,
+            heartbeat: None,
+            status,
+        }
     }
 
     /// A sender for output lines.
@@ -75,11 +82,16 @@ impl Reporter {
 
     /// Stops heartbeating and waits (up to `wait`) until every line was shipped.
     pub(crate) async fn close(mut self, wait: Duration) {
-        self.heartbeat.abort();
+        if let Some(heartbeat) = &self.heartbeat {
+            heartbeat.abort();
+        }
         self.lines = None;
-        if tokio::time::timeout(wait, &mut self.shipper).await.is_err() {
+        let Some(mut shipper) = self.shipper.take() else {
+            return;
+        };
+        if tokio::time::timeout(wait, &mut shipper).await.is_err() {
             warn!("log shipping did not finish in time; the last lines may be missing");
-            self.shipper.abort();
+            shipper.abort();
         }
     }
 }

@@ -12,7 +12,8 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::collect::{collect, Declared, Destination, WORKSPACE};
+use crate::collect::{collect, Declared, WORKSPACE};
+use crate::files::Files;
 use crate::container::{
     ContainerError, ContainerSpec, DockerRuntime, Exit, LABEL_ATTEMPT, LABEL_CLUSTER,
     LABEL_EXECUTOR, LABEL_JOB,
@@ -21,12 +22,57 @@ use crate::outcome::{stopped, Outcome, RunEnv};
 use crate::reporter::Reporter;
 use crate::stop::{Stop, StopReason};
 
+/// Runs `job`'s action from `catalogue`; an action it does not know ends the job with
+/// `UNKNOWN_ACTION`, naming what it knows.
+pub(crate) async fn run_named(
+    env: &RunEnv,
+    catalogue: &drover_actions::Catalogue,
+    job: &Job,
+    reporter: &Reporter,
+    files: Files<'_>,
+    stop: &Stop,
+) -> Outcome {
+    match catalogue.get(&job.action) {
+        Some(action) => run(env, job, action, reporter, files, stop).await,
+        None => Outcome::Finished {
+            code: StatusCode::UnknownAction,
+            exit_code: None,
+            message: format!(
+                "action {:?} is not known to executor {} (it knows {}); add an action file or fix the name",
+                job.action,
+                env.executor_id,
+                some_names(&catalogue.names(), 10)
+            ),
+        },
+    }
+}
+
+/// The first line of every job's log on a cluster: how to run it again on a laptop.
+pub(crate) fn recreate_line(job: &Job) -> LogLine {
+    LogLine {
+        stream: "stderr".to_owned(),
+        line: format!(
+            "drover: to re-create this job on your machine, run: drover local-run --job {}",
+            job.id
+        ),
+    }
+}
+
+pub(crate) fn some_names(names: &[&str], n: usize) -> String {
+    let shown = names.iter().take(n).copied().collect::<Vec<_>>().join(", ");
+    match names.len().saturating_sub(n) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
 /// Runs `action` for `job` until it ends or `stop` trips.
-pub(crate) async fn run(
+async fn run(
     env: &RunEnv,
     job: &Job,
     action: &Action,
     reporter: &Reporter,
+    files: Files<'_>,
     stop: &Stop,
 ) -> Outcome {
     let timeout = job_timeout(job, action);
@@ -37,7 +83,17 @@ pub(crate) async fn run(
         }
         Action::Builtin(builtin) => run_builtin(*builtin, job, reporter, stop, timeout).await,
         Action::Docker(spec) => match spec.for_job(&job.params) {
-            Ok(spec) => run_docker(env, job, &spec, reporter, stop, timeout).await,
+            Ok(spec) => {
+                let run = Run {
+                    env,
+                    job,
+                    spec: &spec,
+                    reporter,
+                    files,
+                    stop,
+                };
+                run_docker(&run, timeout).await
+            }
             // what the job asks for is not allowed here: running it again would not help
             Err(message) => Outcome::Finished {
                 code: StatusCode::NonzeroExit,
@@ -101,14 +157,24 @@ fn success(exit_code: Option<i64>) -> Outcome {
     }
 }
 
-async fn run_docker(
-    env: &RunEnv,
-    job: &Job,
-    spec: &DockerSpec,
-    reporter: &Reporter,
-    stop: &Stop,
-    timeout: Duration,
-) -> Outcome {
+/// One Docker job's run and what it has to hand.
+struct Run<'a> {
+    env: &'a RunEnv,
+    job: &'a Job,
+    spec: &'a DockerSpec,
+    reporter: &'a Reporter,
+    files: Files<'a>,
+    stop: &'a Stop,
+}
+
+async fn run_docker(run: &Run<'_>, timeout: Duration) -> Outcome {
+    let Run {
+        env,
+        job,
+        spec,
+        stop,
+        ..
+    } = *run;
     let internal = |message: String| Outcome::Finished {
         code: StatusCode::InternalError,
         exit_code: None,
@@ -143,33 +209,28 @@ async fn run_docker(
     // The create may have taken long (a slow daemon, a paused executor): the job may
     // not be ours any more, and starting it now would be a second live run.
     if let Some(reason) = stop.reason() {
-        docker.remove(&id).await;
+        env.remove(docker, &id).await;
         return stopped(reason, None);
     }
-    let to = Destination {
-        api: &env.api,
-        job: job.id,
-        token: reporter.token(),
-        max_bytes: env.max_output_bytes,
-    };
     if job.request_id.is_some() {
         // staging may take long too: the same check follows it
-        let staged = match crate::stage::stage(docker, &id, &to, stop).await {
+        let staged = match crate::stage::stage(docker, &id, run.files, stop).await {
             None => stop.reason().map(|reason| stopped(reason, None)),
             failed => failed,
         };
         if let Some(outcome) = staged {
-            docker.remove(&id).await;
+            env.remove(docker, &id).await;
             return outcome;
         }
     }
-    let mut outcome = supervise(docker, &id, env, spec, reporter, stop, timeout).await;
+    let mut outcome = supervise(docker, &id, run, timeout).await;
     if let Some(declared) = declared.filter(|_| outcome.succeeded()) {
-        if let Some(failed) = collect(docker, &id, declared, &to).await {
+        if let Some(failed) = collect(docker, &id, declared, run.files, env.max_output_bytes).await
+        {
             outcome = failed;
         }
     }
-    docker.remove(&id).await;
+    env.remove(docker, &id).await;
     outcome
 }
 
@@ -219,15 +280,14 @@ fn refused(message: String) -> Outcome {
 }
 
 /// Starts the container, forwards its output and waits for it or for a stop.
-async fn supervise(
-    docker: &DockerRuntime,
-    id: &str,
-    env: &RunEnv,
-    spec: &DockerSpec,
-    reporter: &Reporter,
-    stop: &Stop,
-    timeout: Duration,
-) -> Outcome {
+async fn supervise(docker: &DockerRuntime, id: &str, run: &Run<'_>, timeout: Duration) -> Outcome {
+    let Run {
+        env,
+        spec,
+        reporter,
+        stop,
+        ..
+    } = *run;
     // a second early: the daemon's event times and ours may disagree a little
     let started = std::time::SystemTime::now() - Duration::from_secs(1);
     if let Err(e) = docker.start(id).await {

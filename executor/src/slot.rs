@@ -18,6 +18,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::backoff::Backoff;
 use crate::config::ExecutorConfig;
+use crate::files::{Destination, Files};
 use crate::outcome::{Outcome, RunEnv};
 use crate::reporter::{ReportTo, Reporter};
 use crate::routing::Routing;
@@ -220,19 +221,15 @@ async fn run_claimed(shared: &SlotContext, job: &Job, taken: &Taken) -> Outcome 
     };
     let reporter = Reporter::start(to, stop.clone());
     info!(job = %job.id, action = %job.action, attempt = job.attempts, token = %taken.token(), "running job");
-    let outcome = match shared.catalogue.get(&job.action) {
-        Some(action) => runner::run(&shared.env, job, action, &reporter, &stop).await,
-        None => Outcome::Finished {
-            code: StatusCode::UnknownAction,
-            exit_code: None,
-            message: format!(
-                "action {:?} is not known to executor {} (it knows {}); add an action file or fix the name",
-                job.action,
-                shared.env.executor_id,
-                some_names(&shared.catalogue.names(), 10)
-            ),
-        },
+    let _ = reporter.lines().send(runner::recreate_line(job)).await;
+    let to = Destination {
+        api: &shared.api,
+        job: job.id,
+        token: taken.token(),
     };
+    let files = Files::Api(&to);
+    let outcome =
+        runner::run_named(&shared.env, &shared.catalogue, job, &reporter, files, &stop).await;
     reporter.close(Duration::from_secs(10)).await;
     for watcher in watchers {
         watcher.abort();
@@ -421,17 +418,10 @@ fn truncate_message(mut message: String) -> String {
 }
 
 /// Up to `n` of `names`, and how many more.
-fn some_names(names: &[&str], n: usize) -> String {
-    let shown = names.iter().take(n).copied().collect::<Vec<_>>().join(", ");
-    match names.len().saturating_sub(n) {
-        0 => shown,
-        more => format!("{shown} and {more} more"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::some_names;
 
     #[test]
     fn messages_fit_the_api_limit_at_a_character_boundary() {

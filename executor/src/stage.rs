@@ -1,21 +1,22 @@
 //! Staging a pipeline job's inputs (#15): before its container starts, `/workspace`
 //! gets the request's code snapshot, then the outputs of every job it needs. Bytes go
-//! from the API into the container through the Docker API as they arrive (never onto
-//! this host's disk, never held whole), each file's SHA-256 checked on the way.
+//! from the API (or, for `drover local-run`, the project directory) into the container
+//! through the Docker API as they arrive (never onto this host's disk, never held
+//! whole), each file's size and SHA-256 checked on the way.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use drover_client::{ByteStream, ClientError};
 use drover_model::OutputFile;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::info;
 
-use crate::collect::{receiver_stream, Destination, WORKSPACE};
+use crate::collect::{receiver_stream, WORKSPACE};
 use crate::container::DockerRuntime;
+use crate::files::{Body, Files, Opener};
 use crate::outcome::{stopped, Outcome};
 use crate::stop::Stop;
 
@@ -41,11 +42,11 @@ fn taken(problem: &Problem) -> Option<String> {
 pub(crate) async fn stage(
     docker: &DockerRuntime,
     container: &str,
-    to: &Destination<'_>,
+    files: Files<'_>,
     stop: &Stop,
 ) -> Option<Outcome> {
     tokio::select! {
-        failed = stage_inputs(docker, container, to) => failed,
+        failed = stage_inputs(docker, container, files) => failed,
         reason = stop.tripped() => Some(stopped(reason, None)),
     }
 }
@@ -53,17 +54,17 @@ pub(crate) async fn stage(
 async fn stage_inputs(
     docker: &DockerRuntime,
     container: &str,
-    to: &Destination<'_>,
+    files: Files<'_>,
 ) -> Option<Outcome> {
     let started = Instant::now();
-    let inputs = match to.api.job_inputs(to.job, to.token).await {
+    let inputs = match files.inputs().await {
         Ok(inputs) => inputs,
-        Err(e) => return Some(api_failed("read the job's inputs", &e)),
+        Err(outcome) => return Some(outcome),
     };
     if let Some(code) = &inputs.code {
-        let body = match to.api.download_code(&code.sha256).await {
+        let body = match files.code(code).await {
             Ok(body) => body,
-            Err(e) => return Some(api_failed("download the code snapshot", &e)),
+            Err(outcome) => return Some(outcome),
         };
         let problem = Problem::default();
         let tar = checked(
@@ -77,19 +78,19 @@ async fn stage_inputs(
             return Some(failed);
         }
     }
-    let (files, bytes) = (
+    let (count, bytes) = (
         inputs.files.len(),
         inputs.files.iter().map(|f| f.size).sum::<u64>(),
     );
-    if files > 0 {
+    if count > 0 {
         let problem = Problem::default();
-        let tar = files_tar(to.api.clone(), inputs.files, problem.clone());
+        let tar = files_tar(files.opener(), inputs.files, problem.clone());
         let copied = docker.upload(container, WORKSPACE, tar).await;
         if let Some(failed) = judge(copied, &problem, "the needed actions' outputs") {
             return Some(failed);
         }
     }
-    info!(job = %to.job, code = inputs.code.is_some(), files, bytes, elapsed = ?started.elapsed(), "inputs staged");
+    info!(job = %files.label(), code = inputs.code.is_some(), files = count, bytes, elapsed = ?started.elapsed(), "inputs staged");
     None
 }
 
@@ -112,17 +113,10 @@ fn judge(
     })
 }
 
-fn api_failed(what: &str, e: &ClientError) -> Outcome {
-    if e.is_conflict() {
-        return Outcome::Abandoned(crate::stop::StopReason::Fenced);
-    }
-    Outcome::Released(format!("cannot {what}: {e}; the job runs again"))
-}
-
 /// `body` as plain chunks, hashed; it ends early (and `problem` says why) on a transport
 /// error or when the bytes do not hash to `sha256`.
 fn checked(
-    body: ByteStream,
+    body: Body,
     what: &'static str,
     sha256: String,
     problem: Problem,
@@ -143,13 +137,13 @@ fn checked(
 
 /// Sends `body`'s chunks on `tx`, hashing them.
 async fn forward(
-    mut body: ByteStream,
+    mut body: Body,
     hash: &mut Sha256,
     tx: &mpsc::Sender<Bytes>,
 ) -> Result<u64, String> {
     let mut seen = 0;
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
+        let chunk = chunk?;
         hash.update(&chunk);
         seen += chunk.len() as u64;
         tx.send(chunk)
@@ -162,13 +156,13 @@ async fn forward(
 /// A tar of `files`, each downloaded from the API as the stream reaches it and checked
 /// against its size and SHA-256.
 fn files_tar(
-    api: drover_client::ApiClient,
+    opener: Opener,
     files: Vec<OutputFile>,
     problem: Problem,
 ) -> impl futures::Stream<Item = Bytes> + Send + 'static {
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     tokio::spawn(async move {
-        if let Err(why) = write_files(&api, files, &tx).await {
+        if let Err(why) = write_files(&opener, files, &tx).await {
             note(&problem, why);
         }
     });
@@ -176,7 +170,7 @@ fn files_tar(
 }
 
 async fn write_files(
-    api: &drover_client::ApiClient,
+    opener: &Opener,
     files: Vec<OutputFile>,
     tx: &mpsc::Sender<Bytes>,
 ) -> Result<(), String> {
@@ -195,10 +189,7 @@ async fn write_files(
         tx.send(Bytes::from(std::mem::take(headers.get_mut())))
             .await
             .map_err(closed)?;
-        let body = api
-            .download_output(file.job_id, &file.path)
-            .await
-            .map_err(|e| format!("output {} of job {}: {e}", file.path, file.job_id))?;
+        let body = opener.output(&file).await?;
         let mut hash = Sha256::new();
         let seen = forward(body, &mut hash, tx)
             .await

@@ -78,4 +78,13 @@ pub struct JobInputs {
     pub code: Option<CodeSnapshot>,
     /// The published outputs of every job it needs, by action and path.
     pub files: Vec<OutputFile>,
+    /// Files left out because the caller's token may not read them (`GET
+    /// /v1/jobs/{id}/sources`; always 0 for the job's holder).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hidden: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -62,6 +62,17 @@ impl ReleaseRules {
     pub fn start(&self, path: &str) -> FileCheck {
         FileCheck::new(path, Some(self.clone()))
     }
+
+    /// Starts checking an output declared at `level` (a project file's key): a
+    /// `moderately_sensitive` file against these rules, any other plainly. The API and
+    /// `drover local-run` both choose with this.
+    pub fn check_for(&self, level: &str, path: &str) -> FileCheck {
+        if level == "moderately_sensitive" {
+            self.start(path)
+        } else {
+            FileCheck::plain(path)
+        }
+    }
 }
 
 impl FileCheck {

@@ -29,3 +29,7 @@ pub use pattern::Pattern;
 pub use release::ReleaseRules;
 pub use snapshot::{snapshot, Snapshot, SnapshotError};
 pub use suggest::did_you_mean;
+
+/// The largest code snapshot `drover run` and `drover local-run` make; the API may allow
+/// less (`api.artifacts.max_code_bytes`) and then says so.
+pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 30;

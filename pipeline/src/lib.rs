@@ -7,6 +7,8 @@
 //! - [`Project::resolve`]: the actions a request for some of them runs, in order.
 //! - [`plan`]: what a request does with each action given the workspace's state:
 //!   create, reuse a live job, or skip a success.
+//! - [`Action::job`]: the executor action and params of an action's job (the API and
+//!   `drover local-run` both use it).
 //! - [`Run`]: an image with its tag and arguments ([`Command`]), or a catalogue action.
 //! - `matrix`: one action per combination of values (`test-3.11-linux`).
 //! - `yaml`: a YAML tree that keeps lines and refuses duplicate keys.
@@ -14,6 +16,7 @@
 mod action;
 mod error;
 mod graph;
+mod job;
 mod matrix;
 mod plan;
 mod project;
@@ -22,6 +25,7 @@ mod types;
 mod yaml;
 
 pub use error::ProjectError;
+pub use job::{dependency_failed, CONTAINER_ACTION};
 pub use plan::{plan, Need, Standing, Step};
 pub use project::{Action, Level, Outputs, Project, LATEST_VERSION, MAX_ACTIONS, RUN_ALL};
 pub use run::{Command, Run};

@@ -4,7 +4,9 @@
 //! - a job that is queued or running is reused, never copied;
 //! - a requested action otherwise always runs;
 //! - a dependency that succeeded is skipped, unless `force` (`-f`) reruns it;
-//! - a dependency that failed, or never ran, runs.
+//! - a dependency that failed, or never ran, runs;
+//! - a new job starts from the outputs of every job it needs, skipped ones included
+//!   ([`Need::Done`]), and waits only for the ones not yet done.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -44,6 +46,16 @@ pub enum Need<Id> {
     New(usize),
     /// A queued or running job that already exists.
     Existing(Id),
+    /// A job that succeeded (a skipped dependency): nothing to wait for, but the new
+    /// job starts from its outputs.
+    Done(Id),
+}
+
+impl<Id> Need<Id> {
+    /// Whether the new job has to wait for it.
+    pub fn waits(&self) -> bool {
+        !matches!(self, Need::Done(_))
+    }
 }
 
 /// One step per action of `order` (dependencies before dependents, as
@@ -65,10 +77,10 @@ pub fn plan<Id: Clone>(
                 let needs = action
                     .needs
                     .iter()
-                    .filter_map(|need| match &steps[at[need.as_str()]] {
-                        Step::Create { .. } => Some(Need::New(at[need.as_str()])),
-                        Step::Reuse(id) => Some(Need::Existing(id.clone())),
-                        Step::Skip(_) => None,
+                    .map(|need| match &steps[at[need.as_str()]] {
+                        Step::Create { .. } => Need::New(at[need.as_str()]),
+                        Step::Reuse(id) => Need::Existing(id.clone()),
+                        Step::Skip(id) => Need::Done(id.clone()),
                     })
                     .collect();
                 Step::Create { needs }
@@ -131,7 +143,7 @@ mod tests {
             [
                 Step::Skip(1),
                 Step::Reuse(2),
-                create(&[]),
+                create(&[Need::Done(1)]),
                 create(&[Need::Existing(2), Need::New(2)])
             ]
         );
@@ -164,7 +176,12 @@ mod tests {
         ];
         assert_eq!(
             run(&done, &["d"], false),
-            [Step::Skip(1), Step::Skip(2), Step::Skip(3), create(&[])]
+            [
+                Step::Skip(1),
+                Step::Skip(2),
+                Step::Skip(3),
+                create(&[Need::Done(2), Need::Done(3)])
+            ]
         );
     }
 }

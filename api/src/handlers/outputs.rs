@@ -76,11 +76,7 @@ pub(crate) async fn upload(
     let token = FencingToken::new(query.token);
     state.store.check_holder(id, token).await?;
     let rules = &state.config.artifacts.release;
-    let check = if level == ReadLevel::ModeratelySensitive {
-        rules.start(&path)
-    } else {
-        drover_outputs::FileCheck::plain(&path)
-    };
+    let check = rules.check_for(level.as_str(), &path);
     let (report, object) = state
         .artifacts
         .ingest(
@@ -145,7 +141,35 @@ pub(crate) async fn inputs(
         .check_holder(id, FencingToken::new(query.token))
         .await?;
     let (code, files) = state.store.job_inputs(id).await?;
-    let code = match code {
+    let code = code_snapshot(&state, code).await?;
+    Ok(Json(JobInputs {
+        code,
+        files,
+        hidden: 0,
+    }))
+}
+
+/// `GET /v1/jobs/{id}/sources`: what job `id` started from (its code snapshot and the
+/// outputs of the jobs it needs), as far as the caller's level reads, so that
+/// `drover local-run --job` can run it again.
+pub(crate) async fn sources(
+    auth: Authorized<Read>,
+    State(state): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<Json<JobInputs>> {
+    state.store.get(id).await?;
+    let (code, files) = state.store.job_inputs(id).await?;
+    let code = code_snapshot(&state, code).await?;
+    let shown = visible(&auth.caller, files);
+    Ok(Json(JobInputs {
+        code,
+        files: shown.files,
+        hidden: shown.hidden,
+    }))
+}
+
+async fn code_snapshot(state: &AppState, code: Option<String>) -> Result<Option<CodeSnapshot>> {
+    Ok(match code {
         None => None,
         Some(sha256) => {
             let size = state
@@ -158,8 +182,7 @@ pub(crate) async fn inputs(
                 })?;
             Some(CodeSnapshot { sha256, size })
         }
-    };
-    Ok(Json(JobInputs { code, files }))
+    })
 }
 
 /// Whether `caller` may read `file`.

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
 use axum::Json;
 use drover_core::{JobId, Priority};
-use drover_pipeline::{Action, Project, Run, RUN_ALL};
+use drover_pipeline::{Action, Project, RUN_ALL};
 use serde::Deserialize;
 
 use super::jobs::{check_action_allowed, shown};
@@ -26,9 +26,6 @@ use drover_model::{
     Job, Progress, Request, RequestCreated, RequestDetail, RequestPage, SubmitRequest,
 };
 
-/// The action of a job whose project action has a `run:` line: a container of that
-/// image with those arguments, run by executors that offer it.
-pub(crate) const CONTAINER_ACTION: &str = "container";
 /// The workspace of a request that names none.
 const DEFAULT_WORKSPACE: &str = "default";
 /// Largest project file.
@@ -41,44 +38,9 @@ fn invalid(field: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-/// The action's declared outputs as the executor reads them: `{level: {name: pattern}}`.
-fn outputs_param(action: &Action) -> Option<serde_json::Value> {
-    let levels: serde_json::Map<String, serde_json::Value> = action
-        .outputs
-        .0
-        .iter()
-        .filter(|(_, named)| !named.is_empty())
-        .map(|(level, named)| (level.key().to_owned(), serde_json::json!(named)))
-        .collect();
-    (!levels.is_empty()).then_some(serde_json::Value::Object(levels))
-}
-
 /// The job an action of the project runs.
 fn job_of(action: &Action, priority: Priority, config: &ApiConfig) -> Result<NewJob> {
-    let (name, params) = match &action.run {
-        Run::Catalogue(name) => {
-            let mut params = action.params.clone();
-            if let (Some(config), Some(object)) = (&action.config, params.as_object_mut()) {
-                object.entry("config").or_insert_with(|| config.clone());
-            }
-            (name.clone(), params)
-        }
-        Run::Image(command) => (
-            CONTAINER_ACTION.to_owned(),
-            serde_json::json!({
-                "image": command.image,
-                "args": command.args,
-                "config": action.config,
-                "cpus": action.cpus,
-                "memory": action.memory,
-            }),
-        ),
-    };
-    let mut params = params;
-    if let (Some(outputs), Some(object)) = (outputs_param(action), params.as_object_mut()) {
-        // what the executor collects from /workspace once the action exits 0
-        object.insert("outputs".to_owned(), outputs);
-    }
+    let (name, params) = action.job();
     let params = serde_json::to_string(&params).map_err(|e| invalid("project", e.to_string()))?;
     if params.len() > config.max_params_bytes {
         return Err(invalid(

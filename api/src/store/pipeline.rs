@@ -189,10 +189,7 @@ pub(crate) fn settle_sql(row: &JobRow) -> Option<(&'static str, String, bool)> {
         State::Success => Some((RELEASE.as_str(), READY_MESSAGE.to_owned(), true)),
         State::Failed | State::Canceled => Some((
             FAIL_DOWNSTREAM.as_str(),
-            format!(
-                "a job it needs did not succeed: `{name}` (job {}) ended {code}",
-                row.id
-            ),
+            drover_pipeline::dependency_failed(name, &row.id, code),
             false,
         )),
         State::Queued | State::Running => None,
@@ -242,13 +239,17 @@ fn untouched(
     (reused, skipped)
 }
 
-/// The ids of the jobs a new job waits for.
-fn need_ids(needs: &[Need<String>], ids: &[Option<JobId>]) -> Vec<String> {
+/// The ids of the jobs a new job needs, each with whether it has to wait for it (a
+/// skipped success is needed for its outputs only).
+fn need_ids(needs: &[Need<String>], ids: &[Option<JobId>]) -> Vec<(String, bool)> {
     needs
         .iter()
-        .filter_map(|need| match need {
-            Need::New(j) => ids[*j].map(|id| id.to_string()),
-            Need::Existing(id) => Some(id.clone()),
+        .filter_map(|need| {
+            let id = match need {
+                Need::New(j) => ids[*j].map(|id| id.to_string()),
+                Need::Existing(id) | Need::Done(id) => Some(id.clone()),
+            };
+            id.map(|id| (id, need.waits()))
         })
         .collect()
 }
@@ -288,8 +289,9 @@ fn request_row(request: &NewRequest, id: JobId, now: i64) -> RequestRow {
 }
 
 /// A new job's first status: ready for the queue, or waiting for what it needs.
-fn first_status(needs: &[String]) -> (StatusCode, String) {
-    if needs.is_empty() {
+fn first_status(needs: &[(String, bool)]) -> (StatusCode, String) {
+    let waits = needs.iter().filter(|(_, waits)| *waits).count();
+    if waits == 0 {
         (
             StatusCode::Created,
             super::handle::CREATED_MESSAGE.to_owned(),
@@ -297,7 +299,7 @@ fn first_status(needs: &[String]) -> (StatusCode, String) {
     } else {
         (
             StatusCode::WaitingOnDependencies,
-            format!("waiting for {} job(s) it needs to succeed", needs.len()),
+            format!("waiting for {waits} job(s) it needs to succeed"),
         )
     }
 }
@@ -364,7 +366,7 @@ macro_rules! insert_job {
                 .bind(&$planned.action.name)
                 .fetch_one(&mut *$tx)
                 .await?;
-            for need in $needs {
+            for (need, _) in $needs {
                 sqlx::query(
                     "INSERT INTO job_needs (job_id, needs_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 )

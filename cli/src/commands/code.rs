@@ -5,28 +5,17 @@ use std::path::Path;
 
 use anyhow::Context;
 use drover_client::ApiClient;
-use drover_outputs::Pattern;
 
-/// The largest snapshot made here; the API may allow less (`api.artifacts.max_code_bytes`)
-/// and then says so.
-const MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
 
 /// The declared output patterns of a project file that parses (one that does not is
 /// left to the API, which says what is wrong with it).
-fn declared_outputs(file: &Path, project: &str) -> Vec<Pattern> {
+fn declared_outputs(file: &Path, project: &str) -> Vec<drover_outputs::Pattern> {
     let name = file
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let Ok(project) = drover_pipeline::Project::parse(&name, project) else {
-        return Vec::new();
-    };
-    project
-        .actions
-        .iter()
-        .flat_map(|action| action.outputs.0.values())
-        .flat_map(|named| named.values())
-        .filter_map(|pattern| Pattern::parse(pattern).ok())
-        .collect()
+    drover_pipeline::Project::parse(&name, project)
+        .map(|project| project.declared_patterns())
+        .unwrap_or_default()
 }
 
 /// Snapshots `dir`, uploads it unless the API has it, and returns its SHA-256.
@@ -44,7 +33,7 @@ pub(crate) async fn send(
     let leave_out = declared_outputs(file, project);
     let root = dir.to_path_buf();
     let snapshot = tokio::task::spawn_blocking(move || {
-        drover_outputs::snapshot(&root, &leave_out, MAX_SNAPSHOT_BYTES)
+        drover_outputs::snapshot(&root, &leave_out, drover_outputs::MAX_SNAPSHOT_BYTES)
     })
     .await
     .context("the snapshot task failed")??;

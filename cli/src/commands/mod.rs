@@ -9,6 +9,7 @@ mod control;
 mod distributions;
 mod executors;
 mod jobs;
+mod local;
 mod logs;
 mod metadata;
 mod outputs;
@@ -32,6 +33,7 @@ pub(crate) async fn run(
         Command::Distributor(args) => distributor::run(args, log_format).await,
         Command::Submit(args) => submit::run(args).await,
         Command::Run(args) => requests::run(args).await,
+        Command::LocalRun(args) => local::run(args).await,
         Command::Requests(args) => requests::list(args).await,
         Command::Request(args) => requests::show(args).await,
         Command::CancelRequest(args) => requests::cancel(args).await,

@@ -16,14 +16,17 @@ use crate::output;
 /// How often `run --wait` reads the request.
 const POLL: Duration = Duration::from_millis(500);
 
-/// The project file: `--file`, else `drover.yaml`, else `project.yaml`.
-fn project_file(file: Option<PathBuf>) -> Result<PathBuf, UsageError> {
+/// The project file: `--file`, else `drover.yaml`, else `project.yaml` in `dir`.
+pub(super) fn project_file(
+    file: Option<PathBuf>,
+    dir: &std::path::Path,
+) -> Result<PathBuf, UsageError> {
     if let Some(file) = file {
         return Ok(file);
     }
     ["drover.yaml", "project.yaml"]
         .into_iter()
-        .map(PathBuf::from)
+        .map(|name| dir.join(name))
         .find(|p| p.is_file())
         .ok_or_else(|| {
             UsageError("no drover.yaml or project.yaml here: run from the project's directory, or pass --file".into())
@@ -32,7 +35,7 @@ fn project_file(file: Option<PathBuf>) -> Result<PathBuf, UsageError> {
 
 /// Submits the request and prints what it created; with `--wait`, follows it to the end.
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let path = project_file(args.file)?;
+    let path = project_file(args.file, std::path::Path::new(""))?;
     let project = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the project file {}", path.display()))?;
     let client = super::connect::client(&args.client)?;
