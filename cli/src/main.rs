@@ -36,7 +36,13 @@ fn main() -> ExitCode {
     );
     if !is_role {
         // A role sets up tracing once its configuration is loaded (it may say json).
-        if let Err(err) = drover_core::init_tracing(cli.log_format.unwrap_or(LogFormat::Text)) {
+        let level = if matches!(cli.command, Command::LocalRun(_)) {
+            tracing::level_filters::LevelFilter::WARN
+        } else {
+            tracing::level_filters::LevelFilter::INFO
+        };
+        let format = cli.log_format.unwrap_or(LogFormat::Text);
+        if let Err(err) = drover_core::init_tracing_at(format, level) {
             return exit::report(&anyhow::Error::new(err));
         }
     }

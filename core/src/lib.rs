@@ -46,7 +46,7 @@ pub use route::{Offer, Route};
 pub use state::{State, UnknownState};
 pub use status::{StatusCode, UnknownStatusCode};
 pub use sync::lock;
-pub use telemetry::{init_tracing, LogFormat};
+pub use telemetry::{init_tracing, init_tracing_at, LogFormat};
 pub use transition::{allowed_transitions, can_transition, check_transition};
 
 /// Serde helpers for durations written like `"10s"`, `"2m"` or `"1h 30m"`.

@@ -98,8 +98,17 @@ fn quieted(rust_log: &str) -> Targets {
 ///   installed; nothing changes, so a caller that may run twice (a test
 ///   harness) can ignore it.
 pub fn init_tracing(format: LogFormat) -> Result<(), Error> {
+    init_tracing_at(format, LevelFilter::INFO)
+}
+
+/// [`init_tracing`] with `default` as the level when `RUST_LOG` is unset: a command
+/// whose own output is the point (`drover local-run`) shows only warnings.
+///
+/// # Errors
+/// As [`init_tracing`].
+pub fn init_tracing_at(format: LogFormat, default: LevelFilter) -> Result<(), Error> {
     let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
+        .with_default_directive(default.into())
         .from_env()
         .map_err(|source| Error::InvalidLogFilter { source })?;
     let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or_default();

@@ -147,7 +147,10 @@ impl Files<'_> {
     pub(crate) fn label(&self) -> String {
         match self {
             Files::Api(to) => to.job.to_string(),
-            Files::Local(local) => local.staging.display().to_string(),
+            Files::Local(local) => local
+                .staging
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         }
     }
 

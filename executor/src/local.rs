@@ -19,7 +19,7 @@ use crate::reporter::Reporter;
 use crate::stop::{Stop, StopReason};
 
 /// What a local run's containers are stopped with before a kill.
-const STOP_GRACE: Duration = Duration::from_secs(10);
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs jobs on this machine's Docker engine, labelled as executor `id`.
 #[derive(Debug)]

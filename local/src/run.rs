@@ -90,7 +90,8 @@ pub enum Event {
 pub struct ActionReport {
     /// The action.
     pub action: String,
-    /// Whether it was run (else skipped, or never started).
+    /// Whether the run ended it (ran it, or ended it `DEPENDENCY_FAILED`); else it was
+    /// skipped or never started.
     pub ran: bool,
     /// Its record: status, message, outputs (none for an action never started).
     pub record: Option<Record>,
@@ -296,6 +297,7 @@ struct Scheduler<'a> {
     manifest: Manifest,
     report: Report,
     stopping: Option<String>,
+    interrupted: bool,
 }
 
 impl<'a> Scheduler<'a> {
@@ -326,6 +328,7 @@ impl<'a> Scheduler<'a> {
             manifest,
             report,
             stopping: None,
+            interrupted: false,
         }
     }
 
@@ -353,7 +356,8 @@ impl<'a> Scheduler<'a> {
                     }
                 }
                 () = cancel.cancelled(), if self.stopping.is_none() => {
-                    self.stopping = Some("not started: the run was interrupted".to_owned());
+                    self.stopping = Some("the run was interrupted".to_owned());
+                    self.interrupted = true;
                     stops.iter().for_each(LocalStop::cancel);
                 }
             }
@@ -397,7 +401,7 @@ impl<'a> Scheduler<'a> {
             report.tail = tail;
             if !shared.options.continue_on_error && self.stopping.is_none() {
                 self.stopping = Some(format!(
-                    "not started: the run stopped at the first failure (`{}` ended {code}); \
+                    "the run stopped at the first failure (`{}` ended {code}); \
                      --continue-on-error runs what does not depend on it",
                     self.planned[i].action.name
                 ));
@@ -408,7 +412,8 @@ impl<'a> Scheduler<'a> {
 
     /// Ends every waiting action one of whose needs did not succeed, as the API does.
     async fn settle_failed_needs(&mut self, shared: &Shared) {
-        loop {
+        // an interrupted run leaves what waits not started (it runs next time)
+        while !self.interrupted {
             let failed = (0..self.planned.len()).find_map(|i| {
                 if self.slots[i] != Slot::Waiting {
                     return None;
@@ -439,6 +444,7 @@ impl<'a> Scheduler<'a> {
                 outputs: Vec::new(),
             };
             shared.record(&self.planned[i].action.name, record.clone());
+            self.report.actions[i].ran = true;
             self.ended(i, record, Vec::new(), shared).await;
         }
     }

@@ -208,7 +208,9 @@ fn print_action(action: &ActionReport) {
         "  {}: {} — {}",
         action.action, record.status_code, record.status_message
     );
-    println!("    log: {}", shown(&action.log));
+    if action.log.is_file() {
+        println!("    log: {}", shown(&action.log));
+    }
     for file in &record.outputs {
         match &file.withheld {
             Some(why) => println!(
