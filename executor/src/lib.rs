@@ -32,6 +32,7 @@ mod routing;
 mod runner;
 mod slot;
 mod stage;
+mod stage_tar;
 mod stop;
 mod supervisor;
 pub mod watchdog;

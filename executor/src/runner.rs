@@ -13,11 +13,11 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::collect::{collect, Declared, WORKSPACE};
-use crate::files::Files;
 use crate::container::{
     ContainerError, ContainerSpec, DockerRuntime, Exit, LABEL_ATTEMPT, LABEL_CLUSTER,
     LABEL_EXECUTOR, LABEL_JOB,
 };
+use crate::files::Files;
 use crate::outcome::{stopped, Outcome, RunEnv};
 use crate::reporter::Reporter;
 use crate::stop::{Stop, StopReason};
@@ -202,8 +202,10 @@ async fn run_docker(run: &Run<'_>, timeout: Duration) -> Outcome {
     if let Some(reason) = stop.reason() {
         return stopped(reason, None);
     }
-    let id = match create(docker, &container, spec).await {
-        Ok(id) => id,
+    // a pipeline job's parameters go in with its inputs, in one upload
+    let staged = job.request_id.is_some();
+    let (id, params) = match create(docker, &container, spec, staged).await {
+        Ok(created) => created,
         Err(message) => return internal(message),
     };
     // The create may have taken long (a slow daemon, a paused executor): the job may
@@ -212,9 +214,9 @@ async fn run_docker(run: &Run<'_>, timeout: Duration) -> Outcome {
         env.remove(docker, &id).await;
         return stopped(reason, None);
     }
-    if job.request_id.is_some() {
+    if staged {
         // staging may take long too: the same check follows it
-        let staged = match crate::stage::stage(docker, &id, run.files, stop).await {
+        let staged = match crate::stage::stage(docker, &id, params, run.files, stop).await {
             None => stop.reason().map(|reason| stopped(reason, None)),
             failed => failed,
         };
@@ -240,9 +242,10 @@ async fn create(
     docker: &DockerRuntime,
     container: &ContainerSpec,
     spec: &DockerSpec,
-) -> Result<String, String> {
+    defer_params: bool,
+) -> Result<(String, Option<Vec<u8>>), String> {
     let action = &spec.action;
-    let mut created = docker.create(container).await;
+    let mut created = docker.create_deferring(container, defer_params).await;
     if created
         .as_ref()
         .is_err_and(ContainerError::is_missing_image)
@@ -252,7 +255,7 @@ async fn create(
         if let Err(e) = docker.ensure_image(&action.image, action.pull).await {
             return Err(redact(&e.to_string(), &spec.secrets));
         }
-        created = docker.create(container).await;
+        created = docker.create_deferring(container, defer_params).await;
     }
     created.map_err(|e| redact(&format!("cannot create the container: {e}"), &spec.secrets))
 }

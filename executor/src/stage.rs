@@ -3,6 +3,12 @@
 //! from the API (or, for `drover local-run`, the project directory) into the container
 //! through the Docker API as they arrive (never onto this host's disk, never held
 //! whole), each file's size and SHA-256 checked on the way.
+//!
+//! It is one archive upload (Docker unpacks each in a helper process, tens of
+//! milliseconds of its CPU): extracted at `/`, it holds `drover/params.json` (which the
+//! create left out, see [`DockerRuntime::create_deferring`]), then the code and the
+//! files under `workspace/`; for a read-only container, whose parameters were copied at
+//! create, it is extracted at `/workspace`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -37,23 +43,36 @@ fn taken(problem: &Problem) -> Option<String> {
         .take()
 }
 
-/// Puts the job's inputs into created container `container`; `None` when all went in,
-/// else the outcome the job ends with (the container is not started).
+/// Puts the job's inputs (and `params`, when the create deferred them) into created
+/// container `container`; `None` when all went in, else the outcome the job ends with
+/// (the container is not started).
 pub(crate) async fn stage(
     docker: &DockerRuntime,
     container: &str,
+    params: Option<Vec<u8>>,
     files: Files<'_>,
     stop: &Stop,
 ) -> Option<Outcome> {
     tokio::select! {
-        failed = stage_inputs(docker, container, files) => failed,
+        failed = stage_inputs(docker, container, params, files) => failed,
         reason = stop.tripped() => Some(stopped(reason, None)),
     }
+}
+
+/// What goes into the one archive.
+struct Parts {
+    params: Option<Vec<u8>>,
+    code: Option<(Body, String)>,
+    opener: Opener,
+    files: Vec<OutputFile>,
+    /// `workspace/` when the archive is extracted at `/`, else empty.
+    prefix: &'static str,
 }
 
 async fn stage_inputs(
     docker: &DockerRuntime,
     container: &str,
+    params: Option<Vec<u8>>,
     files: Files<'_>,
 ) -> Option<Outcome> {
     let started = Instant::now();
@@ -61,78 +80,140 @@ async fn stage_inputs(
         Ok(inputs) => inputs,
         Err(outcome) => return Some(outcome),
     };
-    if let Some(code) = &inputs.code {
-        let body = match files.code(code).await {
-            Ok(body) => body,
+    let code = match &inputs.code {
+        Some(code) => match files.code(code).await {
+            Ok(body) => Some((body, code.sha256.clone())),
             Err(outcome) => return Some(outcome),
-        };
-        let problem = Problem::default();
-        let tar = checked(
-            body,
-            "the code snapshot",
-            code.sha256.clone(),
-            problem.clone(),
-        );
-        let copied = docker.upload(container, WORKSPACE, tar).await;
-        if let Some(failed) = judge(copied, &problem, "the code snapshot") {
-            return Some(failed);
-        }
-    }
+        },
+        None => None,
+    };
     let (count, bytes) = (
         inputs.files.len(),
         inputs.files.iter().map(|f| f.size).sum::<u64>(),
     );
-    if count > 0 {
-        let problem = Problem::default();
-        let tar = files_tar(files.opener(), inputs.files, problem.clone());
-        let copied = docker.upload(container, WORKSPACE, tar).await;
-        if let Some(failed) = judge(copied, &problem, "the needed actions' outputs") {
-            return Some(failed);
-        }
+    if params.is_none() && code.is_none() && count == 0 {
+        return None;
+    }
+    let (path, prefix) = if params.is_some() {
+        ("/", "workspace/")
+    } else {
+        (WORKSPACE, "")
+    };
+    let parts = Parts {
+        params,
+        code,
+        opener: files.opener(),
+        files: inputs.files,
+        prefix,
+    };
+    let problem = Problem::default();
+    let copied = docker
+        .upload(container, path, archive(parts, problem.clone()))
+        .await;
+    if let Some(failed) = judge(copied, &problem) {
+        return Some(failed);
     }
     info!(job = %files.label(), code = inputs.code.is_some(), files = count, bytes, elapsed = ?started.elapsed(), "inputs staged");
     None
 }
 
-/// The outcome of one copy into the container: a problem on our side of the stream
+/// The outcome of the copy into the container: a problem on our side of the stream
 /// first (Docker only saw it end early).
 fn judge(
     copied: Result<(), crate::container::ContainerError>,
     problem: &Problem,
-    what: &str,
 ) -> Option<Outcome> {
     if let Some(why) = taken(problem) {
         return Some(Outcome::Released(format!(
-            "cannot stage {what}: {why}; the job runs again"
+            "cannot stage the job's inputs: {why}; the job runs again"
         )));
     }
     copied.err().map(|e| Outcome::Finished {
         code: drover_core::StatusCode::InternalError,
         exit_code: None,
-        message: format!("cannot copy {what} into the container: {e}"),
+        message: format!("cannot copy the job's inputs into the container: {e}"),
     })
 }
 
-/// `body` as plain chunks, hashed; it ends early (and `problem` says why) on a transport
-/// error or when the bytes do not hash to `sha256`.
-fn checked(
-    body: Body,
-    what: &'static str,
-    sha256: String,
-    problem: Problem,
-) -> impl futures::Stream<Item = Bytes> + Send + 'static {
+/// The archive of `parts`, made as Docker reads it; it ends early (and `problem` says
+/// why) on a transport error, a hash or size that does not match, or a snapshot that
+/// is not a tar.
+fn archive(parts: Parts, problem: Problem) -> impl futures::Stream<Item = Bytes> + Send + 'static {
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     tokio::spawn(async move {
-        let mut hash = Sha256::new();
-        if let Err(why) = forward(body, &mut hash, &tx).await {
-            return note(&problem, format!("{what}: {why}"));
-        }
-        let got = hex::encode(hash.finalize());
-        if got != sha256 {
-            note(&problem, format!("{what} hashes to {got}, not {sha256}"));
+        if let Err(why) = write_archive(parts, &tx).await {
+            note(&problem, why);
         }
     });
     receiver_stream(rx)
+}
+
+async fn write_archive(parts: Parts, tx: &mpsc::Sender<Bytes>) -> Result<(), String> {
+    let closed = |_| "Docker stopped reading".to_owned();
+    if let Some(params) = &parts.params {
+        let entries = params_entries(params).map_err(|e| format!("the parameters: {e}"))?;
+        tx.send(Bytes::from(entries)).await.map_err(closed)?;
+    }
+    if let Some((body, sha256)) = parts.code {
+        let checked = checked(body, sha256);
+        let tx = tx.clone();
+        let prefix = parts.prefix;
+        tokio::task::spawn_blocking(move || crate::stage_tar::rewrite(checked, prefix, &tx))
+            .await
+            .map_err(|e| format!("the code snapshot: {e}"))?
+            .map_err(|e| format!("the code snapshot: {e}"))?;
+    }
+    write_files(&parts.opener, parts.files, parts.prefix, tx).await?;
+    // the end of the archive: two zero blocks
+    tx.send(Bytes::from(vec![0; 1024])).await.map_err(closed)
+}
+
+/// `drover/params.json` (with its directory) as tar entries, without the end blocks.
+fn params_entries(params: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_size(0);
+    dir.set_mode(0o755);
+    dir.set_mtime(0);
+    builder.append_data(&mut dir, "drover/", std::io::empty())?;
+    let mut header = tar::Header::new_gnu();
+    header.set_size(params.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    builder.append_data(&mut header, "drover/params.json", params)?;
+    Ok(std::mem::take(builder.get_mut()))
+}
+
+/// `body` as plain chunks, hashed; it ends with an error when the bytes do not hash to
+/// `sha256` (or the transport fails).
+fn checked(
+    mut body: Body,
+    sha256: String,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static {
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::spawn(async move {
+        let mut hash = Sha256::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(why) => {
+                    let _ = tx.send(Err(std::io::Error::other(why))).await;
+                    return;
+                }
+            };
+            hash.update(&chunk);
+            if tx.send(Ok(chunk)).await.is_err() {
+                return;
+            }
+        }
+        let got = hex::encode(hash.finalize());
+        if got != sha256 {
+            let why = format!("it hashes to {got}, not {sha256}");
+            let _ = tx.send(Err(std::io::Error::other(why))).await;
+        }
+    });
+    Box::pin(receiver_stream(rx))
 }
 
 /// Sends `body`'s chunks on `tx`, hashing them.
@@ -153,25 +234,12 @@ async fn forward(
     Ok(seen)
 }
 
-/// A tar of `files`, each downloaded from the API as the stream reaches it and checked
-/// against its size and SHA-256.
-fn files_tar(
-    opener: Opener,
-    files: Vec<OutputFile>,
-    problem: Problem,
-) -> impl futures::Stream<Item = Bytes> + Send + 'static {
-    let (tx, rx) = mpsc::channel::<Bytes>(4);
-    tokio::spawn(async move {
-        if let Err(why) = write_files(&opener, files, &tx).await {
-            note(&problem, why);
-        }
-    });
-    receiver_stream(rx)
-}
-
+/// Each of `files` as a tar entry under `prefix`, downloaded as the stream reaches it
+/// and checked against its size and SHA-256.
 async fn write_files(
     opener: &Opener,
     files: Vec<OutputFile>,
+    prefix: &str,
     tx: &mpsc::Sender<Bytes>,
 ) -> Result<(), String> {
     let closed = |_| "Docker stopped reading".to_owned();
@@ -184,7 +252,11 @@ async fn write_files(
         header.set_mtime(0);
         header.set_size(file.size);
         headers
-            .append_data(&mut header, &file.path, std::io::empty())
+            .append_data(
+                &mut header,
+                format!("{prefix}{}", file.path),
+                std::io::empty(),
+            )
             .map_err(|e| format!("output {}: {e}", file.path))?;
         tx.send(Bytes::from(std::mem::take(headers.get_mut())))
             .await
@@ -208,6 +280,5 @@ async fn write_files(
                 .map_err(closed)?;
         }
     }
-    let trailer = headers.into_inner().map_err(|e| e.to_string())?;
-    tx.send(Bytes::from(trailer)).await.map_err(closed)
+    Ok(())
 }

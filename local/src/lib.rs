@@ -10,15 +10,18 @@
 //! | release checks | [`drover_outputs::ReleaseRules::check_for`] |
 //! | code snapshot | [`drover_outputs::snapshot`] |
 //!
-//! What is local only: the state directory ([`state`]), the scheduler ([`run`]) that
+//! What is local only: the state directory ([`state`]), the scheduler ([`run`]; one job
+//! in `job.rs`) that
 //! starts a job once what it needs succeeded (the API's part on a cluster), and
 //! publishing outputs into the project directory ([`publish`]).
 //! [`recreate`] fetches a cluster job and runs it here the same way.
 
 mod error;
+mod job;
 pub mod plan;
 pub mod publish;
 pub mod recreate;
+mod report;
 pub mod run;
 pub mod state;
 

@@ -28,13 +28,14 @@ pub struct Planned<'a> {
 
 /// Why an action's last success does not count, or `None` when it does.
 fn outputs_changed(root: &Path, record: &Record) -> Option<String> {
-    record.outputs.iter().find_map(|file| {
-        match std::fs::metadata(root.join(&file.path)) {
+    record
+        .outputs
+        .iter()
+        .find_map(|file| match std::fs::metadata(root.join(&file.path)) {
             Ok(meta) if meta.len() == file.size => None,
             Ok(_) => Some(format!("its output {} changed since it ran", file.path)),
             Err(_) => Some(format!("its output {} is missing", file.path)),
-        }
-    })
+        })
 }
 
 /// Where `record` leaves its action: as the cluster sees a workspace (cancelled runs do
@@ -59,7 +60,10 @@ fn standing(root: &Path, record: Option<&Record>) -> (Standing<JobId>, String) {
         _ if record.status_code == StatusCode::InternalError
             && record.status_message == crate::state::INTERRUPTED =>
         {
-            (Standing::Failed(record.job), "its last run was interrupted".to_owned())
+            (
+                Standing::Failed(record.job),
+                "its last run was interrupted".to_owned(),
+            )
         }
         _ => (
             Standing::Failed(record.job),

@@ -53,7 +53,9 @@ pub async fn prepare(api: &ApiClient, job: Job, root: &Path) -> Result<Recreated
             job.id, sources.hidden
         )));
     }
-    tokio::fs::create_dir_all(root).await.map_err(Error::io(root))?;
+    tokio::fs::create_dir_all(root)
+        .await
+        .map_err(Error::io(root))?;
     let code = match &sources.code {
         Some(code) => {
             let file = tempfile::NamedTempFile::new().map_err(Error::io(root))?;
@@ -143,7 +145,7 @@ pub async fn run(
     job.attempts = 1;
     job.request_id.get_or_insert_with(JobId::new);
     let log = state.log_path(&name);
-    let shared = Arc::new(crate::run::Shared {
+    let shared = Arc::new(crate::job::Shared {
         executor,
         code: recreated.code,
         events,
@@ -152,7 +154,7 @@ pub async fn run(
         options: options.clone(),
     });
     let stop = LocalStop::default();
-    let running = tokio::spawn(crate::run::run_job(
+    let running = tokio::spawn(crate::job::run_job(
         shared.clone(),
         0,
         job,

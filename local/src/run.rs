@@ -3,126 +3,21 @@
 //! executor's runner. A failure ends what waits on it (`DEPENDENCY_FAILED`, the API's
 //! message) and, unless `continue_on_error`, stops new starts.
 
-use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use drover_core::{JobId, Priority, State as JobState, StatusCode};
-use drover_executor::local::{LocalExecutor, LocalFiles, LocalStop};
-use drover_model::{CodeSnapshot, Job, LogLine, OutputFile};
-use drover_outputs::ReleaseRules;
-use drover_pipeline::{Action, Project};
-use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, watch};
+use drover_core::{JobId, StatusCode};
+use drover_executor::local::{LocalExecutor, LocalStop};
+use drover_model::{CodeSnapshot, OutputFile};
+use drover_pipeline::Project;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::job::{job_for, run_job, Shared};
 use crate::plan::{local_plan, Planned};
+pub use crate::report::{ActionReport, Event, Options, Report};
 use crate::state::{Manifest, Record, State};
 use crate::Error;
-
-/// Log lines kept for a failed action's summary.
-const TAIL_LINES: usize = 30;
-/// A job's timeout when its action sets none (the API's `default_timeout`).
-const DEFAULT_TIMEOUT_SECS: u64 = 3600;
-
-/// What to run and how.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The project directory.
-    pub root: PathBuf,
-    /// The project file (`drover.yaml`, or `project.yaml`).
-    pub file: PathBuf,
-    /// The actions asked for, or `run_all`.
-    pub actions: Vec<String>,
-    /// `-f`: rerun dependencies that succeeded.
-    pub force: bool,
-    /// Jobs at once.
-    pub concurrency: usize,
-    /// Go on after a failure with what does not depend on it.
-    pub continue_on_error: bool,
-    /// Keep containers and volumes (`--debug`).
-    pub keep: bool,
-    /// Default limits for `run:` actions that set none.
-    pub cpus: Option<f64>,
-    /// Default memory limit, bytes.
-    pub memory: Option<u64>,
-    /// Action files (`<name>.toml`), as an executor's `actions_dir`.
-    pub actions_dir: Option<PathBuf>,
-    /// The release checks.
-    pub release: ReleaseRules,
-    /// Bytes of outputs one job may write.
-    pub max_output_bytes: u64,
-}
-
-/// What a run tells its caller as it goes.
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// Each action of the plan: name, whether it runs, why.
-    Plan(Vec<(String, bool, String)>),
-    /// A job started.
-    Started {
-        /// Its action.
-        action: String,
-        /// Its id.
-        job: JobId,
-    },
-    /// Its status moved on.
-    Status {
-        /// Its action.
-        action: String,
-        /// `EXECUTING`, `FINALIZING`.
-        code: StatusCode,
-    },
-    /// A line of its output.
-    Line {
-        /// Its action.
-        action: String,
-        /// The line.
-        line: LogLine,
-    },
-    /// It ended.
-    Ended(ActionReport),
-}
-
-/// How one action of the plan ended.
-#[derive(Debug, Clone)]
-pub struct ActionReport {
-    /// The action.
-    pub action: String,
-    /// Whether the run ended it (ran it, or ended it `DEPENDENCY_FAILED`); else it was
-    /// skipped or never started.
-    pub ran: bool,
-    /// Its record: status, message, outputs (none for an action never started).
-    pub record: Option<Record>,
-    /// Why it was skipped or not started.
-    pub why: String,
-    /// Its log file.
-    pub log: PathBuf,
-    /// Its last lines, when it failed.
-    pub tail: Vec<String>,
-}
-
-/// A whole run.
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    /// Every action of the plan, in plan order.
-    pub actions: Vec<ActionReport>,
-    /// Containers left on the engine (`--debug`), to remove with `docker rm -f -v`.
-    pub kept: Vec<String>,
-}
-
-impl Report {
-    /// Whether every action of the plan stands succeeded: each run succeeded, and none
-    /// was left unstarted.
-    pub fn succeeded(&self) -> bool {
-        self.actions.iter().all(|a| {
-            a.record
-                .as_ref()
-                .is_some_and(|r| r.status_code == StatusCode::Succeeded)
-        })
-    }
-}
 
 /// Runs `options.actions` of the project; `events` hears about each step, `cancel`
 /// stops the running jobs (Ctrl-C).
@@ -180,10 +75,10 @@ fn read_project(options: &Options) -> Result<Project, Error> {
         path: options.file.clone(),
         source,
     })?;
-    let name = options
-        .file
-        .file_name()
-        .map_or_else(|| "drover.yaml".to_owned(), |n| n.to_string_lossy().into_owned());
+    let name = options.file.file_name().map_or_else(
+        || "drover.yaml".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     Ok(Project::parse(&name, &text)?)
 }
 
@@ -231,55 +126,6 @@ async fn snapshot(
         size: made.size,
     };
     Ok(Some((made.file, code)))
-}
-
-/// What every job task shares.
-pub(crate) struct Shared {
-    pub(crate) executor: LocalExecutor,
-    pub(crate) code: Option<(tempfile::NamedTempFile, CodeSnapshot)>,
-    pub(crate) events: mpsc::Sender<Event>,
-    pub(crate) state: State,
-    pub(crate) manifest: Mutex<Manifest>,
-    pub(crate) options: Options,
-}
-
-impl Shared {
-    /// Records `record` for `action` and writes the manifest.
-    fn record(&self, action: &str, record: Record) {
-        let mut manifest = self
-            .manifest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        manifest.actions.insert(action.to_owned(), record);
-        if let Err(e) = self.state.save(&manifest) {
-            tracing::warn!(error = %e, "cannot write the manifest");
-        }
-    }
-
-    fn outputs_of(&self, action: &str) -> Vec<OutputFile> {
-        let manifest = self
-            .manifest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        manifest
-            .actions
-            .get(action)
-            .map(|r| r.outputs.clone())
-            .unwrap_or_default()
-    }
-
-    fn outputs_of_job(&self, job: JobId) -> Vec<OutputFile> {
-        let manifest = self
-            .manifest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        manifest
-            .actions
-            .values()
-            .find(|r| r.job == job)
-            .map(|r| r.outputs.clone())
-            .unwrap_or_default()
-    }
 }
 
 /// Where each planned action is.
@@ -418,12 +264,15 @@ impl<'a> Scheduler<'a> {
                 if self.slots[i] != Slot::Waiting {
                     return None;
                 }
-                self.planned[i].waits_for.iter().find_map(|&n| match self.slots[n] {
-                    Slot::Ended(code, job) if code != StatusCode::Succeeded => {
-                        Some((i, n, code, job))
-                    }
-                    _ => None,
-                })
+                self.planned[i]
+                    .waits_for
+                    .iter()
+                    .find_map(|&n| match self.slots[n] {
+                        Slot::Ended(code, job) if code != StatusCode::Succeeded => {
+                            Some((i, n, code, job))
+                        }
+                        _ => None,
+                    })
             });
             let Some((i, n, code, job)) = failed else {
                 return;
@@ -457,171 +306,4 @@ impl<'a> Scheduler<'a> {
             }
         }
     }
-}
-
-/// The job a local run makes for `action`: the API's action and params, with the run's
-/// default limits where a `run:` action sets none.
-fn job_for(action: &Action, options: &Options) -> Job {
-    let (name, mut params) = action.job();
-    if name == drover_pipeline::CONTAINER_ACTION {
-        if let Some(object) = params.as_object_mut() {
-            if action.cpus.is_none() {
-                object.insert("cpus".into(), serde_json::json!(options.cpus));
-            }
-            if action.memory.is_none() {
-                object.insert("memory".into(), serde_json::json!(options.memory));
-            }
-        }
-    }
-    let now = drover_core::clock::rfc3339_millis(std::time::SystemTime::now());
-    Job {
-        id: JobId::new(),
-        action: name,
-        params,
-        priority: Priority::DEFAULT,
-        state: JobState::Running,
-        status_code: StatusCode::Preparing,
-        status_message: String::new(),
-        progress: 0,
-        exit_code: None,
-        attempts: 1,
-        max_attempts: 1,
-        timeout_secs: action
-            .timeout
-            .map_or(DEFAULT_TIMEOUT_SECS, |t| t.as_secs().max(1)),
-        executor: None,
-        fencing_token: None,
-        queue_entry: None,
-        last_heartbeat: None,
-        created_at: now.clone(),
-        started_at: Some(now),
-        finished_at: None,
-        idempotency_key: None,
-        requires: action.requires.iter().cloned().collect(),
-        enqueued: false,
-        retry_of: None,
-        cancel_requested: false,
-        kill_requested: false,
-        request_id: Some(JobId::new()),
-        workspace: Some("local".to_owned()),
-        pipeline_action: Some(action.name.clone()),
-    }
-}
-
-/// Runs one job: records it started, runs it, publishes its outputs on success, records
-/// how it ended. Returns its index, its record and its last lines.
-pub(crate) async fn run_job(
-    shared: Arc<Shared>,
-    index: usize,
-    job: Job,
-    inputs: Vec<OutputFile>,
-    stop: LocalStop,
-) -> (usize, Record, Vec<String>) {
-    let action = job.pipeline_action.clone().unwrap_or_default();
-    let previous = shared.outputs_of(&action);
-    let mut record = Record {
-        job: job.id,
-        status_code: StatusCode::Executing,
-        status_message: "running".to_owned(),
-        exit_code: None,
-        started_at: job.started_at.clone().unwrap_or_default(),
-        finished_at: None,
-        outputs: Vec::new(),
-    };
-    shared.record(&action, record.clone());
-    let _ = shared
-        .events
-        .send(Event::Started {
-            action: action.clone(),
-            job: job.id,
-        })
-        .await;
-    let staging = shared.state.staging(job.id);
-    let code = shared
-        .code
-        .as_ref()
-        .map(|(file, code)| (file.path().to_path_buf(), code.clone()));
-    let files = LocalFiles::new(
-        shared.state.root().to_path_buf(),
-        code,
-        inputs,
-        staging.clone(),
-        shared.options.release.clone(),
-    );
-    let (ran, tail) = execute(&shared, &job, &action, &files, &stop).await;
-    record.status_code = ran.code;
-    record.status_message = ran.message;
-    record.exit_code = ran.exit_code;
-    if ran.code == StatusCode::Succeeded {
-        match crate::publish::publish(
-            &shared.state,
-            job.id,
-            &action,
-            &staging,
-            files.collected(),
-            &previous,
-        ) {
-            Ok(outputs) => record.outputs = outputs,
-            Err(e) => {
-                record.status_code = StatusCode::InternalError;
-                record.status_message = format!("cannot publish the outputs: {e}");
-            }
-        }
-    } else {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    record.finished_at = Some(drover_core::clock::rfc3339_millis(
-        std::time::SystemTime::now(),
-    ));
-    shared.record(&action, record.clone());
-    (index, record, tail)
-}
-
-/// Runs the job through the executor, writing its log and forwarding its lines and
-/// status; returns how it ended and its last lines.
-async fn execute(
-    shared: &Shared,
-    job: &Job,
-    action: &str,
-    files: &LocalFiles,
-    stop: &LocalStop,
-) -> (drover_executor::local::Ran, Vec<String>) {
-    let (lines_tx, mut lines_rx) = mpsc::channel::<LogLine>(256);
-    let (status_tx, mut status_rx) = watch::channel(StatusCode::Preparing);
-    let log_path = shared.state.log_path(action);
-    let events = shared.events.clone();
-    let name = action.to_owned();
-    let writer = tokio::spawn(async move {
-        let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
-        let mut log = tokio::fs::File::create(&log_path).await.ok();
-        loop {
-            tokio::select! {
-                line = lines_rx.recv() => {
-                    let Some(line) = line else { break };
-                    if let Some(log) = &mut log {
-                        let _ = log.write_all(format!("{}\n", line.line).as_bytes()).await;
-                    }
-                    if tail.len() == TAIL_LINES {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line.line.clone());
-                    let _ = events.send(Event::Line { action: name.clone(), line }).await;
-                }
-                Ok(()) = status_rx.changed() => {
-                    let code = *status_rx.borrow();
-                    let _ = events.send(Event::Status { action: name.clone(), code }).await;
-                }
-            }
-        }
-        if let Some(log) = &mut log {
-            let _ = log.flush().await;
-        }
-        Vec::from(tail)
-    });
-    let ran = shared
-        .executor
-        .run(job, files, lines_tx, status_tx, stop)
-        .await;
-    let tail = writer.await.unwrap_or_default();
-    (ran, tail)
 }

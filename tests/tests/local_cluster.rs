@@ -131,7 +131,9 @@ async fn a_local_run_ends_as_the_cluster_does_and_recreates_a_cluster_job_byte_f
     let log = cluster.log(d.id).await?;
     let first = log.first().context("a log line")?;
     ensure!(
-        first.line.contains(&format!("drover local-run --job {}", d.id)),
+        first
+            .line
+            .contains(&format!("drover local-run --job {}", d.id)),
         "{first:?}"
     );
 
@@ -157,12 +159,26 @@ async fn a_local_run_ends_as_the_cluster_does_and_recreates_a_cluster_job_byte_f
     // for alone after `b` ran reads b's file (the planner's `Need::Done`).
     on_cluster(&cluster, DIAMOND, "partial", &["b"]).await?;
     let (detail, ended) = on_cluster(&cluster, DIAMOND, "partial", &["d"]).await?;
-    let made: Vec<&str> = detail.jobs.iter().filter_map(|j| j.pipeline_action.as_deref()).collect();
-    ensure!(made.len() == 2 && made.contains(&"c") && made.contains(&"d"), "{made:?}");
+    let made: Vec<&str> = detail
+        .jobs
+        .iter()
+        .filter_map(|j| j.pipeline_action.as_deref())
+        .collect();
+    ensure!(
+        made.len() == 2 && made.contains(&"c") && made.contains(&"d"),
+        "{made:?}"
+    );
     ensure!(ended["d"].0 == "SUCCEEDED", "{ended:#?}");
-    let d = detail.jobs.iter().find(|j| j.pipeline_action.as_deref() == Some("d")).context("d")?;
+    let d = detail
+        .jobs
+        .iter()
+        .find(|j| j.pipeline_action.as_deref() == Some("d"))
+        .context("d")?;
     let files = admin.job_outputs(d.id).await?.files;
-    let d_txt = files.iter().find(|f| f.path == "output/d.txt").context("d.txt")?;
+    let d_txt = files
+        .iter()
+        .find(|f| f.path == "output/d.txt")
+        .context("d.txt")?;
     ensure!(output_bytes(&admin, d_txt).await? == b"a\nb\na\nc\n");
     Ok(())
 }

@@ -6,7 +6,6 @@ use std::path::Path;
 use anyhow::Context;
 use drover_client::ApiClient;
 
-
 /// The declared output patterns of a project file that parses (one that does not is
 /// left to the API, which says what is wrong with it).
 fn declared_outputs(file: &Path, project: &str) -> Vec<drover_outputs::Pattern> {

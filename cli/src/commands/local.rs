@@ -41,7 +41,9 @@ fn options(
         .transpose()
         .map_err(|e| UsageError(format!("--memory: {e}")))?;
     if args.cpus.is_some_and(|c| !(c > 0.0 && c <= 1024.0)) {
-        return Err(UsageError("--cpus must be a positive number of cores, like 0.5".into()).into());
+        return Err(
+            UsageError("--cpus must be a positive number of cores, like 0.5".into()).into(),
+        );
     }
     Ok(Options {
         root,
@@ -172,7 +174,10 @@ fn print_plan(plan: &[(String, bool, String)]) {
 
 fn ended_line(report: &ActionReport) -> String {
     match &report.record {
-        Some(r) => format!("ended {}: {} ({})", report.action, r.status_code, r.status_message),
+        Some(r) => format!(
+            "ended {}: {} ({})",
+            report.action, r.status_code, r.status_message
+        ),
         None => format!("{}: {}", report.action, report.why),
     }
 }

@@ -28,6 +28,22 @@ impl DockerRuntime {
     /// # Errors
     /// [`ContainerError::Docker`].
     pub async fn create(&self, spec: &ContainerSpec) -> Result<String, ContainerError> {
+        Ok(self.create_deferring(spec, false).await?.0)
+    }
+
+    /// [`create`](Self::create), except that with `defer` the parameters of a container
+    /// that would get a copy of them (a writable root filesystem, no shared volume) are
+    /// not copied but returned, as a tar entry for `drover/params.json` to put first in
+    /// the one archive the caller extracts at `/` (staging a pipeline job's inputs): one
+    /// upload instead of two.
+    ///
+    /// # Errors
+    /// [`ContainerError::Docker`].
+    pub async fn create_deferring(
+        &self,
+        spec: &ContainerSpec,
+        defer: bool,
+    ) -> Result<(String, Option<Vec<u8>>), ContainerError> {
         self.sweep_params_volumes();
         let shared = self.params_volume(spec).await;
         let host_config = HostConfig {
@@ -73,10 +89,12 @@ impl DockerRuntime {
             .await
             .map_err(docker_err("create"))?
             .id;
+        let mut deferred = None;
         match shared {
             Some(volume) => {
                 locked(&self.leases).insert(id.clone(), volume);
             }
+            None if defer && !spec.read_only => deferred = Some(spec.params_json.clone()),
             None => {
                 if let Err(e) = self
                     .copy_params(&id, &spec.params_json, spec.read_only)
@@ -88,7 +106,7 @@ impl DockerRuntime {
             }
         }
         debug!(container = %id, name = %spec.name, "container created");
-        Ok(id)
+        Ok((id, deferred))
     }
 
     /// Starts a created container.

@@ -61,7 +61,12 @@ actions:
 pub async fn local_run(dir: &Path, args: &[&str]) -> anyhow::Result<(i32, String, String)> {
     let mut command = drover_command().await?;
     command.arg("local-run").args(args).current_dir(dir);
-    let out = within("drover local-run", Duration::from_secs(120), command.output()).await??;
+    let out = within(
+        "drover local-run",
+        Duration::from_secs(120),
+        command.output(),
+    )
+    .await??;
     Ok((
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -96,4 +101,3 @@ pub fn manifest(dir: &Path) -> anyhow::Result<drover_local::state::Manifest> {
     let text = std::fs::read(dir.join(".drover/manifest.json"))?;
     Ok(serde_json::from_slice(&text)?)
 }
-
