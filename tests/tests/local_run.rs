@@ -292,3 +292,88 @@ async fn a_second_local_run_of_the_same_project_is_refused_while_one_runs() -> a
     ensure!(status.success());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_come_from_this_machine_and_a_missing_one_stops_the_run_naming_it(
+) -> anyhow::Result<()> {
+    let text = "version: 5\nactions:\n  greet:\n    action: greet\n";
+    let dir = project(text)?;
+    let actions = dir.path().join("actions");
+    std::fs::create_dir(&actions)?;
+    std::fs::write(
+        actions.join("greet.toml"),
+        "name = \"greet\"\nimage = \"drover/busybox:v1\"\npull = \"never\"\ncommand = [\"sh\", \"-c\", \"echo token=$GREET_TOKEN\"]\n[secrets]\nGREET_TOKEN = { env = \"LOCAL_GREET_TOKEN\" }\n",
+    )?;
+    let dir_arg = actions.to_str().context("a UTF-8 path")?;
+    let (code, _, err) = local_run(dir.path(), &["greet", "--actions-dir", dir_arg]).await?;
+    ensure!(code == 2, "exited {code}: {err}");
+    ensure!(
+        err.contains("LOCAL_GREET_TOKEN"),
+        "the missing secret is named: {err}"
+    );
+
+    let mut command = drover_command().await?;
+    command
+        .args(["local-run", "greet", "--actions-dir", dir_arg])
+        .current_dir(dir.path())
+        .env("LOCAL_GREET_TOKEN", "s3cr3t-value");
+    let out = within(
+        "local-run with the secret",
+        Duration::from_secs(60),
+        command.output(),
+    )
+    .await??;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    ensure!(out.status.success(), "{stdout}\n{stderr}");
+    let log = std::fs::read_to_string(dir.path().join(".drover/logs/greet.log"))?;
+    ensure!(
+        log.contains("token=") && !log.contains("s3cr3t-value"),
+        "redacted: {log}"
+    );
+    ensure!(!stderr.contains("s3cr3t-value") && !stdout.contains("s3cr3t-value"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_the_running_actions_and_the_next_run_does_them() -> anyhow::Result<()> {
+    let slow = FAILURE.replace("echo about to fail; exit 3", "sleep 60");
+    let dir = project(&slow)?;
+    let root = dir.path().to_path_buf();
+    let mut command = drover_command().await?;
+    command
+        .args(["local-run", "b"])
+        .current_dir(&root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = command.spawn()?;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id().context("a pid")?)?);
+    wait_until("b to run", Duration::from_secs(60), || async {
+        manifest(&root).is_ok_and(|m| {
+            m.actions
+                .get("b")
+                .is_some_and(|r| !r.status_code.is_terminal())
+        })
+    })
+    .await?;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT)?;
+    let out = within(
+        "the interrupted run to end",
+        Duration::from_secs(30),
+        child.wait_with_output(),
+    )
+    .await??;
+    ensure!(out.status.code() == Some(130), "{:?}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(stdout.contains("b: CANCELLED_BY_USER"), "{stdout}");
+    ensure!(
+        containers_of(&root).await?.is_empty(),
+        "a container was left"
+    );
+    std::fs::write(root.join("drover.yaml"), slow.replace("sleep 60", "echo b"))?;
+    let (code, _, err) = local_run(&root, &["b"]).await?;
+    ensure!(code == 0 && err.contains("skipped  a:"), "{err}");
+    Ok(())
+}
