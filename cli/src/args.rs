@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use drover_client::DEFAULT_URL;
+use clap::{Args, Parser, Subcommand};
 use drover_core::{LogFormat, Priority, State};
 
+mod client;
 mod local;
+pub(crate) use client::{ClientArgs, Output};
 pub(crate) use local::LocalRunArgs;
 
 /// The exit codes, as `--help` shows them.
@@ -133,36 +134,6 @@ pub(crate) struct RoleArgs {
     /// e.g. DROVER_ZOOKEEPER__HOSTS for `zookeeper.hosts`.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-}
-
-/// How to reach the API, and how to print the answer.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct ClientArgs {
-    /// The API's base URL.
-    #[arg(long, env = "DROVER_URL", default_value = DEFAULT_URL, value_name = "URL")]
-    pub(crate) url: String,
-
-    /// The bearer token (role submitter or admin).
-    #[arg(
-        long,
-        env = "DROVER_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub(crate) token: Option<String>,
-
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
-    pub(crate) output: Output,
-}
-
-/// How answers are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Output {
-    /// For people: tables and short lines.
-    Table,
-    /// For programs: the API's JSON (one object per line for logs).
-    Json,
 }
 
 /// `drover submit`.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::ClientArgs;
+use super::client::ClientArgs;
 
 /// `drover local-run`.
 #[derive(Debug, Args)]
