@@ -50,9 +50,9 @@ pub(crate) async fn run_named(
 /// The first line of every job's log on a cluster: how to run it again on a laptop.
 pub(crate) fn recreate_line(job: &Job) -> LogLine {
     LogLine {
-        stream: "stderr".to_owned(),
+        stream: "drover".to_owned(),
         line: format!(
-            "drover: to re-create this job on your machine, run: drover local-run --job {}",
+            "[drover] to re-create this job on your machine: drover local-run --job {}",
             job.id
         ),
     }

@@ -15,8 +15,7 @@ use crate::state::{Manifest, Record};
 pub struct Planned<'a> {
     /// The action.
     pub action: &'a Action,
-    /// Run it (with the indices, in the plan, of the planned actions it waits for), or
-    /// skip it.
+    /// Whether it runs (else it is skipped).
     pub runs: bool,
     /// The indices of the planned actions it waits for.
     pub waits_for: Vec<usize>,

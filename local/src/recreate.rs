@@ -143,7 +143,6 @@ pub async fn run(
     job.pipeline_action = Some(name.clone());
     job.id = JobId::new();
     job.attempts = 1;
-    job.request_id.get_or_insert_with(JobId::new);
     let log = state.log_path(&name);
     let shared = Arc::new(crate::job::Shared {
         executor,

@@ -49,7 +49,7 @@ pub async fn run(
         .map(|p| (p.action.name.clone(), p.runs, p.why.clone()))
         .collect();
     let _ = events.send(Event::Plan(lines)).await;
-    let mut scheduler = Scheduler::new(&state, &planned, manifest);
+    let mut scheduler = Scheduler::new(&state, &planned, &manifest);
     if planned.iter().any(|p| p.runs) {
         let executor = connect(options, &state).await?;
         let code = snapshot(options, &project).await?;
@@ -58,7 +58,7 @@ pub async fn run(
             code,
             events,
             state,
-            manifest: Mutex::new(scheduler.manifest.clone()),
+            manifest: Mutex::new(manifest),
             options: options.clone(),
         });
         scheduler.drive(&shared, &cancel).await;
@@ -140,14 +140,13 @@ enum Slot {
 struct Scheduler<'a> {
     planned: &'a [Planned<'a>],
     slots: Vec<Slot>,
-    manifest: Manifest,
     report: Report,
     stopping: Option<String>,
     interrupted: bool,
 }
 
 impl<'a> Scheduler<'a> {
-    fn new(state: &State, planned: &'a [Planned<'a>], manifest: Manifest) -> Self {
+    fn new(state: &State, planned: &'a [Planned<'a>], manifest: &Manifest) -> Self {
         let report = Report {
             actions: planned
                 .iter()
@@ -171,7 +170,6 @@ impl<'a> Scheduler<'a> {
         Scheduler {
             planned,
             slots,
-            manifest,
             report,
             stopping: None,
             interrupted: false,
@@ -238,9 +236,6 @@ impl<'a> Scheduler<'a> {
     async fn ended(&mut self, i: usize, record: Record, tail: Vec<String>, shared: &Shared) {
         let code = record.status_code;
         self.slots[i] = Slot::Ended(code, record.job);
-        self.manifest
-            .actions
-            .insert(self.planned[i].action.name.clone(), record.clone());
         let report = &mut self.report.actions[i];
         report.record = Some(record);
         if code != StatusCode::Succeeded {

@@ -79,6 +79,8 @@ impl State {
         let file = File::create(&lock_path).map_err(Error::io(&lock_path))?;
         let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
             .map_err(|_| Error::Busy(root.to_path_buf()))?;
+        // what a killed run was writing: no run uses it now (the lock is ours)
+        let _ = std::fs::remove_dir_all(dir.join("staging"));
         Ok(State {
             root: root.to_path_buf(),
             dir,

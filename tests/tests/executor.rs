@@ -493,11 +493,13 @@ async fn repeated_parameters_share_one_read_only_volume_that_goes_with_the_execu
     for (id, params) in &submitted {
         let job = cluster.finished(*id, Duration::from_secs(60)).await?;
         assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
+        // the job's own lines (the executor's first line is on the drover stream)
         let lines: Vec<String> = admin
             .logs(*id, 0, Some(10))
             .await?
             .lines
             .into_iter()
+            .filter(|l| l.stream != "drover")
             .map(|l| l.line)
             .collect();
         assert_eq!(
@@ -613,11 +615,13 @@ async fn output_is_cut_into_lines_decoded_per_stream_and_flushed_at_its_end() ->
             cluster
                 .log(endless)
                 .await
-                .is_ok_and(|log| log.iter().map(|l| l.line.len()).sum::<usize>() >= 1 << 20)
+                .is_ok_and(|log| log.iter().filter(|l| l.stream == "stdout").count() >= 63)
         },
     )
     .await;
-    let log = cluster.log(endless).await?;
+    // the container's lines (the executor's first line is on the drover stream)
+    let mut log = cluster.log(endless).await?;
+    log.retain(|l| l.stream != "drover");
     let state = admin.get(endless).await?.state;
     admin.cancel(endless).await?;
     shipped.map_err(|e| {
@@ -628,7 +632,9 @@ async fn output_is_cut_into_lines_decoded_per_stream_and_flushed_at_its_end() ->
         )
     })?;
     assert_eq!(state, State::Running);
-    assert_eq!(log.len(), 64, "1 MiB in lines of 16 KiB");
+    // the job's log is capped at 1 MiB (api.log_cap_bytes) and starts with the
+    // executor's line on how to re-create the job: 63 of the MiB's 64 lines fit
+    assert_eq!(log.len(), 63, "1 MiB in lines of 16 KiB, up to the cap");
     assert!(
         log.iter().all(|l| l.stream == "stdout"
             && l.line.len() == 16 * 1024
@@ -669,7 +675,13 @@ async fn log_batches_over_the_apis_body_limit_are_split_and_a_line_that_never_fi
             .collect::<Vec<_>>()
     );
     assert_eq!(stdout, expected);
-    let notes = lines_of(&log, "drover");
+    // the executor's notes, after its first line (how to re-create the job)
+    let is_note = |l: &StoredLogLine| l.stream == "drover" && !l.line.contains("to re-create");
+    let notes: Vec<String> = log
+        .iter()
+        .filter(|l| is_note(l))
+        .map(|l| l.line.clone())
+        .collect();
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(
         notes[0].contains("16384 bytes")
@@ -679,10 +691,7 @@ async fn log_batches_over_the_apis_body_limit_are_split_and_a_line_that_never_fi
         notes[0]
     );
     // where the line was
-    let at = log
-        .iter()
-        .position(|l| l.stream == "drover")
-        .unwrap_or_default();
+    let at = log.iter().position(is_note).unwrap_or_default();
     assert_eq!(log[at + 1].line, expected[100]);
     Ok(())
 }
@@ -797,16 +806,19 @@ async fn drover_logs_shows_control_characters_escaped() -> anyhow::Result<()> {
     assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
     let id = id.to_string();
     // colours, a bell and an 8-bit CSI reach the terminal as text; a tab stays a tab
-    let escaped = "\\x1b[31mred\\x1b[0m plain\tbell\\x07 csi\\u{9b}2J\n";
+    let escaped = format!(
+        "[drover] to re-create this job on your machine: drover local-run --job {id}\n\\x1b[31mred\\x1b[0m plain\tbell\\x07 csi\\u{{9b}}2J\n"
+    );
     for args in [&["logs", &id][..], &["logs", "-f", &id]] {
         let (code, stdout, stderr) = drover(&cluster, args).await?;
         assert_eq!(code, 0, "{args:?}: {stderr}");
         assert_eq!(stdout, escaped, "{args:?}");
     }
-    // JSON keeps the line as it was written
+    // JSON keeps the line as it was written (after the executor's first line)
     let (code, stdout, stderr) = drover(&cluster, &["logs", "-o", "json", &id]).await?;
     assert_eq!(code, 0, "{stderr}");
-    let line: StoredLogLine = serde_json::from_str(stdout.trim())?;
+    let last = stdout.trim().lines().last().unwrap_or_default();
+    let line: StoredLogLine = serde_json::from_str(last)?;
     assert_eq!(line.line, "\x1b[31mred\x1b[0m plain\tbell\x07 csi\u{9b}2J");
     Ok(())
 }
