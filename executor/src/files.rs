@@ -79,10 +79,7 @@ impl LocalFiles {
 
     /// The outputs written so far, in the order they were read.
     pub fn collected(&self) -> Vec<Collected> {
-        self.collected
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        drover_core::lock(&self.collected).clone()
     }
 }
 
@@ -173,15 +170,11 @@ impl Files<'_> {
                 let report = write_checked(local, path, level, body)
                     .await
                     .map_err(|e| internal(format!("cannot write output {path}: {e}")))?;
-                local
-                    .collected
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(Collected {
-                        path: path.to_owned(),
-                        level: level.to_owned(),
-                        report,
-                    });
+                drover_core::lock(&local.collected).push(Collected {
+                    path: path.to_owned(),
+                    level: level.to_owned(),
+                    report,
+                });
                 Ok(())
             }
         }
@@ -261,7 +254,7 @@ async fn write_checked(
     Ok(check.finish())
 }
 
-pub(crate) fn internal(message: String) -> Outcome {
+fn internal(message: String) -> Outcome {
     Outcome::Finished {
         code: drover_core::StatusCode::InternalError,
         exit_code: None,
@@ -269,7 +262,7 @@ pub(crate) fn internal(message: String) -> Outcome {
     }
 }
 
-pub(crate) fn api_failed(what: &str, e: &drover_client::ClientError) -> Outcome {
+fn api_failed(what: &str, e: &drover_client::ClientError) -> Outcome {
     if e.is_conflict() {
         return Outcome::Abandoned(crate::stop::StopReason::Fenced);
     }

@@ -91,7 +91,7 @@ impl LocalExecutor {
         crate::remove_leftovers(self.docker(), &self.env.executor_id).await;
     }
 
-    /// Ids and names of the containers this id has on the engine (what `--debug` kept).
+    /// Ids of the containers this id has on the engine (what `--debug` kept).
     ///
     /// # Errors
     /// Docker cannot list them.
@@ -106,11 +106,6 @@ impl LocalExecutor {
         if !self.env.keep_containers {
             self.docker().remove_params_volumes().await;
         }
-    }
-
-    /// The actions this executor knows.
-    pub fn catalogue(&self) -> &Catalogue {
-        &self.catalogue
     }
 
     /// Runs `job` to its end: its output lines go to `lines`, its status (`EXECUTING`,

@@ -30,17 +30,11 @@ use crate::stop::Stop;
 type Problem = Arc<Mutex<Option<String>>>;
 
 fn note(problem: &Problem, what: String) {
-    let mut slot = problem
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    slot.get_or_insert(what);
+    drover_core::lock(problem).get_or_insert(what);
 }
 
 fn taken(problem: &Problem) -> Option<String> {
-    problem
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take()
+    drover_core::lock(problem).take()
 }
 
 /// Puts the job's inputs (and `params`, when the create deferred them) into created

@@ -32,39 +32,32 @@ pub(crate) struct Shared {
 impl Shared {
     /// Records `record` for `action` and writes the manifest.
     pub(crate) fn record(&self, action: &str, record: Record) {
-        let mut manifest = self
-            .manifest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut manifest = drover_core::lock(&self.manifest);
         manifest.actions.insert(action.to_owned(), record);
         if let Err(e) = self.state.save(&manifest) {
             tracing::warn!(error = %e, "cannot write the manifest");
         }
     }
 
+    /// The outputs of `action`'s newest job.
     pub(crate) fn outputs_of(&self, action: &str) -> Vec<OutputFile> {
-        let manifest = self
-            .manifest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        manifest
+        drover_core::lock(&self.manifest)
             .actions
             .get(action)
             .map(|r| r.outputs.clone())
             .unwrap_or_default()
     }
 
-    pub(crate) fn outputs_of_job(&self, job: JobId) -> Vec<OutputFile> {
-        let manifest = self
-            .manifest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        manifest
+    /// The outputs of `jobs` (each the newest of its action), by action then path.
+    pub(crate) fn outputs_of_jobs(&self, jobs: &[JobId]) -> Vec<OutputFile> {
+        let mut files: Vec<OutputFile> = drover_core::lock(&self.manifest)
             .actions
             .values()
-            .find(|r| r.job == job)
-            .map(|r| r.outputs.clone())
-            .unwrap_or_default()
+            .filter(|r| jobs.contains(&r.job))
+            .flat_map(|r| r.outputs.iter().cloned())
+            .collect();
+        files.sort_by(|a, b| (&a.action, &a.path).cmp(&(&b.action, &b.path)));
+        files
     }
 }
 
@@ -202,7 +195,10 @@ async fn execute(
     let name = action.to_owned();
     let writer = tokio::spawn(async move {
         let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
-        let mut log = tokio::fs::File::create(&log_path).await.ok();
+        let mut log = tokio::fs::File::create(&log_path)
+            .await
+            .ok()
+            .map(tokio::io::BufWriter::new);
         loop {
             tokio::select! {
                 line = lines_rx.recv() => {

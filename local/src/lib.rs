@@ -17,6 +17,7 @@
 //! [`recreate`] fetches a cluster job and runs it here the same way.
 
 mod error;
+pub mod fetch;
 mod job;
 pub mod plan;
 pub mod publish;

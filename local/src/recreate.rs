@@ -13,9 +13,6 @@ use drover_client::ApiClient;
 use drover_core::{JobId, StatusCode};
 use drover_executor::local::LocalStop;
 use drover_model::{CodeSnapshot, Job, OutputFile};
-use futures::StreamExt;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -63,25 +60,21 @@ pub async fn prepare(api: &ApiClient, job: Job, root: &Path) -> Result<Recreated
                 .download_code(&code.sha256)
                 .await
                 .map_err(|e| failed("download the code snapshot", &e))?;
-            save(body, file.path(), &code.sha256, code.size)
-                .await
-                .map_err(|e| failed("download the code snapshot", &e))?;
+            crate::fetch::save(
+                body,
+                file.path(),
+                "the code snapshot",
+                &code.sha256,
+                code.size,
+            )
+            .await
+            .map_err(|e| failed("download the code snapshot", &e))?;
             Some((file, code.clone()))
         }
         None => None,
     };
     for file in &sources.files {
-        let body = api
-            .download_output(file.job_id, &file.path)
-            .await
-            .map_err(|e| failed(&format!("download input {}", file.path), &e))?;
-        let path = root.join(&file.path);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(Error::io(parent))?;
-        }
-        save(body, &path, &file.sha256, file.size)
+        crate::fetch::output(api, file, root)
             .await
             .map_err(|e| failed(&format!("download input {}", file.path), &e))?;
     }
@@ -90,33 +83,6 @@ pub async fn prepare(api: &ApiClient, job: Job, root: &Path) -> Result<Recreated
         code,
         inputs: sources.files,
     })
-}
-
-/// Writes `body` to `path`, checking its size and SHA-256.
-async fn save(
-    mut body: drover_client::ByteStream,
-    path: &Path,
-    sha256: &str,
-    size: u64,
-) -> Result<(), String> {
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut hash, mut seen) = (Sha256::new(), 0u64);
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
-        hash.update(&chunk);
-        seen += chunk.len() as u64;
-        file.write_all(&chunk).await.map_err(|e| e.to_string())?;
-    }
-    file.flush().await.map_err(|e| e.to_string())?;
-    let got = hex::encode(hash.finalize());
-    if seen != size || got != sha256 {
-        return Err(format!(
-            "arrived as {seen} bytes hashing to {got}, not {size} bytes hashing to {sha256}"
-        ));
-    }
-    Ok(())
 }
 
 /// Runs `recreated` in `options.root` as a fresh local job of the same action and

@@ -219,18 +219,21 @@ impl<'a> Scheduler<'a> {
         })
     }
 
+    /// What job `i` starts from: the outputs of the jobs it waited for (they
+    /// succeeded) and of the successes it reads from.
     fn inputs_of(&self, i: usize, shared: &Shared) -> Vec<OutputFile> {
         let planned = &self.planned[i];
-        let mut files: Vec<OutputFile> = planned
-            .waits_for
-            .iter()
-            .flat_map(|&n| shared.outputs_of(&self.planned[n].action.name))
-            .collect();
-        for job in &planned.reads_from {
-            files.extend(shared.outputs_of_job(*job));
-        }
-        files.sort_by(|a, b| (&a.action, &a.path).cmp(&(&b.action, &b.path)));
-        files
+        let mut jobs = planned.reads_from.clone();
+        jobs.extend(
+            planned
+                .waits_for
+                .iter()
+                .filter_map(|&n| match self.slots[n] {
+                    Slot::Ended(_, job) => Some(job),
+                    _ => None,
+                }),
+        );
+        shared.outputs_of_jobs(&jobs)
     }
 
     async fn ended(&mut self, i: usize, record: Record, tail: Vec<String>, shared: &Shared) {

@@ -1,15 +1,11 @@
 //! `drover outputs JOB|WORKSPACE [--level L] [--get DIR]`: what a job or a workspace
 //! published, and downloading it with each file's SHA-256 checked.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use drover_client::ApiClient;
 use drover_model::{OutputFile, OutputList};
-use futures::StreamExt;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use crate::args::{Output, OutputsArgs};
 use crate::exit::UsageError;
@@ -83,51 +79,14 @@ fn table(list: &OutputList) -> String {
     text
 }
 
-/// `dir` joined with an output's path, refusing one that would leave `dir`.
-fn destination(dir: &Path, path: &str) -> anyhow::Result<PathBuf> {
-    let relative = Path::new(path);
-    if !relative
-        .components()
-        .all(|c| matches!(c, Component::Normal(_)))
-    {
-        return Err(UsageError(format!(
-            "the API sent an output path that leaves the directory: {path:?}"
-        ))
-        .into());
-    }
-    Ok(dir.join(relative))
-}
-
-/// Downloads `file` into `dir` (written beside, renamed once its SHA-256 matched).
+/// Downloads `file` into `dir`, its SHA-256 checked (`drover_local::fetch`).
 async fn download(client: &ApiClient, file: &OutputFile, dir: &Path) -> anyhow::Result<PathBuf> {
-    let target = destination(dir, &file.path)?;
-    if let Some(parent) = target.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    let partial = target.with_extension("drover-partial");
-    let mut out = tokio::fs::File::create(&partial)
+    use drover_local::fetch::FetchError;
+    drover_local::fetch::output(client, file, dir)
         .await
-        .with_context(|| format!("cannot write {}", partial.display()))?;
-    let mut stream = client.download_output(file.job_id, &file.path).await?;
-    let mut hash = Sha256::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        hash.update(&chunk);
-        out.write_all(&chunk).await?;
-    }
-    out.flush().await?;
-    drop(out);
-    let got = hex::encode(hash.finalize());
-    if got != file.sha256 {
-        let _ = tokio::fs::remove_file(&partial).await;
-        anyhow::bail!(
-            "{} arrived with SHA-256 {got}, not the {} the manifest records: download it again",
-            file.path,
-            file.sha256
-        );
-    }
-    tokio::fs::rename(&partial, &target).await?;
-    Ok(target)
+        .map_err(|e| match e {
+            FetchError::Path(_) => UsageError(e.to_string()).into(),
+            FetchError::Client(e) => anyhow::Error::new(e),
+            other => anyhow::Error::new(other),
+        })
 }
