@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use drover_coordination::{
-    supervise, Ended, EntryState, Health, Membership, Queue, Role, Session, SessionEnd, ZkSettings,
+    supervise, Control, Ended, EntryState, Health, Membership, Queue, Role, Session, SessionEnd,
+    ZkSettings,
 };
 use drover_core::{FencingToken, JobId, Offer, Priority, Route};
 use tokio::sync::watch;
@@ -17,22 +18,34 @@ use tracing::{info, warn};
 
 use crate::error::{Error, Result};
 use crate::store::system_rfc3339;
-use drover_model::ExecutorInfo;
+use drover_model::{ExecutorInfo, Orders, Pauses};
 
-/// The registered executors' offers at one moment.
+/// The registered executors' offers and the pauses at one moment: why queued jobs wait.
 #[derive(Debug, Clone)]
-pub(crate) struct Offers(Vec<(String, Offer)>);
+pub(crate) struct Offers(Vec<(String, Offer)>, Pauses);
 
 impl Offers {
-    /// Offers of these executors (id → offer).
+    /// Offers of these executors (id → offer), nothing paused.
     pub(crate) fn new(offers: Vec<(String, Offer)>) -> Offers {
-        Offers(offers)
+        Offers(offers, Pauses::default())
+    }
+
+    /// These offers under `pauses`.
+    pub(crate) fn paused(self, pauses: Pauses) -> Offers {
+        Offers(self.0, pauses)
     }
 
     /// Why none of them can run `route` (the status message of a job
     /// `WAITING_ON_WORKERS`); `None` when one can.
     pub(crate) fn why_waiting(&self, route: &Route) -> Option<String> {
         drover_core::route::why_waiting(route, self.0.iter().map(|(id, o)| (id.as_str(), o)))
+    }
+
+    /// Why `action` may not start (the status message of a job `WAITING_PAUSED`); `None`
+    /// when it is not paused.
+    pub(crate) fn why_paused(&self, action: &str) -> Option<String> {
+        let pause = self.1.of(action)?;
+        Some(Pauses::message(action, pause, self.1.all.is_some()))
     }
 }
 
@@ -43,6 +56,8 @@ struct Connected {
     queue: Queue,
     /// The registered executors, kept current by a watch: what jobs are routed against.
     executors: watch::Receiver<Vec<drover_coordination::ExecutorInfo>>,
+    /// The operators' orders, kept current by a watch: what queued jobs wait for.
+    orders: watch::Receiver<Orders>,
 }
 
 /// Handle on the current ZooKeeper session, if any. Cheap to clone.
@@ -167,17 +182,19 @@ impl Coordinator {
             })?
     }
 
-    /// What every registered executor offers now (id → offer), to tell why jobs wait;
-    /// `None` without a session to know.
+    /// What every registered executor offers now (id → offer) and what is paused, to tell
+    /// why jobs wait; `None` without a session to know.
     pub(crate) fn offers(&self) -> Option<Offers> {
         let connected = self.healthy()?;
         let executors = connected.executors.borrow();
-        Some(Offers::new(
+        let offers = Offers::new(
             executors
                 .iter()
                 .map(|e| (e.id.clone(), e.offer()))
                 .collect(),
-        ))
+        );
+        let pauses = connected.orders.borrow().pauses.clone();
+        Some(offers.paused(pauses))
     }
 
     /// Whether some registered executor knows `action` at all (whatever tags it needs);
@@ -221,8 +238,91 @@ impl Coordinator {
                 started_at: system_rfc3339(info.started),
                 actions: info.actions,
                 tags: info.tags,
+                drain: info.drain,
             })
             .collect())
+    }
+
+    /// When registered executor `id` started; `None` if it is not registered (or no
+    /// session).
+    pub(crate) fn executor_started(&self, id: &str) -> Option<std::time::SystemTime> {
+        let connected = self.healthy()?;
+        let executors = connected.executors.borrow();
+        executors.iter().find(|e| e.id == id).map(|e| e.started)
+    }
+
+    /// What is paused now, as the watch last read it; `None` without a session to know.
+    pub(crate) fn pauses(&self) -> Option<Pauses> {
+        Some(self.healthy()?.orders.borrow().pauses.clone())
+    }
+
+    /// The session's [`Control`], or 503.
+    fn control(&self) -> Result<Control> {
+        let connected = self.healthy().ok_or_else(|| Error::Unavailable {
+            dependency: "zookeeper",
+            detail: "the API has no ZooKeeper session right now, and orders live there".into(),
+        })?;
+        Ok(Control::new(&connected.session))
+    }
+
+    /// `work` against ZooKeeper within the enqueue timeout, its errors as 503s.
+    async fn within<T>(
+        &self,
+        what: &str,
+        work: impl std::future::Future<Output = drover_coordination::Result<T>>,
+    ) -> Result<T> {
+        let unavailable = |detail: String| Error::Unavailable {
+            dependency: "zookeeper",
+            detail,
+        };
+        tokio::time::timeout(self.enqueue_timeout, work)
+            .await
+            .map_err(|_| {
+                unavailable(format!(
+                    "no answer within {:?} to {what}",
+                    self.enqueue_timeout
+                ))
+            })?
+            .map_err(|e| unavailable(format!("cannot {what}: {e}")))
+    }
+
+    /// Every order in force, read from ZooKeeper now.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] without a session or an answer.
+    pub(crate) async fn orders(&self) -> Result<Orders> {
+        let control = self.control()?;
+        self.within("read the orders", control.orders()).await
+    }
+
+    /// Changes what is paused (compare-and-set) and returns it.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] without a session or an answer.
+    pub(crate) async fn update_pauses(&self, change: impl Fn(&mut Pauses)) -> Result<Pauses> {
+        let control = self.control()?;
+        self.within("change the pauses", control.update_pauses(change))
+            .await
+    }
+
+    /// Orders executor `id` to drain.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] without a session or an answer.
+    pub(crate) async fn order_drain(&self, id: &str, order: &drover_model::DrainOrder) -> Result<()> {
+        let control = self.control()?;
+        self.within("write the drain order", control.order_drain(id, order))
+            .await
+    }
+
+    /// Withdraws executor `id`'s drain order; whether there was one.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] without a session or an answer.
+    pub(crate) async fn withdraw_drain(&self, id: &str) -> Result<bool> {
+        let control = self.control()?;
+        self.within("withdraw the drain order", control.withdraw_drain(id))
+            .await
     }
 }
 
@@ -237,6 +337,7 @@ impl Role for Publisher {
     type Parts = (
         Queue,
         watch::Receiver<Vec<drover_coordination::ExecutorInfo>>,
+        watch::Receiver<Orders>,
     );
 
     fn name(&self) -> &'static str {
@@ -247,16 +348,18 @@ impl Role for Publisher {
         // Put only: no watch, so the takers' traffic costs the API nothing.
         let queue = Queue::producer(session, &self.queue_path).await?;
         let executors = Membership::new(session).watch().await?;
-        Ok((queue, executors))
+        let orders = Control::new(session).watch().await?;
+        Ok((queue, executors, orders))
     }
 
     async fn live(&mut self, parts: Self::Parts, session: &Session, end: &SessionEnd) {
-        let (queue, executors) = parts;
+        let (queue, executors, orders) = parts;
         info!(queue = %self.queue_path, "zookeeper session ready; submits are enqueued");
         self.tx.send_replace(Some(Connected {
             session: session.clone(),
             queue,
             executors,
+            orders,
         }));
         if end.wait().await == Ended::Lost {
             warn!("zookeeper session lost; submits are committed with enqueued = false until a new one is ready");

@@ -186,6 +186,21 @@ pub enum Error {
         status_code: StatusCode,
     },
 
+    /// A claim for an entry of a paused action (423): the executor hands the entry back
+    /// unclaimed; it runs once the pause is lifted.
+    #[error("{message}")]
+    Paused {
+        /// Who paused it and how to resume.
+        message: String,
+    },
+
+    /// No executor with this id is registered (404).
+    #[error("no executor {id:?} is registered: `drover executors` lists the registered ones")]
+    ExecutorNotFound {
+        /// The id asked for.
+        id: String,
+    },
+
     /// Another API process is running the reconciler right now (409); nothing was done.
     #[error("another API process is reconciling now ({holder}); this run was skipped: the next tick runs it")]
     ReconcileRunning {
@@ -255,7 +270,9 @@ impl Error {
             Error::JobNotFound { .. }
             | Error::OutputNotFound(_)
             | Error::RequestNotFound { .. }
-            | Error::RouteNotFound { .. } => HttpStatus::NOT_FOUND,
+            | Error::RouteNotFound { .. }
+            | Error::ExecutorNotFound { .. } => HttpStatus::NOT_FOUND,
+            Error::Paused { .. } => HttpStatus::LOCKED,
             Error::MethodNotAllowed { .. } => HttpStatus::METHOD_NOT_ALLOWED,
             Error::IllegalTransition { .. }
             | Error::Fenced { .. }
@@ -286,7 +303,8 @@ impl Error {
             Error::JobNotFound { .. }
             | Error::OutputNotFound(_)
             | Error::RequestNotFound { .. }
-            | Error::RouteNotFound { .. } => "not_found",
+            | Error::RouteNotFound { .. }
+            | Error::ExecutorNotFound { .. } => "not_found",
             Error::Project(_) => "invalid_project",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::IllegalTransition { .. } => "illegal_transition",
@@ -294,6 +312,7 @@ impl Error {
             | Error::Conflict { code, .. }
             | Error::EntryRefused { code, .. } => code,
             Error::Ambiguous { .. } => "ambiguous_id",
+            Error::Paused { .. } => "paused",
             Error::RequestKeyReused { .. } => "idempotency_key_reused",
             Error::ReconcileRunning { .. } => "reconcile_in_progress",
             Error::Unavailable { .. } => "unavailable",

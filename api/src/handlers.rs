@@ -2,6 +2,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod code;
+pub(crate) mod control;
 pub(crate) mod executor;
 pub(crate) mod jobs;
 pub(crate) mod logs;

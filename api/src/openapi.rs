@@ -4,12 +4,13 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{admin, executor, jobs, logs, ops, requests};
+use crate::handlers::{admin, control, executor, jobs, logs, ops, requests};
 use drover_model::{
     ApiError, AppendLogs, Candidates, Claim, CleanedUp, Cleanup, Distribution, ExecutorInfo,
     Finish, Heartbeat, HeartbeatReply, Job, JobPage, LogLine, LogPage, LogsAppended, Progress,
     Reconcile, Reconciled, Release, Repairs, Request, RequestCreated, RequestDetail, RequestPage,
-    StoredLogLine, SubmitJob, SubmitRequest,
+    StoredLogLine, SubmitJob, SubmitRequest, DrainOrder, DrainPhase, DrainRequest, DrainStatus,
+    Orders, Pause, PauseRequest, Pauses,
 };
 
 /// Declares the bearer scheme the endpoints name.
@@ -35,12 +36,15 @@ impl Modify for Bearer {
         executor::claim, executor::heartbeat, executor::append_logs, executor::finish, executor::release,
         ops::executors, ops::healthz, ops::readyz, ops::metrics,
         admin::reconcile, admin::cleanup, admin::distributions,
+        control::orders, control::pause, control::resume, control::drain, control::undrain,
     ),
     components(schemas(
         ApiError, AppendLogs, Candidates, Claim, ExecutorInfo, Finish, Heartbeat, HeartbeatReply,
         Job, JobPage, LogLine, LogPage, LogsAppended, Release, StoredLogLine, SubmitJob,
         Reconcile, Reconciled, Repairs, Cleanup, CleanedUp, Distribution,
         SubmitRequest, Request, RequestCreated, RequestDetail, RequestPage, Progress,
+        Orders, Pauses, Pause, PauseRequest, DrainOrder, DrainRequest, DrainStatus, DrainPhase,
+        control::Undrained,
     )),
     modifiers(&Bearer),
 )]

@@ -21,7 +21,7 @@ use crate::config::{redact_url, ApiConfig};
 use crate::coordinator::Coordinator;
 use crate::error::Error;
 use crate::extract::refuse_query;
-use crate::handlers::{admin, code, executor, jobs, logs, ops, outputs, requests};
+use crate::handlers::{admin, code, control, executor, jobs, logs, ops, outputs, requests};
 use crate::listener::{serve_connections, Limits};
 use crate::metrics::{self, Metrics};
 use crate::reconcile::Reconciler;
@@ -162,6 +162,11 @@ fn router(state: AppState) -> Router {
         .route("/v1/code/{sha256}", put(code::upload).get(code::download))
         .route("/v1/jobs/{id}/release", post(executor::release))
         .route("/v1/executors", get(ops::executors))
+        .route("/v1/executors/{id}/drain", post(control::drain))
+        .route("/v1/executors/{id}/undrain", post(control::undrain))
+        .route("/v1/control", get(control::orders))
+        .route("/v1/control/pause", post(control::pause))
+        .route("/v1/control/resume", post(control::resume))
         .route("/v1/distributions", get(admin::distributions))
         .route("/v1/admin/reconcile", post(admin::reconcile))
         .route("/v1/admin/cleanup", post(admin::cleanup))

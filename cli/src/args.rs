@@ -8,8 +8,10 @@ use drover_core::{LogFormat, Priority, State};
 
 mod client;
 mod local;
+mod ops;
 pub(crate) use client::{ClientArgs, Output};
 pub(crate) use local::LocalRunArgs;
+pub(crate) use ops::{DrainArgs, PauseArgs, RebootArgs, ResumeArgs, Target, UndrainArgs};
 
 /// The exit codes, as `--help` shows them.
 const EXIT_CODES: &str = "\
@@ -111,6 +113,27 @@ pub(crate) enum Command {
     /// Lists the distributions with their current leader and last / next tick.
     #[command(after_help = EXIT_CODES)]
     Distributions(ClientArgs),
+    /// Shows what is paused and drained, and the executors (needs any token).
+    #[command(after_help = EXIT_CODES)]
+    Status(ClientArgs),
+    /// Pauses actions, or the whole cluster (admin): queued jobs wait, running ones run on.
+    #[command(after_help = EXIT_CODES)]
+    Pause(PauseArgs),
+    /// Lifts pauses (admin).
+    #[command(after_help = EXIT_CODES)]
+    Resume(ResumeArgs),
+    /// Drains an executor as SIGTERM would, but it stays up, registered as drained, until
+    /// `drover undrain` or a restart (admin).
+    #[command(after_help = EXIT_CODES)]
+    Drain(DrainArgs),
+    /// Lets drained executors take jobs again (admin).
+    #[command(after_help = EXIT_CODES)]
+    Undrain(UndrainArgs),
+    /// Drains every executor of a host and waits until no drover container runs there:
+    /// prints READY TO REBOOT. Jobs past the deadline are given back and rerun elsewhere
+    /// (admin).
+    #[command(name = "prepare-for-reboot", after_help = EXIT_CODES)]
+    PrepareForReboot(RebootArgs),
     /// The executor's watchdog process (started by `drover executor`, not by hand).
     #[command(name = "executor-watchdog", hide = true)]
     ExecutorWatchdog(WatchdogArgs),

@@ -83,6 +83,7 @@ pub(crate) fn executors_table(executors: &[ExecutorInfo]) -> String {
                 executor.host.clone(),
                 executor.slots.to_string(),
                 executor.busy.to_string(),
+                executor_state(executor),
                 executor.version.clone(),
                 format!("{} ({})", executor.started_at, age(&executor.started_at)),
                 list_or_dash(executor.tags.iter().map(String::as_str)),
@@ -98,10 +99,27 @@ pub(crate) fn executors_table(executors: &[ExecutorInfo]) -> String {
         .collect();
     table(
         &[
-            "ID", "HOST", "SLOTS", "BUSY", "VERSION", "STARTED", "TAGS", "ACTIONS",
+            "ID", "HOST", "SLOTS", "BUSY", "STATE", "VERSION", "STARTED", "TAGS", "ACTIONS",
         ],
         &rows,
     )
+}
+
+/// `taking`, `draining (by ops, 2 running)` or `drained (by ops, 0 containers)`.
+pub(crate) fn executor_state(executor: &ExecutorInfo) -> String {
+    let Some(drain) = &executor.drain else {
+        return "taking".to_owned();
+    };
+    let containers = drain
+        .containers
+        .map_or_else(String::new, |n| format!(", {n} containers running"));
+    match drain.phase {
+        drover_model::DrainPhase::Draining => format!(
+            "draining (by {}, {} running{containers})",
+            drain.by, executor.busy
+        ),
+        drover_model::DrainPhase::Drained => format!("drained (by {}{containers})", drain.by),
+    }
 }
 
 /// `a,b,c`, or `-` for none.

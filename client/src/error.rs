@@ -112,6 +112,11 @@ impl ClientError {
         self.status() == Some(StatusCode::CONFLICT)
     }
 
+    /// 423: a claim for a paused action's entry; hand the entry back unclaimed.
+    pub fn is_paused(&self) -> bool {
+        self.status() == Some(StatusCode::LOCKED)
+    }
+
     /// Whether the API could not be reached or could not serve the request right now
     /// (connection failure, timeout, 502/503/504): the same call may succeed later.
     ///

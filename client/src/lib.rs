@@ -29,6 +29,7 @@
 
 mod admin;
 mod builder;
+mod control;
 mod error;
 mod executor;
 mod ndjson;
@@ -45,6 +46,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use self::builder::ApiClientBuilder;
+pub use self::control::Undrained;
 pub use self::error::ClientError;
 pub use self::outputs::ByteStream;
 use drover_model::{Candidates, ExecutorInfo, Job, JobPage, LogPage, StoredLogLine, SubmitJob};

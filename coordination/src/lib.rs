@@ -8,12 +8,14 @@
 //!   session's holdings in time), `view` (the picture itself, in zxid order).
 //! - [`Election`] / [`Leadership`] — per-name leader election in kazoo's `Election` layout.
 //! - [`Membership`] / [`Registration`] — executors' ephemeral `/executors/<id>` records.
+//! - [`Control`] — operators' orders at `/control`: pauses and remote drains, watched.
 //! - [`ZkSettings`] — hosts, chroot, session timeout, digest auth and ACLs.
 //! - [`Lock`] — a try-lock: one ephemeral node, at most one session at a time.
 //! - [`supervise`] / [`Role`] — a role attached to ZooKeeper: connect, build, run while
 //!   the session lives, start over after a loss, until shutdown.
 //! - [`LostSignal`] — what a holder watches to stop acting on something it no longer holds.
 
+mod control;
 mod election;
 mod entry;
 mod error;
@@ -30,6 +32,7 @@ mod supervisor;
 mod taken;
 mod view;
 
+pub use control::Control;
 pub use election::{Election, Leadership};
 pub use entry::{is_entry_name, route_of};
 pub use error::{Error, LostReason, Result, ZkError};

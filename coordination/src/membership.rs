@@ -38,6 +38,9 @@ pub struct ExecutorInfo {
     /// Its tags (`[executor] tags`).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Set while a remote drain (`drover drain`) holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<drover_model::DrainStatus>,
 }
 
 impl ExecutorInfo {
@@ -285,12 +288,17 @@ impl Registration {
         &self.info
     }
 
-    /// Publishes a new busy count.
+    /// Publishes a new busy count and drain status.
     ///
     /// # Errors
     /// ZooKeeper errors (the node is gone if the session expired).
-    pub async fn set_busy(&mut self, busy: u32) -> Result<()> {
+    pub async fn publish(
+        &mut self,
+        busy: u32,
+        drain: Option<drover_model::DrainStatus>,
+    ) -> Result<()> {
         self.info.busy = busy;
+        self.info.drain = drain;
         let data =
             serde_json::to_vec(&self.info).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let client = self.session.client();

@@ -419,6 +419,12 @@ impl Queue {
         })
     }
 
+    /// Wakes every taker waiting on this handle's view to look at it again: for a filter
+    /// that now accepts what it refused (a lifted pause), since no entry changed.
+    pub fn wake(&self) {
+        self.picture().changed.notify_waiters();
+    }
+
     /// Entries in the view (a hint; see [`Queue::counts`] for the server's).
     pub fn view_len(&self) -> usize {
         self.picture().lock().len()

@@ -27,6 +27,10 @@ pub enum StatusCode {
     /// tag it requires. Worked out when the job is read, from the live membership (never
     /// stored), so it is never stale: the job runs as soon as a capable executor registers.
     WaitingOnWorkers,
+    /// `QUEUED`: on the queue, but its action (or the whole cluster) is paused by an
+    /// operator (`drover pause`). Worked out when the job is read, from the pauses in
+    /// ZooKeeper (never stored): the job runs as soon as the pause is lifted.
+    WaitingPaused,
     /// `RUNNING`: claimed; the executor is preparing (pulling the image,
     /// writing inputs).
     Preparing,
@@ -63,6 +67,7 @@ impl StatusCode {
         Self::WaitingOnDependencies,
         Self::Enqueued,
         Self::WaitingOnWorkers,
+        Self::WaitingPaused,
         Self::Preparing,
         Self::Executing,
         Self::Finalizing,
@@ -84,7 +89,8 @@ impl StatusCode {
             Self::Created
             | Self::WaitingOnDependencies
             | Self::Enqueued
-            | Self::WaitingOnWorkers => State::Queued,
+            | Self::WaitingOnWorkers
+            | Self::WaitingPaused => State::Queued,
             Self::Preparing | Self::Executing | Self::Finalizing => State::Running,
             Self::Succeeded => State::Success,
             Self::NonzeroExit
@@ -110,6 +116,7 @@ impl StatusCode {
             Self::WaitingOnDependencies => "WAITING_ON_DEPENDENCIES",
             Self::Enqueued => "ENQUEUED",
             Self::WaitingOnWorkers => "WAITING_ON_WORKERS",
+            Self::WaitingPaused => "WAITING_PAUSED",
             Self::Preparing => "PREPARING",
             Self::Executing => "EXECUTING",
             Self::Finalizing => "FINALIZING",
@@ -193,6 +200,7 @@ mod tests {
             | StatusCode::WaitingOnDependencies
             | StatusCode::Enqueued
             | StatusCode::WaitingOnWorkers
+            | StatusCode::WaitingPaused
             | StatusCode::Preparing
             | StatusCode::Executing
             | StatusCode::Finalizing
@@ -208,7 +216,7 @@ mod tests {
             | StatusCode::KilledByAdmin => StatusCode::ALL.contains(&code),
         };
         assert!(StatusCode::ALL.iter().all(|&code| listed(code)));
-        assert_eq!(StatusCode::ALL.len(), 17);
+        assert_eq!(StatusCode::ALL.len(), 18);
     }
 
     #[test]
@@ -230,6 +238,7 @@ mod tests {
             ("WAITING_ON_DEPENDENCIES", Queued),
             ("ENQUEUED", Queued),
             ("WAITING_ON_WORKERS", Queued),
+            ("WAITING_PAUSED", Queued),
             ("PREPARING", Running),
             ("EXECUTING", Running),
             ("FINALIZING", Running),

@@ -98,7 +98,10 @@ const fn rank(code: StatusCode) -> u8 {
         // queue from there like any new job: the two are one step.
         StatusCode::Created | StatusCode::WaitingOnDependencies | StatusCode::Preparing => 0,
         StatusCode::Executing => 1,
-        StatusCode::Enqueued | StatusCode::WaitingOnWorkers | StatusCode::Finalizing => 2,
+        StatusCode::Enqueued
+        | StatusCode::WaitingOnWorkers
+        | StatusCode::WaitingPaused
+        | StatusCode::Finalizing => 2,
         _ => u8::MAX,
     }
 }
@@ -123,24 +126,25 @@ mod tests {
     /// `x` is legal, `.` is not. Rows are `from`, columns are `to` in
     /// `StatusCode::ALL` order (abbreviated in the header).
     const EXPECTED: &str = "
-                            CR WD EN WW  PR EX FI  SU  NZ TO UP DF UA IE AE  CU KA
-    CREATED                  x  x  x  x   x  x  .   .   .  .  .  x  x  x  x   x  x
-    WAITING_ON_DEPENDENCIES  x  x  x  x   .  .  .   .   .  .  .  x  x  x  x   x  x
-    ENQUEUED                 .  .  x  x   x  x  .   .   .  .  .  x  x  x  x   x  x
-    WAITING_ON_WORKERS       .  .  x  x   x  x  .   .   .  .  .  x  x  x  x   x  x
-    PREPARING                .  .  x  .   x  x  x   x   x  x  x  x  x  x  x   x  x
-    EXECUTING                .  .  x  .   .  x  x   x   x  x  x  x  x  x  x   x  x
-    FINALIZING               .  .  x  .   .  .  x   x   x  x  x  x  x  x  x   x  x
-    SUCCEEDED                .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
-    NONZERO_EXIT             .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
-    TIMED_OUT                .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
-    UNMATCHED_PATTERNS       .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
-    DEPENDENCY_FAILED        .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
-    UNKNOWN_ACTION           .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
-    INTERNAL_ERROR           .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
-    ATTEMPTS_EXHAUSTED       .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
-    CANCELLED_BY_USER        .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
-    KILLED_BY_ADMIN          .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
+                            CR WD EN WW WP  PR EX FI  SU  NZ TO UP DF UA IE AE  CU KA
+    CREATED                  x  x  x  x  x   x  x  .   .   .  .  .  x  x  x  x   x  x
+    WAITING_ON_DEPENDENCIES  x  x  x  x  x   .  .  .   .   .  .  .  x  x  x  x   x  x
+    ENQUEUED                 .  .  x  x  x   x  x  .   .   .  .  .  x  x  x  x   x  x
+    WAITING_ON_WORKERS       .  .  x  x  x   x  x  .   .   .  .  .  x  x  x  x   x  x
+    WAITING_PAUSED           .  .  x  x  x   x  x  .   .   .  .  .  x  x  x  x   x  x
+    PREPARING                .  .  x  .  .   x  x  x   x   x  x  x  x  x  x  x   x  x
+    EXECUTING                .  .  x  .  .   .  x  x   x   x  x  x  x  x  x  x   x  x
+    FINALIZING               .  .  x  .  .   .  .  x   x   x  x  x  x  x  x  x   x  x
+    SUCCEEDED                .  .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
+    NONZERO_EXIT             .  .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
+    TIMED_OUT                .  .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
+    UNMATCHED_PATTERNS       .  .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
+    DEPENDENCY_FAILED        .  .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
+    UNKNOWN_ACTION           .  .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
+    INTERNAL_ERROR           .  .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
+    ATTEMPTS_EXHAUSTED       .  .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
+    CANCELLED_BY_USER        .  .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
+    KILLED_BY_ADMIN          .  .  .  .  .   .  .  .   .   .  .  .  .  .  .  .   .  .
     ";
 
     fn expected() -> Vec<(StatusCode, Vec<bool>)> {

@@ -1,7 +1,8 @@
 //! drover's executor: takes queue entries, runs each job's action, reports to the API.
 //!
 //! - [`run`] — start-up (`prepare`), the slots, the session supervisor, the two-phase
-//!   drain and leaving (`leave`: give-backs settled, deregistered).
+//!   drain and leaving (`leave`: give-backs settled, deregistered); `drain.rs` drains on
+//!   SIGTERM and on remote orders (`drover drain`), and resumes when undrained.
 //! - [`ExecutorConfig`] — the `[executor]` settings.
 //! - [`container`] — one action as a Docker container through bollard (runtime, image,
 //!   lifecycle, output, parameters volumes, listings).
@@ -20,6 +21,7 @@ mod cleanup;
 mod collect;
 mod config;
 pub mod container;
+mod drain;
 mod error;
 mod files;
 mod health;
@@ -46,7 +48,6 @@ use drover_client::ApiClient;
 use drover_coordination::ZkSettings;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use config::{ExecutorConfig, DEREGISTER_TIMEOUT, STOP_MARGIN};
@@ -93,7 +94,8 @@ pub async fn run(
         };
         health::start(config.metrics_listen, handle, readiness, listener_stop).await?;
     }
-    let (busy_tx, busy_rx) = watch::channel(0);
+    let (published_tx, published_rx) = watch::channel(supervisor::Published::default());
+    let (orders_tx, orders_rx) = watch::channel(drover_model::Orders::default());
     let routing = routing::Routing::for_catalogue(&prepared.catalogue, &config.tags);
     let context = Arc::new(SlotContext {
         api: api.clone(),
@@ -112,11 +114,10 @@ pub async fn run(
         backoff: Backoff::new(Duration::from_millis(200), config.backoff_max),
         queue: queue_rx,
         busy: AtomicUsize::new(0),
-        busy_changed: busy_tx,
-        drain: shutdown.drain.clone(),
-        deadline: CancellationToken::new(),
+        published: published_tx,
         config,
     });
+    let started = std::time::SystemTime::now();
     let supervisor_stop = CancellationToken::new();
     let supervisor = tokio::spawn(supervisor::supervise(
         zk,
@@ -126,27 +127,30 @@ pub async fn run(
             slots,
             cluster: context.env.cluster.clone(),
             routing,
+            started,
         },
-        queue_tx,
-        busy_rx,
+        supervisor::Channels {
+            queue: queue_tx,
+            orders: orders_tx,
+            published: published_rx,
+        },
         supervisor_stop.clone(),
     ));
     let reaper_stop = CancellationToken::new();
     let reaper = start_reaper(&context, &id, &reaper_stop);
-    let tracker = TaskTracker::new();
-    for index in 0..slots {
-        tracker.spawn(slot::run_slot(context.clone(), index));
-    }
-    tracker.close();
     let offer = context.routing.offer();
     info!(executor = %id, slots, actions = ?offer.runnable_actions(), tags = ?offer.tags, "executor running");
 
-    shutdown.drain.cancelled().await;
-    reaper_stop.cancel();
-    if let Some(reaper) = reaper {
-        let _ = reaper.await;
-    }
-    drain(&context, &tracker, &shutdown).await;
+    let me = drain::Me::new(&id, started);
+    let served = drain::serve(&context, &shutdown, orders_rx, &me);
+    let reaping = async {
+        shutdown.drain.cancelled().await;
+        reaper_stop.cancel();
+        if let Some(reaper) = reaper {
+            let _ = reaper.await;
+        }
+    };
+    tokio::join!(served, reaping);
     leave(&context, supervisor, supervisor_stop).await;
     info!(executor = %id, "executor stopped");
     Ok(())
@@ -241,36 +245,6 @@ async fn leave(
     match tokio::time::timeout_at(deadline, supervisor).await {
         Ok(Ok(())) => info!("drain: deregistered from /executors"),
         _ => warn!("drain: could not deregister in time; the registration goes with the session"),
-    }
-}
-
-/// The drain: no new entries; running jobs get until the deadline; then they are stopped
-/// and given back.
-async fn drain(shared: &SlotContext, tracker: &TaskTracker, shutdown: &Shutdown) {
-    let running = shared.busy.load(std::sync::atomic::Ordering::Relaxed);
-    let timeout = shared.config.drain_timeout;
-    info!(
-        running,
-        ?timeout,
-        "drain: stopped taking entries; waiting for running jobs"
-    );
-    tokio::select! {
-        () = tracker.wait() => info!("drain: every running job finished"),
-        () = tokio::time::sleep(timeout) => {
-            let left = shared.busy.load(std::sync::atomic::Ordering::Relaxed);
-            info!(left, "drain: deadline reached; stopping the remaining jobs and giving them back to the queue");
-        },
-        () = shutdown.force.cancelled() => {
-            let left = shared.busy.load(std::sync::atomic::Ordering::Relaxed);
-            info!(left, "drain: second signal; stopping the remaining jobs and giving them back to the queue");
-        },
-    }
-    shared.deadline.cancel();
-    let grace = shared.config.stop_grace + config::STOP_MARGIN;
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        warn!("drain: some jobs did not stop in time");
-    } else {
-        info!("drain: all slots stopped");
     }
 }
 

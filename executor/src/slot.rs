@@ -24,6 +24,7 @@ use crate::reporter::{ReportTo, Reporter};
 use crate::routing::Routing;
 use crate::runner;
 use crate::stop::{Stop, StopReason};
+use crate::supervisor::Published;
 
 /// What every slot of an executor shares.
 #[derive(Debug)]
@@ -39,51 +40,58 @@ pub(crate) struct SlotContext {
     pub(crate) queue: watch::Receiver<Option<Queue>>,
     /// Jobs running now.
     pub(crate) busy: AtomicUsize,
-    pub(crate) busy_changed: watch::Sender<usize>,
-    /// Stop taking entries (first SIGTERM).
+    /// What the executor's record says (busy count, drain status).
+    pub(crate) published: watch::Sender<Published>,
+}
+
+/// One run of the slots, from their start to a drain (SIGTERM or `drover drain`); a
+/// drained executor that is undrained starts a new one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Phase {
+    /// Stop taking entries.
     pub(crate) drain: CancellationToken,
     /// Stop running jobs and give them back (drain deadline or second signal).
     pub(crate) deadline: CancellationToken,
 }
 
 /// Takes and runs jobs until the executor drains.
-pub(crate) async fn run_slot(shared: Arc<SlotContext>, index: usize) {
+pub(crate) async fn run_slot(shared: Arc<SlotContext>, index: usize, phase: Phase) {
     let mut queues = shared.queue.clone();
     loop {
         tokio::select! {
             biased;
-            () = shared.drain.cancelled() => break,
+            () = phase.drain.cancelled() => break,
             () = shared.backoff.ready() => {},
         }
         let Some(queue) = queues.borrow_and_update().clone() else {
             tokio::select! {
-                () = shared.drain.cancelled() => break,
+                () = phase.drain.cancelled() => break,
                 changed = queues.changed() => if changed.is_err() { break } else { continue },
             }
         };
         let taken = tokio::select! {
             biased;
-            () = shared.drain.cancelled() => break,
+            () = phase.drain.cancelled() => break,
             taken = queue.take(None) => taken,
         };
         match taken {
             Ok(Some(taken)) => {
                 metrics::counter!("drover_executor_takes_total").increment(1);
                 let span = info_span!("job", slot = index, entry = %taken.name());
-                handle(&shared, taken).instrument(span).await;
+                handle(&shared, &phase, taken).instrument(span).await;
             }
             Ok(None) => {}
             Err(ZkError::SessionLost(reason)) => {
                 debug!(slot = index, %reason, "waiting for a new zookeeper session");
                 tokio::select! {
-                    () = shared.drain.cancelled() => break,
+                    () = phase.drain.cancelled() => break,
                     changed = queues.changed() => if changed.is_err() { break },
                 }
             }
             Err(e) => {
                 warn!(slot = index, error = %e, "cannot take from the queue");
                 tokio::select! {
-                    () = shared.drain.cancelled() => break,
+                    () = phase.drain.cancelled() => break,
                     () = tokio::time::sleep(Duration::from_secs(1)) => {},
                 }
             }
@@ -93,7 +101,7 @@ pub(crate) async fn run_slot(shared: Arc<SlotContext>, index: usize) {
 }
 
 /// Everything that happens to one taken entry.
-async fn handle(shared: &SlotContext, taken: Taken) {
+async fn handle(shared: &SlotContext, phase: &Phase, taken: Taken) {
     let job_id = match taken.job_id() {
         Ok(id) => id,
         Err(e) => {
@@ -102,7 +110,7 @@ async fn handle(shared: &SlotContext, taken: Taken) {
             return;
         }
     };
-    if shared.drain.is_cancelled() {
+    if phase.drain.is_cancelled() {
         // Taken just before the drain began: hand it back unclaimed, so it costs no
         // attempt and another executor runs it at once.
         debug!(job = %job_id, "draining: giving back an entry taken just before");
@@ -112,13 +120,23 @@ async fn handle(shared: &SlotContext, taken: Taken) {
         return;
     }
     let taken = if taken.route().is_empty() {
-        match read_plain(shared, job_id, taken).await {
+        match read_plain(shared, phase, job_id, taken).await {
             Some(taken) => taken,
             None => return,
         }
     } else {
         taken
     };
+    let action = taken.route().split('+').next().unwrap_or_default();
+    if shared.routing.paused(action) {
+        // Taken as the pause arrived: hand it back unclaimed (no attempt); the filter
+        // skips it from now on.
+        debug!(job = %job_id, action, "action paused: giving back an entry taken just before");
+        if let Err(e) = taken.release().await {
+            debug!(error = %e, "release failed");
+        }
+        return;
+    }
     // Claim straight away: the claim refuses finished, canceled and re-taken jobs (409)
     // and unknown ones (404), so no read is needed first (the entry's name said what
     // the job needs).
@@ -140,27 +158,42 @@ async fn handle(shared: &SlotContext, taken: Taken) {
             consume(taken).await;
             return;
         }
-        Err(e) => return give_back(shared, taken, "claim the job", &e, e.is_unavailable()).await,
+        Err(e) if e.is_paused() => {
+            debug!(job = %job_id, reason = %e, "action paused: giving the entry back unclaimed");
+            if let Err(e) = taken.release().await {
+                debug!(error = %e, "release failed");
+            }
+            return;
+        }
+        Err(e) => {
+            return give_back(shared, phase, taken, "claim the job", &e, e.is_unavailable()).await
+        }
     };
     shared.backoff.succeeded();
     metrics::histogram!("drover_executor_claim_seconds").record(claiming.elapsed().as_secs_f64());
     let busy = shared.busy.fetch_add(1, Ordering::Relaxed) + 1;
-    shared.busy_changed.send_replace(busy);
+    shared.published.send_modify(|p| p.busy = busy);
     metrics::gauge!("drover_executor_busy_slots").set(busy as f64);
     let started = Instant::now();
-    let outcome = run_claimed(shared, &job, &taken).await;
+    let outcome = run_claimed(shared, phase, &job, &taken).await;
     metrics::histogram!("drover_executor_run_seconds").record(started.elapsed().as_secs_f64());
-    report(shared, &job, taken, outcome).await;
+    report(shared, phase, &job, taken, outcome).await;
     let busy = shared.busy.fetch_sub(1, Ordering::Relaxed) - 1;
-    shared.busy_changed.send_replace(busy);
+    shared.published.send_modify(|p| p.busy = busy);
     metrics::gauge!("drover_executor_busy_slots").set(busy as f64);
 }
 
 /// A plain entry (a kazoo producer's, or one put before routing) does not say what its
-/// job needs: read the job. One this executor cannot run goes back under its route, in
-/// one transaction, for an executor that can; it costs no attempt. Returns the entry
+/// job needs: read the job. One this executor cannot run (or whose action is paused) goes
+/// back under its route, in one transaction, for an executor that can; it costs no
+/// attempt. Returns the entry
 /// when this executor should claim it.
-async fn read_plain(shared: &SlotContext, job_id: JobId, taken: Taken) -> Option<Taken> {
+async fn read_plain(
+    shared: &SlotContext,
+    phase: &Phase,
+    job_id: JobId,
+    taken: Taken,
+) -> Option<Taken> {
     let job = match shared.api.get(job_id).await {
         Ok(job) => job,
         Err(e) if e.is_not_found() => {
@@ -169,7 +202,7 @@ async fn read_plain(shared: &SlotContext, job_id: JobId, taken: Taken) -> Option
             return None;
         }
         Err(e) => {
-            give_back(shared, taken, "read the job", &e, e.is_unavailable()).await;
+            give_back(shared, phase, taken, "read the job", &e, e.is_unavailable()).await;
             return None;
         }
     };
@@ -177,7 +210,9 @@ async fn read_plain(shared: &SlotContext, job_id: JobId, taken: Taken) -> Option
     let Ok(route) = job.route() else {
         return Some(taken);
     };
-    if job.state.is_terminal() || shared.routing.runs(&route) {
+    if job.state.is_terminal()
+        || (shared.routing.runs(&route) && !shared.routing.paused(&route.action))
+    {
         return Some(taken);
     }
     let segment = route.segment();
@@ -192,7 +227,7 @@ async fn read_plain(shared: &SlotContext, job_id: JobId, taken: Taken) -> Option
 
 /// Runs a claimed job with its stop triggers wired: loss of the entry, the drain
 /// deadline, and (through the reporter) cancel, kill and a refused token.
-async fn run_claimed(shared: &SlotContext, job: &Job, taken: &Taken) -> Outcome {
+async fn run_claimed(shared: &SlotContext, phase: &Phase, job: &Job, taken: &Taken) -> Outcome {
     let stop = Stop::default();
     let lost = taken.lost().clone();
     let watchers = [
@@ -204,7 +239,7 @@ async fn run_claimed(shared: &SlotContext, job: &Job, taken: &Taken) -> Outcome 
             }
         }),
         tokio::spawn({
-            let (stop, deadline) = (stop.clone(), shared.deadline.clone());
+            let (stop, deadline) = (stop.clone(), phase.deadline.clone());
             async move {
                 deadline.cancelled().await;
                 stop.trip(StopReason::Drain);
@@ -268,7 +303,7 @@ async fn unless_lost(job: &Job, taken: &Taken, outcome: Outcome) -> Outcome {
 }
 
 /// Records the outcome and settles the queue entry.
-async fn report(shared: &SlotContext, job: &Job, taken: Taken, outcome: Outcome) {
+async fn report(shared: &SlotContext, phase: &Phase, job: &Job, taken: Taken, outcome: Outcome) {
     let token = taken.token();
     let label = match &outcome {
         Outcome::Finished { code, .. } => code.as_str(),
@@ -281,7 +316,7 @@ async fn report(shared: &SlotContext, job: &Job, taken: Taken, outcome: Outcome)
             code,
             exit_code,
             message,
-        } => record_finish(shared, job, taken, code, exit_code, message).await,
+        } => record_finish(shared, phase, job, taken, code, exit_code, message).await,
         Outcome::Abandoned(StopReason::Fenced) => {
             // Another holder (or the API) owns the job now: this entry must never go
             // back for a third taker.
@@ -317,6 +352,7 @@ async fn report(shared: &SlotContext, job: &Job, taken: Taken, outcome: Outcome)
 /// entry once the API has it (or refuses it as not ours).
 async fn record_finish(
     shared: &SlotContext,
+    phase: &Phase,
     job: &Job,
     taken: Taken,
     code: StatusCode,
@@ -360,7 +396,7 @@ async fn record_finish(
             Err(e)
                 if e.is_unavailable()
                     && !taken.lost().is_lost()
-                    && !shared.deadline.is_cancelled() =>
+                    && !phase.deadline.is_cancelled() =>
             {
                 shared.backoff.failed("record the job's result", &e);
                 shared.backoff.ready().await;
@@ -375,6 +411,7 @@ async fn record_finish(
 
 async fn give_back(
     shared: &SlotContext,
+    phase: &Phase,
     taken: Taken,
     what: &str,
     error: &(dyn std::fmt::Display + Sync),
@@ -385,7 +422,7 @@ async fn give_back(
     } else {
         warn!(%error, "cannot {what}; releasing the entry");
         tokio::select! {
-            () = shared.drain.cancelled() => {},
+            () = phase.drain.cancelled() => {},
             () = tokio::time::sleep(Duration::from_millis(500)) => {},
         }
     }

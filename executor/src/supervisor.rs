@@ -1,12 +1,14 @@
-//! Keeps the executor attached to ZooKeeper: a session, the queue and the membership
-//! record, rebuilt whenever the session expires.
+//! Keeps the executor attached to ZooKeeper: a session, the queue, the membership record
+//! and the operators' orders (pauses, a drain for it), rebuilt whenever the session
+//! expires.
 
 use std::time::{Duration, SystemTime};
 
 use drover_coordination::{
-    Ended, ExecutorInfo, Membership, Queue, QueueView, Registration, Role, Session, SessionEnd,
-    ZkSettings,
+    Control, Ended, ExecutorInfo, Membership, Queue, QueueView, Registration, Role, Session,
+    SessionEnd, ZkSettings,
 };
+use drover_model::{DrainStatus, Orders};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -24,43 +26,60 @@ pub(crate) struct Identity {
     pub(crate) cluster: std::sync::Arc<std::sync::OnceLock<String>>,
     /// What it offers (published) and takes (its queue handle's filter).
     pub(crate) routing: std::sync::Arc<Routing>,
+    /// When this process started (published; a drain order names it).
+    pub(crate) started: SystemTime,
 }
 
 /// Throttle of the busy-count publication: at most once a second.
 const BUSY_EVERY: Duration = Duration::from_secs(1);
+
+/// What the executor publishes in its record beyond who it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Published {
+    /// Jobs running now.
+    pub(crate) busy: usize,
+    /// Where a remote drain is, if one was ordered.
+    pub(crate) drain: Option<DrainStatus>,
+}
+
+/// What the supervisor shares with the rest of the executor, across sessions.
+#[derive(Debug)]
+pub(crate) struct Channels {
+    /// The queue of the current session.
+    pub(crate) queue: watch::Sender<Option<Queue>>,
+    /// The orders as last read (kept while no session is attached).
+    pub(crate) orders: watch::Sender<Orders>,
+    /// What to publish in the record.
+    pub(crate) published: watch::Receiver<Published>,
+}
 
 /// Runs until `stop`, then deregisters.
 pub(crate) async fn supervise(
     zk: ZkSettings,
     queue_path: String,
     identity: Identity,
-    queue_tx: watch::Sender<Option<Queue>>,
-    busy: watch::Receiver<usize>,
+    channels: Channels,
     stop: CancellationToken,
 ) {
     let mut role = Attachment {
         queue_path,
         identity,
-        started: SystemTime::now(),
-        queue_tx,
-        busy,
+        channels,
     };
     drover_coordination::supervise(&zk, &mut role, stop).await;
-    role.queue_tx.send_replace(None);
+    role.channels.queue.send_replace(None);
 }
 
-/// The executor's role on each session: the queue its slots take from and its
-/// membership record.
+/// The executor's role on each session: the queue its slots take from, its membership
+/// record and the orders it follows.
 struct Attachment {
     queue_path: String,
     identity: Identity,
-    started: SystemTime,
-    queue_tx: watch::Sender<Option<Queue>>,
-    busy: watch::Receiver<usize>,
+    channels: Channels,
 }
 
 impl Role for Attachment {
-    type Parts = (Queue, Registration);
+    type Parts = (Queue, Registration, watch::Receiver<Orders>);
 
     fn name(&self) -> &'static str {
         "executor"
@@ -69,27 +88,30 @@ impl Role for Attachment {
     async fn attach(
         &mut self,
         session: &Session,
-    ) -> Result<(Queue, Registration), drover_coordination::Error> {
-        let busy = *self.busy.borrow();
-        attach(
-            session,
-            &self.queue_path,
-            &self.identity,
-            self.started,
-            busy,
-        )
-        .await
+    ) -> Result<Self::Parts, drover_coordination::Error> {
+        // The pauses are known before the first take.
+        let orders = Control::new(session).watch().await?;
+        self.identity.routing.set_pauses(&orders.borrow().pauses);
+        self.channels.orders.send_replace(orders.borrow().clone());
+        let published = self.channels.published.borrow().clone();
+        let (queue, registration) =
+            attach(session, &self.queue_path, &self.identity, &published).await?;
+        Ok((queue, registration, orders))
     }
 
     async fn live(
         &mut self,
-        (queue, mut registration): (Queue, Registration),
+        (queue, mut registration, orders): Self::Parts,
         _session: &Session,
         end: &SessionEnd,
     ) {
-        self.queue_tx.send_replace(Some(queue));
-        let ended = publish_busy(&mut registration, &mut self.busy, end).await;
-        self.queue_tx.send_replace(None);
+        self.channels.queue.send_replace(Some(queue.clone()));
+        let follow = follow_orders(orders, &self.identity, &queue, &self.channels.orders);
+        let ended = tokio::select! {
+            ended = publish(&mut registration, &mut self.channels.published, end) => ended,
+            () = follow => end.wait().await,
+        };
+        self.channels.queue.send_replace(None);
         match ended {
             Ended::Shutdown => {
                 if let Err(e) = registration.deregister().await {
@@ -103,13 +125,34 @@ impl Role for Attachment {
     }
 }
 
-/// Publishes the busy count (at most every [`BUSY_EVERY`]) until the session ends.
-async fn publish_busy(
+/// Applies every change of the orders: pauses to the queue filter (waking the takers when
+/// they change), the whole picture to the executor (its drain). Returns when the watch
+/// ends (its session is over).
+async fn follow_orders(
+    mut orders: watch::Receiver<Orders>,
+    identity: &Identity,
+    queue: &Queue,
+    out: &watch::Sender<Orders>,
+) {
+    while orders.changed().await.is_ok() {
+        let now = orders.borrow_and_update().clone();
+        if identity.routing.set_pauses(&now.pauses) {
+            info!(paused = ?now.pauses, "pauses changed");
+            queue.wake();
+        }
+        out.send_replace(now);
+    }
+}
+
+/// Publishes the busy count and drain status (a count at most every [`BUSY_EVERY`], a
+/// drain change at once) until the session ends.
+async fn publish(
     registration: &mut Registration,
-    busy: &mut watch::Receiver<usize>,
+    published: &mut watch::Receiver<Published>,
     end: &SessionEnd,
 ) -> Ended {
     let mut due: Option<Instant> = None;
+    let mut shown = published.borrow().clone();
     loop {
         let publish = async {
             match due {
@@ -119,19 +162,22 @@ async fn publish_busy(
         };
         tokio::select! {
             ended = end.wait() => return ended,
-            changed = busy.changed(), if due.is_none() => {
+            changed = published.changed(), if due.is_none() => {
                 if changed.is_err() {
                     return end.wait().await;
                 }
-                due = Some(Instant::now() + BUSY_EVERY);
+                let at_once = published.borrow().drain != shown.drain;
+                due = Some(Instant::now() + if at_once { Duration::ZERO } else { BUSY_EVERY });
             },
             () = publish => {
                 due = None;
-                let now = *busy.borrow_and_update() as u32;
+                shown = published.borrow_and_update().clone();
                 tokio::select! {
                     ended = end.wait() => return ended,
-                    published = registration.set_busy(now) => if let Err(e) = published {
-                        warn!(error = %e, "cannot publish the busy count");
+                    done = registration.publish(shown.busy as u32, shown.drain.clone()) => {
+                        if let Err(e) = done {
+                            warn!(error = %e, "cannot publish the busy count and drain status");
+                        }
                     },
                 }
             },
@@ -143,8 +189,7 @@ async fn attach(
     session: &Session,
     queue_path: &str,
     identity: &Identity,
-    started: SystemTime,
-    busy: usize,
+    published: &Published,
 ) -> Result<(Queue, Registration), drover_coordination::Error> {
     if identity.cluster.get().is_none() {
         let cluster = Membership::new(session).cluster_id().await?;
@@ -159,15 +204,16 @@ async fn attach(
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
         slots: identity.slots as u32,
-        busy: busy as u32,
+        busy: published.busy as u32,
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        started,
+        started: identity.started,
         actions: offer
             .actions
             .iter()
             .map(|(name, needs)| (name.clone(), needs.iter().cloned().collect()))
             .collect(),
         tags: offer.tags.iter().cloned().collect(),
+        drain: published.drain.clone(),
     };
     // A restarted executor may find its previous session's record until that session
     // expires: wait for it rather than fail.

@@ -7,11 +7,15 @@
 //! describe themselves for the OpenAPI document.
 
 mod cleanup;
+mod control;
 mod outputs;
 pub mod paths;
 mod request;
 
 pub use cleanup::{CleanedUp, Cleanup};
+pub use control::{
+    DrainOrder, DrainPhase, DrainRequest, DrainStatus, Orders, Pause, PauseRequest, Pauses,
+};
 pub use outputs::{CodeSnapshot, JobInputs, OutputFile, OutputList};
 pub use request::{Progress, Request, RequestCreated, RequestDetail, RequestPage, SubmitRequest};
 
@@ -321,6 +325,9 @@ pub struct ExecutorInfo {
     /// Its tags.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Set while a remote drain (`drover drain`) holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainStatus>,
 }
 
 impl Job {

@@ -7,6 +7,8 @@
 //! /distributions/<name>        persistent JSON: a distribution leader's status
 //! /locks/reconcile             ephemeral: held by the one reconciler running
 //! /cluster-id                  persistent: the cluster's id, for container labels
+//! /control/pauses              persistent JSON: what is paused (drover pause)
+//! /control/drains/<executor>   persistent JSON: a remote drain order (drover drain)
 //! ```
 
 /// The default queue: the path kazoo users pass to `LockingQueue(client, "/job")`.
@@ -27,4 +29,17 @@ pub const CLUSTER_ID: &str = "/cluster-id";
 /// The election of distribution `name`.
 pub fn election(name: &str) -> String {
     format!("{ELECTIONS}/{name}")
+}
+
+/// Operators' orders: pauses and drains. Every role that acts on them watches this tree.
+pub const CONTROL: &str = "/control";
+/// What is paused, a JSON [`Pauses`](crate::Pauses); absent when nothing ever was.
+pub const PAUSES: &str = "/control/pauses";
+/// Remote drain orders, one persistent JSON [`DrainOrder`](crate::DrainOrder) child per
+/// executor id.
+pub const DRAINS: &str = "/control/drains";
+
+/// The drain order of executor `id`.
+pub fn drain(id: &str) -> String {
+    format!("{DRAINS}/{id}")
 }

@@ -59,6 +59,7 @@ fn executor(id: &str) -> ExecutorInfo {
         started: SystemTime::now(),
         actions: Default::default(),
         tags: Vec::new(),
+        drain: None,
     }
 }
 

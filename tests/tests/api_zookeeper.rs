@@ -201,6 +201,7 @@ async fn executors_come_from_membership(backend: Backend) -> anyhow::Result<()> 
             started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             actions: Default::default(),
             tags: Vec::new(),
+            drain: None,
         })
         .await?;
     let (status, listed) = api.get("/v1/executors", api_support::EXECUTOR).await?;

@@ -178,6 +178,7 @@ async fn executors_are_listed(sandbox: &Sandbox) -> anyhow::Result<()> {
         started: SystemTime::now(),
         actions: Default::default(),
         tags: Vec::new(),
+        drain: None,
     };
     let _registration = Membership::new(&session).register(info.clone()).await?;
     let table = sandbox

@@ -18,6 +18,7 @@ fn executor(id: &str, slots: u32) -> ExecutorInfo {
         started: SystemTime::now(),
         actions: Default::default(),
         tags: Vec::new(),
+        drain: None,
     }
 }
 
@@ -86,7 +87,7 @@ async fn watch_sees_busy_updates_a_closed_session_and_a_deregistration() -> anyh
     )
     .await??;
 
-    reg_a.set_busy(3).await?;
+    reg_a.publish(3, None).await?;
     assert_eq!(reg_a.info().busy, 3);
     within(
         "the watch to see exec-a busy with 3",

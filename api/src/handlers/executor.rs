@@ -55,7 +55,8 @@ fn check_message(message: Option<&str>) -> Result<Option<String>> {
 #[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/jobs/{id}/claim", tag = "executor",
     params(("id" = String, Path)), request_body = Claim,
     responses((status = 200, description = "RUNNING/PREPARING under this token", body = Job),
-        (status = 409, description = "terminal, held by a token not older, or not claimable", body = ApiError)),
+        (status = 409, description = "terminal, held by a token not older, or not claimable", body = ApiError),
+        (status = 423, description = "the job's action is paused: hand the entry back unclaimed", body = ApiError)),
     security(("bearer" = []))))]
 pub(crate) async fn claim(
     _auth: Authorized<Execute>,
@@ -65,6 +66,7 @@ pub(crate) async fn claim(
 ) -> Result<Json<Job>> {
     check_executor(&body.executor)?;
     check_entry(&body.entry)?;
+    refuse_paused(&state, &body.entry)?;
     let checking = std::time::Instant::now();
     let checked = state.zk.verify_claim(id, &body.entry, body.token).await;
     state
@@ -77,6 +79,23 @@ pub(crate) async fn claim(
             .claim(id, body.token, &body.executor, &body.entry)
             .await?,
     ))
+}
+
+/// A claim through an entry of a paused action is refused (423): the executor that took
+/// it as the pause arrived hands it back unclaimed, at no attempt's cost. Decided from the
+/// entry's route alone (a plain entry's executor reads the job and routes it first).
+fn refuse_paused(state: &AppState, entry: &str) -> Result<()> {
+    let segment = drover_coordination::route_of(entry);
+    let action = segment.split('+').next().unwrap_or_default();
+    if action.is_empty() {
+        return Ok(());
+    }
+    match state.zk.pauses().as_ref().and_then(|p| Some((p.of(action)?, p.all.is_some()))) {
+        Some((pause, all)) => Err(Error::Paused {
+            message: drover_model::Pauses::message(action, pause, all),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `POST /v1/jobs/{id}/heartbeat`

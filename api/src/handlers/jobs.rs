@@ -254,7 +254,9 @@ pub(crate) fn shown(state: &AppState, job: Job) -> Job {
     shown_with(state.zk.offers().as_ref(), job)
 }
 
-/// [`shown`] against one snapshot of the offers (`None`: unknown, shown as stored).
+/// [`shown`] against one snapshot of the offers (`None`: unknown, shown as stored). A
+/// paused action's job is `WAITING_PAUSED` (the operator's pause says more than a missing
+/// executor).
 fn shown_with(offers: Option<&Offers>, mut job: Job) -> Job {
     if job.status_code != drover_core::StatusCode::Enqueued {
         return job;
@@ -262,8 +264,15 @@ fn shown_with(offers: Option<&Offers>, mut job: Job) -> Job {
     let (Some(offers), Ok(route)) = (offers, job.route()) else {
         return job;
     };
-    if let Some(why) = offers.why_waiting(&route) {
-        job.status_code = drover_core::StatusCode::WaitingOnWorkers;
+    let (code, why) = match offers.why_paused(&route.action) {
+        Some(why) => (drover_core::StatusCode::WaitingPaused, Some(why)),
+        None => (
+            drover_core::StatusCode::WaitingOnWorkers,
+            offers.why_waiting(&route),
+        ),
+    };
+    if let Some(why) = why {
+        job.status_code = code;
         // Keep what the stored message says beyond "enqueued" (why a run was given back).
         job.status_message = if job.status_message == ENQUEUED_MESSAGE {
             why
@@ -649,6 +658,21 @@ mod tests {
             released.status_message
         );
         let gpu = Offers::new(vec![("gpu-1".into(), offer(&["gpu"]))]);
+        let mut pauses = drover_model::Pauses::default();
+        let pause = drover_model::Pause {
+            by: "ops".into(),
+            since: "2026-12-04T10:00:00Z".into(),
+            reason: None,
+        };
+        pauses.actions.insert("train".into(), pause);
+        let paused = gpu.clone().paused(pauses);
+        let shown = shown_with(Some(&paused), job(ENQUEUED_MESSAGE));
+        assert_eq!(shown.status_code, drover_core::StatusCode::WaitingPaused);
+        assert!(
+            shown.status_message.starts_with("action train is paused by ops since"),
+            "{}",
+            shown.status_message
+        );
         for offers in [Some(&gpu), None] {
             let shown = shown_with(offers, job(ENQUEUED_MESSAGE));
             assert_eq!(

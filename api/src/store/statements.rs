@@ -165,7 +165,7 @@ mod tests {
         let s = Statements::new();
         assert!(
             s.claim
-                .contains("status_code IN ('CREATED', 'ENQUEUED', 'WAITING_ON_WORKERS')"),
+                .contains("status_code IN ('CREATED', 'ENQUEUED', 'WAITING_ON_WORKERS', 'WAITING_PAUSED')"),
             "{}",
             s.claim
         );

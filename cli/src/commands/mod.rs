@@ -12,6 +12,7 @@ mod jobs;
 mod local;
 mod logs;
 mod metadata;
+mod operate;
 mod outputs;
 mod requests;
 mod submit;
@@ -46,6 +47,12 @@ pub(crate) async fn run(
         Command::Outputs(args) => outputs::run(args).await,
         Command::Executors(args) => executors::run(args).await,
         Command::Distributions(args) => distributions::run(args).await,
+        Command::Status(args) => operate::status(args).await,
+        Command::Pause(args) => operate::pause(args).await,
+        Command::Resume(args) => operate::resume(args).await,
+        Command::Drain(args) => operate::drain(args).await,
+        Command::Undrain(args) => operate::undrain(args).await,
+        Command::PrepareForReboot(args) => operate::prepare_for_reboot(args).await,
         Command::ExecutorWatchdog(args) => {
             drover_executor::watchdog::run(
                 args.executor,

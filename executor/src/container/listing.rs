@@ -43,6 +43,16 @@ impl DockerRuntime {
             .collect())
     }
 
+    /// How many of `cluster`'s containers run now on this daemon, whichever executor made
+    /// them (what `prepare-for-reboot` waits to see at zero).
+    ///
+    /// # Errors
+    /// [`ContainerError::Docker`].
+    pub async fn running_in_cluster(&self, cluster: &str) -> Result<usize, ContainerError> {
+        let filters = cluster_filter(super::runtime::LABEL_EXECUTOR, cluster);
+        Ok(self.containers(&filters, false).await?.len())
+    }
+
     /// Ids of containers (running or not) labelled with `label=value`.
     ///
     /// # Errors

@@ -1,0 +1,79 @@
+//! Operators' orders (role admin to change them, any role to read): pause and resume,
+//! drain and undrain an executor.
+
+use reqwest::Method;
+use serde::Deserialize;
+
+use crate::{ApiClient, ClientError};
+use drover_model::{DrainOrder, DrainRequest, Orders, PauseRequest, Pauses};
+
+/// The answer to an undrain.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Undrained {
+    /// The executor.
+    pub id: String,
+    /// Whether there was an order to withdraw.
+    pub withdrawn: bool,
+}
+
+impl ApiClient {
+    /// `GET /v1/control`: the pauses and drain orders in force.
+    ///
+    /// # Errors
+    /// 503 when the API has no ZooKeeper session, transport errors.
+    pub async fn orders(&self) -> Result<Orders, ClientError> {
+        self.call(self.request(Method::GET, &["v1", "control"]))
+            .await
+    }
+
+    /// `POST /v1/control/pause`: pauses `actions` (none: the whole cluster); returns what
+    /// is paused now.
+    ///
+    /// # Errors
+    /// 400 for a bad action name or reason; 403 without the admin role; 503.
+    pub async fn pause(&self, request: &PauseRequest) -> Result<Pauses, ClientError> {
+        self.call(
+            self.request(Method::POST, &["v1", "control", "pause"])
+                .json(request),
+        )
+        .await
+    }
+
+    /// `POST /v1/control/resume`: lifts the pauses of `actions` (none: every pause);
+    /// returns what is still paused.
+    ///
+    /// # Errors
+    /// 400 for a bad action name; 403 without the admin role; 503.
+    pub async fn resume(&self, actions: &[String]) -> Result<Pauses, ClientError> {
+        let request = PauseRequest {
+            actions: actions.to_vec(),
+            reason: None,
+        };
+        self.call(
+            self.request(Method::POST, &["v1", "control", "resume"])
+                .json(&request),
+        )
+        .await
+    }
+
+    /// `POST /v1/executors/{id}/drain`: orders executor `id` to drain.
+    ///
+    /// # Errors
+    /// 404 when no such executor is registered; 403 without the admin role; 503.
+    pub async fn drain(&self, id: &str, request: &DrainRequest) -> Result<DrainOrder, ClientError> {
+        self.call(
+            self.request(Method::POST, &["v1", "executors", id, "drain"])
+                .json(request),
+        )
+        .await
+    }
+
+    /// `POST /v1/executors/{id}/undrain`: withdraws executor `id`'s drain order.
+    ///
+    /// # Errors
+    /// 403 without the admin role; 503.
+    pub async fn undrain(&self, id: &str) -> Result<Undrained, ClientError> {
+        self.call(self.request(Method::POST, &["v1", "executors", id, "undrain"]))
+            .await
+    }
+}
