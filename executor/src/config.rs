@@ -21,6 +21,10 @@ pub struct ExecutorConfig {
     /// A stable id, unique among executors sharing a Docker daemon (default: the host
     /// name). After a crash, the executor removes containers labelled with its own id.
     pub id: Option<String>,
+    /// The host it says it runs on, what `drover prepare-for-reboot --host` and
+    /// `drover drain --host` select by (default: the host name; under Kubernetes set it to
+    /// the node's name, `DROVER_EXECUTOR__HOST` from `spec.nodeName`).
+    pub host: Option<String>,
     /// Jobs run at once (default: the number of CPUs).
     pub slots: Option<usize>,
     /// Directory of Docker action files (`*.toml`); built-in actions only when unset.
@@ -70,6 +74,7 @@ impl Default for ExecutorConfig {
     fn default() -> Self {
         ExecutorConfig {
             id: None,
+            host: None,
             slots: None,
             actions_dir: None,
             tags: Vec::new(),
@@ -95,6 +100,15 @@ impl ExecutorConfig {
             hostname::get()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "executor".to_owned())
+        })
+    }
+
+    /// The host it publishes: configured, else the host name.
+    pub fn host(&self) -> String {
+        self.host.clone().unwrap_or_else(|| {
+            hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default()
         })
     }
 

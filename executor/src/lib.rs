@@ -124,6 +124,7 @@ pub async fn run(
         context.config.queue_path.clone(),
         supervisor::Identity {
             id: id.clone(),
+            host: context.config.host(),
             slots,
             cluster: context.env.cluster.clone(),
             routing,

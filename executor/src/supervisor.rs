@@ -20,6 +20,8 @@ use crate::routing::Routing;
 #[derive(Debug, Clone)]
 pub(crate) struct Identity {
     pub(crate) id: String,
+    /// The host it says it runs on.
+    pub(crate) host: String,
     pub(crate) slots: usize,
     /// Set once from ZooKeeper at the first attach: the cluster's id, for container
     /// labels.
@@ -200,9 +202,7 @@ async fn attach(
     let offer = identity.routing.offer();
     let info = ExecutorInfo {
         id: identity.id.clone(),
-        host: hostname::get()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        host: identity.host.clone(),
         slots: identity.slots as u32,
         busy: published.busy as u32,
         version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -216,6 +216,8 @@ pub(crate) struct ExecutorOptions {
     pub(crate) tags: Vec<String>,
     /// Its ZooKeeper session timeout (default [`SESSION`]).
     pub(crate) session: Option<Duration>,
+    /// `[executor] host` (default: the host name).
+    pub(crate) host: Option<String>,
 }
 
 impl ExecutorOptions {
@@ -233,6 +235,7 @@ impl ExecutorOptions {
             actions_dir: None,
             tags: Vec::new(),
             session: None,
+            host: None,
         }
     }
 }
@@ -337,6 +340,7 @@ metrics = {metrics}
 metrics_listen = "127.0.0.1:{metrics_port}"
 watchdog = {watchdog}
 tags = {tags:?}
+{host}
 "#,
                 id = e.id,
                 slots = e.slots,
@@ -350,6 +354,10 @@ tags = {tags:?}
                 metrics = e.metrics_port.is_some(),
                 metrics_port = e.metrics_port.unwrap_or(9),
                 watchdog = e.watchdog,
+                host = e
+                    .host
+                    .as_ref()
+                    .map_or_else(String::new, |h| format!("host = {h:?}")),
             ));
         }
         text

@@ -1,0 +1,360 @@
+//! The operator's toolbox on a real cluster (ZooKeeper, `drover api`, `drover executor`
+//! processes, Docker): pause and resume, remote drain and undrain, prepare-for-reboot,
+//! and who may give these orders.
+
+mod executor_support;
+
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use drover_core::{JobId, State, StatusCode};
+use executor_support::{drover, running_containers_of, Cluster, ExecutorOptions, ADMIN};
+use futures::future::try_join_all;
+use serde_json::json;
+
+/// Every job of `ids` is still queued, never attempted.
+async fn none_started(cluster: &Cluster, ids: &[JobId]) -> anyhow::Result<()> {
+    let admin = cluster.admin()?;
+    for id in ids {
+        let job = admin.get(*id).await?;
+        ensure!(
+            job.state == State::Queued && job.attempts == 0,
+            "job {id} started while its action was paused: {job:#?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_paused_action_waits_through_restarts_and_runs_once_resumed() -> anyhow::Result<()> {
+    use nix::sys::signal::Signal;
+    let mut cluster = Cluster::start().await?;
+    let mut executor = cluster.executor(&ExecutorOptions::new("exec-p1", 4)).await?;
+    let running =
+        try_join_all((0..4).map(|_| cluster.submit("sleep", json!({"seconds": 3})))).await?;
+    for id in &running {
+        cluster
+            .reaches(*id, State::Running, Duration::from_secs(30))
+            .await?;
+    }
+    let (code, out, err) = drover(&cluster, &["pause", "sleep", "--reason", "db upgrade"]).await?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("paused: action sleep, by root since") && out.contains("db upgrade"),
+        "{out}"
+    );
+    let queued =
+        try_join_all((0..50).map(|_| cluster.submit("sleep", json!({"seconds": 0})))).await?;
+    let other = cluster.submit("noop", json!({})).await?;
+
+    // Ten seconds: the running ones finish, another action runs, none of the 50 starts.
+    let paused_at = Instant::now();
+    while paused_at.elapsed() < Duration::from_secs(10) {
+        none_started(&cluster, &queued).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for id in &running {
+        let job = cluster.finished(*id, Duration::from_secs(1)).await?;
+        assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
+    }
+    let job = cluster.finished(other, Duration::from_secs(1)).await?;
+    assert_eq!(job.status_code, StatusCode::Succeeded, "only sleep is paused");
+    let waiting = cluster.admin()?.get(queued[0]).await?;
+    assert_eq!(waiting.status_code, StatusCode::WaitingPaused, "{waiting:#?}");
+    assert!(
+        waiting
+            .status_message
+            .starts_with("action sleep is paused by root since")
+            && waiting.status_message.contains("drover resume sleep"),
+        "{}",
+        waiting.status_message
+    );
+    let (code, out, _) = drover(&cluster, &["status"]).await?;
+    assert!(
+        code == 0 && out.contains("paused: action sleep") && out.contains("exec-p1"),
+        "{out}"
+    );
+
+    // The pause lives in ZooKeeper: a restarted API and a new executor still hold it.
+    cluster.kill_api().await?;
+    cluster.start_api().await?;
+    executor.signal(Signal::SIGTERM)?;
+    assert_eq!(executor.exit_code(Duration::from_secs(30)).await?, Some(0));
+    let _fresh = cluster.executor(&ExecutorOptions::new("exec-p2", 4)).await?;
+    let restarted = Instant::now();
+    while restarted.elapsed() < Duration::from_secs(3) {
+        none_started(&cluster, &queued).await?;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let waiting = cluster.admin()?.get(queued[1]).await?;
+    assert_eq!(waiting.status_code, StatusCode::WaitingPaused);
+
+    let (code, out, err) = drover(&cluster, &["resume", "sleep"]).await?;
+    assert_eq!((code, out.as_str()), (0, "nothing is paused\n"), "{err}");
+    let resumed = Instant::now();
+    for id in &queued {
+        let job = cluster.finished(*id, Duration::from_secs(60)).await?;
+        assert_eq!(
+            (job.status_code, job.attempts, job.executor.as_deref()),
+            (StatusCode::Succeeded, 1, Some("exec-p2")),
+            "{job:#?}"
+        );
+    }
+    eprintln!("50 paused jobs ran {:?} after the resume", resumed.elapsed());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cluster_wide_pause_holds_every_action_and_resume_lifts_it() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let _executor = cluster.executor(&ExecutorOptions::new("exec-all", 2)).await?;
+    let (code, out, err) = drover(&cluster, &["pause"]).await?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("paused: the whole cluster, by root"), "{out}");
+    let ids = try_join_all((0..6).map(|n| {
+        let action = if n % 2 == 0 { "noop" } else { "echo" };
+        cluster.submit(action, json!({"n": n}))
+    }))
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    none_started(&cluster, &ids).await?;
+    let shown = cluster.admin()?.get(ids[1]).await?;
+    assert!(
+        shown.status_code == StatusCode::WaitingPaused
+            && shown.status_message.starts_with("the cluster is paused by root")
+            && shown.status_message.contains("`drover resume`"),
+        "{shown:#?}"
+    );
+    let (code, out, _) = drover(&cluster, &["status", "-o", "json"]).await?;
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    assert!(
+        code == 0 && status["orders"]["pauses"]["all"]["by"] == "root",
+        "{out}"
+    );
+    let (code, out, _) = drover(&cluster, &["resume"]).await?;
+    assert_eq!((code, out.as_str()), (0, "nothing is paused\n"));
+    for id in &ids {
+        let job = cluster.finished(*id, Duration::from_secs(60)).await?;
+        assert_eq!((job.status_code, job.attempts), (StatusCode::Succeeded, 1));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn drain_stops_taking_lets_running_jobs_finish_and_stays_registered_until_undrained(
+) -> anyhow::Result<()> {
+    use nix::sys::signal::Signal;
+    let cluster = Cluster::start().await?;
+    let mut draining = cluster
+        .executor(&ExecutorOptions::new("exec-drain", 4))
+        .await?;
+    let running =
+        try_join_all((0..4).map(|_| cluster.submit("sleep", json!({"seconds": 5})))).await?;
+    for id in &running {
+        cluster
+            .reaches(*id, State::Running, Duration::from_secs(30))
+            .await?;
+    }
+    let (code, _, err) = drover(&cluster, &["drain", "exec-drain", "--deadline", "1m"]).await?;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("drain ordered for exec-drain"), "{err}");
+    let queued = try_join_all((0..20).map(|_| cluster.submit("noop", json!({})))).await?;
+    let _other = cluster
+        .executor(&ExecutorOptions::new("exec-fresh", 4))
+        .await?;
+    for id in &running {
+        let job = cluster.finished(*id, Duration::from_secs(30)).await?;
+        assert_eq!(
+            (job.status_code, job.executor.as_deref(), job.attempts),
+            (StatusCode::Succeeded, Some("exec-drain"), 1)
+        );
+    }
+    for id in &queued {
+        let job = cluster.finished(*id, Duration::from_secs(30)).await?;
+        assert_eq!(
+            (job.status_code, job.executor.as_deref()),
+            (StatusCode::Succeeded, Some("exec-fresh"))
+        );
+    }
+    // `--wait` on an already drained executor returns at once with its state.
+    let (code, out, err) = drover(&cluster, &["drain", "exec-drain", "--wait"]).await?;
+    assert!(
+        code == 0 && out.starts_with("exec-drain: drained (by root"),
+        "{out}{err}"
+    );
+    let (_, table, _) = drover(&cluster, &["executors"]).await?;
+    let row = table.lines().find(|l| l.starts_with("exec-drain ")).unwrap_or_default();
+    assert!(row.contains("drained (by root"), "still registered, drained:\n{table}");
+    let log = draining.log();
+    for step in [
+        "drain ordered",
+        "stopped taking entries",
+        "every running job finished",
+        "drained: registered and taking nothing",
+    ] {
+        assert!(log.contains(step), "the drain log lacks {step:?}:\n{log}");
+    }
+    assert!(
+        !log.contains("deregistered") && !log.contains("executor stopped"),
+        "a drained executor stays up and registered:\n{log}"
+    );
+
+    // Undrained, it takes again; the other one leaves so the work can only go there.
+    let mut fresh_gone = _other;
+    fresh_gone.signal(Signal::SIGTERM)?;
+    assert_eq!(fresh_gone.exit_code(Duration::from_secs(30)).await?, Some(0));
+    let (code, out, _) = drover(&cluster, &["undrain", "exec-drain"]).await?;
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "exec-drain: drain withdrawn: it takes jobs again\n")
+    );
+    let again = try_join_all((0..5).map(|_| cluster.submit("noop", json!({})))).await?;
+    for id in &again {
+        let job = cluster.finished(*id, Duration::from_secs(30)).await?;
+        assert_eq!(
+            (job.status_code, job.executor.as_deref()),
+            (StatusCode::Succeeded, Some("exec-drain"))
+        );
+    }
+    assert!(draining.log().contains("undrained: taking entries again"));
+
+    // A drain ends with the process: the same id restarted takes work.
+    let (code, _, err) = drover(&cluster, &["drain", "exec-drain", "--wait"]).await?;
+    assert_eq!(code, 0, "{err}");
+    draining.signal(Signal::SIGTERM)?;
+    assert_eq!(draining.exit_code(Duration::from_secs(30)).await?, Some(0));
+    let restarted = cluster
+        .executor(&ExecutorOptions::new("exec-drain", 2))
+        .await?;
+    let id = cluster.submit("noop", json!({})).await?;
+    let job = cluster.finished(id, Duration::from_secs(30)).await?;
+    assert_eq!(job.executor.as_deref(), Some("exec-drain"));
+    let orders = cluster.admin()?.orders().await?;
+    assert!(
+        orders.drains.is_empty(),
+        "the restarted executor withdrew the stale order: {orders:?}\n{}",
+        restarted.log()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn prepare_for_reboot_gives_back_what_outlives_the_deadline_and_says_ready_once_clear(
+) -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let node = |id: &str, host: &str| ExecutorOptions {
+        host: Some(host.to_owned()),
+        ..ExecutorOptions::new(id, 1)
+    };
+    let _rebooting = cluster.executor(&node("exec-node1", "node-1")).await?;
+    let long = cluster.submit("linger", json!({"seconds": 8})).await?;
+    cluster
+        .reaches(long, State::Running, Duration::from_secs(30))
+        .await?;
+    drover_tests::wait_until("its container to run", Duration::from_secs(30), || async {
+        running_containers_of("exec-node1")
+            .await
+            .is_ok_and(|c| c.len() == 1)
+    })
+    .await?;
+    let _elsewhere = cluster.executor(&node("exec-node2", "node-2")).await?;
+    let url = cluster.url.clone();
+    let reboot = tokio::spawn(async move {
+        drover_tests::run_drover(
+            &url,
+            ADMIN,
+            &["prepare-for-reboot", "--host", "node-1", "--deadline", "2s"],
+            Duration::from_secs(90),
+        )
+        .await
+    });
+    // Until the CLI says ready, the container may run; once it says so, it must not.
+    let (code, out, err) = reboot.await??;
+    let left = running_containers_of("exec-node1").await?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out, "READY TO REBOOT: node-1 is drained and runs no drover container\n",
+        "{err}"
+    );
+    assert!(left.is_empty(), "READY TO REBOOT with {left:?} running");
+    assert!(err.contains("waiting for exec-node1"), "{err}");
+    let job = cluster.finished(long, Duration::from_secs(60)).await?;
+    assert_eq!(
+        (job.status_code, job.executor.as_deref(), job.attempts),
+        (StatusCode::Succeeded, Some("exec-node2"), 2),
+        "given back at the deadline, rerun elsewhere: {job:#?}"
+    );
+    // An unknown host is a usage error that says where to look.
+    let (code, _, err) = drover(&cluster, &["prepare-for-reboot", "--host", "nowhere"]).await?;
+    assert!(
+        code == 2 && err.contains("no executor is registered from host \"nowhere\""),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_admins_give_orders_and_bad_ones_say_why() -> anyhow::Result<()> {
+    use reqwest::StatusCode as Http;
+    let cluster = Cluster::start_with(
+        "[[api.tokens]]\nname = \"alice\"\ntoken = \"alice-secret\"\nrole = \"submitter\"\n\
+         [[api.tokens]]\nname = \"cron\"\ntoken = \"cron-secret\"\nrole = \"distributor\"\n",
+    )
+    .await?;
+    let _executor = cluster.executor(&ExecutorOptions::new("exec-r", 1)).await?;
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, token: &str, body: serde_json::Value| {
+        let request = http
+            .request(method, format!("{}{path}", cluster.url))
+            .bearer_auth(token)
+            .json(&body);
+        async move {
+            let response = request.send().await?;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            anyhow::Ok((status, body))
+        }
+    };
+    let post = reqwest::Method::POST;
+    let orders = [
+        ("/v1/control/pause", json!({"actions": ["noop"]})),
+        ("/v1/control/resume", json!({"actions": ["noop"]})),
+        ("/v1/executors/exec-r/drain", json!({"deadline_ms": 1000})),
+        ("/v1/executors/exec-r/undrain", json!({})),
+    ];
+    for token in ["alice-secret", "cron-secret", "executor-secret"] {
+        for (path, body) in &orders {
+            let (status, answer) = call(post.clone(), path, token, body.clone()).await?;
+            assert_eq!(status, Http::FORBIDDEN, "{path} by {token}: {answer}");
+            assert!(answer["message"].as_str().unwrap_or_default().contains("admin"));
+        }
+        let (status, _) = call(reqwest::Method::GET, "/v1/control", token, json!(null)).await?;
+        assert_eq!(status, Http::OK, "every role reads the orders");
+    }
+    let orders_now = cluster.admin()?.orders().await?;
+    assert!(orders_now.pauses.is_empty() && orders_now.drains.is_empty());
+    for (path, body, fix) in [
+        ("/v1/control/pause", json!({"actions": ["no/slash"]}), "action name"),
+        ("/v1/control/pause", json!({"reason": "two\nlines"}), "one line"),
+        ("/v1/control/resume", json!({"reason": "why"}), "leave it out"),
+        ("/v1/executors/exec-r/drain", json!({"deadline_ms": 100_000_000}), "one day"),
+        ("/v1/control/pause", json!({"action": "noop"}), "unknown field"),
+    ] {
+        let (status, answer) = call(post.clone(), path, ADMIN, body).await?;
+        assert_eq!(status, Http::BAD_REQUEST, "{path}: {answer}");
+        assert!(
+            answer["message"].as_str().unwrap_or_default().contains(fix),
+            "{path}: {answer}"
+        );
+    }
+    let (status, answer) = call(post.clone(), "/v1/executors/nobody/drain", ADMIN, json!({})).await?;
+    assert_eq!(status, Http::NOT_FOUND);
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no executor \"nobody\" is registered"),
+        "{answer}"
+    );
+    Ok(())
+}
