@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use drover_coordination::Control;
 use drover_model::{DrainOrder, DrainPhase, DrainStatus, Orders};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -33,14 +32,18 @@ pub(crate) struct Me {
 
 impl Me {
     pub(crate) fn new(id: &str, started: SystemTime) -> Me {
-        let started_s = started
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         Me {
             id: id.to_owned(),
-            started_s,
+            started_s: started_s(started),
         }
     }
+}
+
+/// `started` as a drain order names a process: whole seconds since the Unix epoch.
+pub(crate) fn started_s(started: SystemTime) -> u64 {
+    started
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Runs the slots until SIGTERM, draining and resuming on remote orders in between;
@@ -60,7 +63,7 @@ pub(crate) async fn serve(
         tracker.close();
         let order = tokio::select! {
             () = shutdown.drain.cancelled() => None,
-            order = ordered(context, &mut orders, me) => Some(order),
+            order = ordered(&mut orders, me) => Some(order),
         };
         let Some(order) = order else {
             let timeout = context.config.drain_timeout;
@@ -85,35 +88,16 @@ pub(crate) async fn serve(
     }
 }
 
-/// Waits for a drain order for this process. An order for an earlier process with this
-/// id (another start time) is withdrawn: a restart ends a drain.
-async fn ordered(
-    context: &SlotContext,
-    orders: &mut watch::Receiver<Orders>,
-    me: &Me,
-) -> DrainOrder {
+/// Waits for a drain order for this process (one for an earlier run with this id is not:
+/// the supervisor withdraws it when it attaches).
+async fn ordered(orders: &mut watch::Receiver<Orders>, me: &Me) -> DrainOrder {
     loop {
         let order = orders.borrow_and_update().drains.get(&me.id).cloned();
-        match order {
-            Some(order) if order.executor_started_s == me.started_s => return order,
-            Some(stale) => {
-                info!(ordered_for = stale.executor_started_s, started = me.started_s, "withdrawing a drain order for an earlier run of this executor");
-                withdraw(context, &me.id).await;
-            }
-            None => {}
+        if let Some(order) = order.filter(|o| o.executor_started_s == me.started_s) {
+            return order;
         }
         if orders.changed().await.is_err() {
             std::future::pending::<()>().await;
-        }
-    }
-}
-
-/// Best-effort removal of this executor's drain order (a stale one).
-async fn withdraw(context: &SlotContext, id: &str) {
-    let queue = context.queue.borrow().clone();
-    if let Some(queue) = queue {
-        if let Err(e) = Control::new(queue.session()).withdraw_drain(id).await {
-            warn!(error = %e, "cannot withdraw a stale drain order");
         }
     }
 }

@@ -92,7 +92,18 @@ impl Role for Attachment {
         session: &Session,
     ) -> Result<Self::Parts, drover_coordination::Error> {
         // The pauses are known before the first take.
-        let orders = Control::new(session).watch().await?;
+        let control = Control::new(session);
+        let orders = control.watch().await?;
+        let stale = orders
+            .borrow()
+            .drains
+            .get(&self.identity.id)
+            .is_some_and(|o| o.executor_started_s != crate::drain::started_s(self.identity.started));
+        if stale {
+            // A drain ends with the process it was for.
+            info!("withdrawing the drain order of an earlier run of this executor");
+            control.withdraw_drain(&self.identity.id).await?;
+        }
         self.identity.routing.set_pauses(&orders.borrow().pauses);
         self.channels.orders.send_replace(orders.borrow().clone());
         let published = self.channels.published.borrow().clone();
