@@ -20,19 +20,38 @@ use crate::error::{Error, Result};
 use crate::store::system_rfc3339;
 use drover_model::{ExecutorInfo, Orders, Pauses};
 
-/// The registered executors' offers and the pauses at one moment: why queued jobs wait.
+/// The registered executors' offers and heartbeat intervals and the pauses at one
+/// moment: why queued jobs wait, and whether running ones are stale.
 #[derive(Debug, Clone)]
-pub(crate) struct Offers(Vec<(String, Offer)>, Pauses);
+pub(crate) struct Offers(Vec<(String, Offer)>, Pauses, Vec<(String, Duration)>);
+
+/// The heartbeat interval assumed for a job whose executor is not registered (the
+/// executor's default).
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(3);
 
 impl Offers {
     /// Offers of these executors (id → offer), nothing paused.
     pub(crate) fn new(offers: Vec<(String, Offer)>) -> Offers {
-        Offers(offers, Pauses::default())
+        Offers(offers, Pauses::default(), Vec::new())
     }
 
     /// These offers under `pauses`.
     pub(crate) fn paused(self, pauses: Pauses) -> Offers {
-        Offers(self.0, pauses)
+        Offers(self.0, pauses, self.2)
+    }
+
+    /// These offers with the executors' heartbeat intervals (id → interval).
+    pub(crate) fn beating(self, heartbeats: Vec<(String, Duration)>) -> Offers {
+        Offers(self.0, self.1, heartbeats)
+    }
+
+    /// Whether a job of `executor` last heard of `age` ago is stale: silent for more
+    /// than three of that executor's heartbeat intervals.
+    pub(crate) fn stale(&self, executor: Option<&str>, age: Duration) -> bool {
+        let interval = executor
+            .and_then(|id| self.2.iter().find(|(e, _)| e == id))
+            .map_or(DEFAULT_HEARTBEAT, |(_, every)| *every);
+        age > interval * 3
     }
 
     /// Why none of them can run `route` (the status message of a job
@@ -193,8 +212,12 @@ impl Coordinator {
                 .map(|e| (e.id.clone(), e.offer()))
                 .collect(),
         );
+        let heartbeats = executors
+            .iter()
+            .filter_map(|e| Some((e.id.clone(), Duration::from_millis(e.heartbeat_ms?))))
+            .collect();
         let pauses = connected.orders.borrow().pauses.clone();
-        Some(offers.paused(pauses))
+        Some(offers.paused(pauses).beating(heartbeats))
     }
 
     /// Whether some registered executor knows `action` at all (whatever tags it needs);
@@ -239,6 +262,7 @@ impl Coordinator {
                 actions: info.actions,
                 tags: info.tags,
                 drain: info.drain,
+                heartbeat_ms: info.heartbeat_ms,
             })
             .collect())
     }

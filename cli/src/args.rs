@@ -231,6 +231,11 @@ pub(crate) struct LsArgs {
     #[arg(long)]
     pub(crate) no_trunc: bool,
 
+    /// Only RUNNING jobs whose heartbeat is older than three of their executor's
+    /// heartbeat intervals (is this job stuck?). Implies --state RUNNING and --all.
+    #[arg(long, conflicts_with_all = ["state", "limit"])]
+    pub(crate) stale: bool,
+
     #[command(flatten)]
     pub(crate) client: ClientArgs,
 }

@@ -173,7 +173,18 @@ pub(crate) fn job_details(job: &Job) -> String {
         ("created", time(&Some(job.created_at.clone()))),
         ("started", time(&job.started_at)),
         ("finished", time(&job.finished_at)),
-        ("last heartbeat", time(&job.last_heartbeat)),
+        (
+            "last heartbeat",
+            format!(
+                "{}{}",
+                time(&job.last_heartbeat),
+                if job.stale {
+                    " STALE: more than three heartbeat intervals ago; is its executor alive? (`drover executors`)"
+                } else {
+                    ""
+                }
+            ),
+        ),
         (
             "enqueued",
             if job.enqueued { "yes" } else { "not yet" }.to_owned(),

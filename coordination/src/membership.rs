@@ -41,6 +41,9 @@ pub struct ExecutorInfo {
     /// Set while a remote drain (`drover drain`) holds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain: Option<drover_model::DrainStatus>,
+    /// How often its running jobs heartbeat, in milliseconds.
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
 }
 
 impl ExecutorInfo {

@@ -129,6 +129,7 @@ pub async fn run(
             cluster: context.env.cluster.clone(),
             routing,
             started,
+            heartbeat: context.config.heartbeat_interval,
         },
         supervisor::Channels {
             queue: queue_tx,

@@ -30,6 +30,8 @@ pub(crate) struct Identity {
     pub(crate) routing: std::sync::Arc<Routing>,
     /// When this process started (published; a drain order names it).
     pub(crate) started: SystemTime,
+    /// Its jobs' heartbeat interval (published: what makes a job stale).
+    pub(crate) heartbeat: Duration,
 }
 
 /// Throttle of the busy-count publication: at most once a second.
@@ -225,6 +227,7 @@ async fn attach(
             .collect(),
         tags: offer.tags.iter().cloned().collect(),
         drain: published.drain.clone(),
+        heartbeat_ms: Some(identity.heartbeat.as_millis() as u64),
     };
     // A restarted executor may find its previous session's record until that session
     // expires: wait for it rather than fail.

@@ -107,6 +107,7 @@ pub(crate) fn job_for(action: &Action, options: &Options) -> Job {
         request_id: Some(JobId::new()),
         workspace: Some("local".to_owned()),
         pipeline_action: Some(action.name.clone()),
+        stale: false,
     }
 }
 

@@ -98,6 +98,10 @@ pub struct Job {
     /// The project file's action it runs (a matrix action's expanded name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_action: Option<String>,
+    /// A RUNNING job whose last heartbeat is older than three of its executor's heartbeat
+    /// intervals: its executor may be stuck (worked out when read, never stored).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 /// `POST /v1/jobs`: submit a job.
@@ -328,6 +332,9 @@ pub struct ExecutorInfo {
     /// Set while a remote drain (`drover drain`) holds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain: Option<DrainStatus>,
+    /// How often its running jobs heartbeat, in milliseconds.
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
 }
 
 impl Job {

@@ -60,6 +60,7 @@ fn executor(id: &str) -> ExecutorInfo {
         actions: Default::default(),
         tags: Vec::new(),
         drain: None,
+        heartbeat_ms: None,
     }
 }
 

@@ -202,6 +202,7 @@ async fn executors_come_from_membership(backend: Backend) -> anyhow::Result<()> 
             actions: Default::default(),
             tags: Vec::new(),
             drain: None,
+            heartbeat_ms: None,
         })
         .await?;
     let (status, listed) = api.get("/v1/executors", api_support::EXECUTOR).await?;

@@ -179,6 +179,7 @@ async fn executors_are_listed(sandbox: &Sandbox) -> anyhow::Result<()> {
         actions: Default::default(),
         tags: Vec::new(),
         drain: None,
+        heartbeat_ms: None,
     };
     let _registration = Membership::new(&session).register(info.clone()).await?;
     let table = sandbox

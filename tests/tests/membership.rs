@@ -19,6 +19,7 @@ fn executor(id: &str, slots: u32) -> ExecutorInfo {
         actions: Default::default(),
         tags: Vec::new(),
         drain: None,
+        heartbeat_ms: None,
     }
 }
 

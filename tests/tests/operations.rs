@@ -358,3 +358,33 @@ async fn only_admins_give_orders_and_bad_ones_say_why() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_job_whose_executor_stopped_heartbeating_is_shown_stale() -> anyhow::Result<()> {
+    use nix::sys::signal::Signal;
+    let cluster = Cluster::start().await?;
+    let frozen = cluster.executor(&ExecutorOptions::new("exec-frozen", 1)).await?;
+    let id = cluster.submit("sleep", json!({"seconds": 30})).await?;
+    cluster
+        .reaches(id, State::Running, Duration::from_secs(30))
+        .await?;
+    let (code, out, err) = drover(&cluster, &["ls", "--stale"]).await?;
+    assert!(code == 0 && out.is_empty() && err.contains("no stale jobs"), "{out}{err}");
+    // Heartbeats every 500 ms: silent for more than 1.5 s is stale.
+    frozen.signal(Signal::SIGSTOP)?;
+    let short = &id.to_string()[..8];
+    let listed = drover_tests::wait_until("the job to be listed stale", Duration::from_secs(20), || async {
+        drover(&cluster, &["ls", "--stale"])
+            .await
+            .is_ok_and(|(code, out, _)| code == 0 && out.contains(short))
+    })
+    .await;
+    let (_, shown, _) = drover(&cluster, &["show", short]).await?;
+    frozen.signal(Signal::SIGCONT)?;
+    listed?;
+    assert!(
+        shown.contains("STALE: more than three heartbeat intervals ago"),
+        "{shown}"
+    );
+    Ok(())
+}

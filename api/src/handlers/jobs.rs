@@ -258,6 +258,17 @@ pub(crate) fn shown(state: &AppState, job: Job) -> Job {
 /// paused action's job is `WAITING_PAUSED` (the operator's pause says more than a missing
 /// executor).
 fn shown_with(offers: Option<&Offers>, mut job: Job) -> Job {
+    if job.state == drover_core::State::Running {
+        let silent = job
+            .last_heartbeat
+            .as_deref()
+            .and_then(drover_core::clock::parse_rfc3339)
+            .and_then(|at| std::time::SystemTime::now().duration_since(at).ok());
+        if let (Some(offers), Some(silent)) = (offers, silent) {
+            job.stale = offers.stale(job.executor.as_deref(), silent);
+        }
+        return job;
+    }
     if job.status_code != drover_core::StatusCode::Enqueued {
         return job;
     }
@@ -537,6 +548,7 @@ mod tests {
             request_id: None,
             workspace: None,
             pipeline_action: None,
+            stale: false,
         }
     }
 

@@ -140,6 +140,7 @@ impl JobRow {
             request_id,
             workspace: self.workspace.clone(),
             pipeline_action: self.pipeline_action.clone(),
+            stale: false,
         })
     }
 }

@@ -21,22 +21,30 @@ pub(crate) async fn list(args: LsArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let mut query = ListJobs {
-        state: args.state,
+        state: if args.stale {
+            Some(drover_core::State::Running)
+        } else {
+            args.state
+        },
         action: args.action,
         request,
         workspace: args.workspace,
         limit: Some(args.limit),
         cursor: None,
     };
-    let (jobs, more): (Vec<Job>, bool) = if args.all {
+    let (mut jobs, more): (Vec<Job>, bool) = if args.all || args.stale {
         query.limit = Some(ALL_PAGE);
         (client.list_all(query).try_collect().await?, false)
     } else {
         let page = client.list(&query).await?;
         (page.jobs, page.next_cursor.is_some())
     };
+    if args.stale {
+        jobs.retain(|job| job.stale);
+    }
     match args.client.output {
         Output::Json => output::emit(&output::json(&jobs)?)?,
+        Output::Table if jobs.is_empty() && args.stale => eprintln!("no stale jobs"),
         Output::Table if jobs.is_empty() => eprintln!("no jobs"),
         Output::Table => output::emit(&output::jobs_table(&jobs, args.no_trunc))?,
     }
