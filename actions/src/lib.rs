@@ -30,7 +30,7 @@ pub use docker::{DockerAction, PullPolicy};
 pub use error::Error;
 pub use memory::parse_memory;
 pub use params::{params_env, PARAMS_PATH};
-pub use redact::{redact, LineRedactor};
+pub use redact::{mask_credentials, redact, LineRedactor};
 pub use secret::{Secret, SecretSource, MIN_SECRET_BYTES};
 
 /// Checks an action name: 1–128 characters of `[A-Za-z0-9_.-]`.

@@ -63,6 +63,45 @@ pub fn redact(text: &str, secrets: &[Secret]) -> String {
     replace(text, &needles, false).0
 }
 
+/// `text` with the password of every URL's credentials masked (`https://user:***@host`),
+/// or the whole user part when it has no password (`https://***@host`, a token): for
+/// messages and log lines that quote a URL, whether or not its credential is a known
+/// secret.
+pub fn mask_credentials(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("://") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        // The authority ends at the first of these; credentials end at its last '@'.
+        let end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(userinfo_end) if userinfo_end > 0 => {
+                let userinfo = &authority[..userinfo_end];
+                match userinfo.split_once(':') {
+                    Some((user, _)) if !user.is_empty() => {
+                        out.push_str(user);
+                        out.push(':');
+                        out.push_str(MASK);
+                    }
+                    _ => out.push_str(MASK),
+                }
+                out.push_str(&authority[userinfo_end..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 /// Redacts one output stream line by line, secrets split by a cut line included.
 #[derive(Debug, Clone)]
 pub struct LineRedactor {
@@ -117,6 +156,27 @@ mod tests {
             .iter()
             .map(|v| SecretSource::into_secret("S", (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn credentials_in_urls_are_masked() {
+        for (text, masked) in [
+            (
+                "cannot clone https://bob:hunter2@git.example.com/repo.git: 403",
+                "cannot clone https://bob:***@git.example.com/repo.git: 403",
+            ),
+            ("push to https://ghp_abc123@github.com", "push to https://***@github.com"),
+            (
+                "postgres://drover:pw@db:5432/jobs?sslmode=disable and s3://k:s@b/x",
+                "postgres://drover:***@db:5432/jobs?sslmode=disable and s3://k:***@b/x",
+            ),
+            ("an email a@b.c and http://host/path@x", "an email a@b.c and http://host/path@x"),
+            ("\"https://u:p@h\"", "\"https://u:***@h\""),
+            ("no url here", "no url here"),
+            ("broken ://@ and https://:pw@h", "broken ://@ and https://***@h"),
+        ] {
+            assert_eq!(mask_credentials(text), masked, "{text}");
+        }
     }
 
     #[test]

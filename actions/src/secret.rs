@@ -42,6 +42,16 @@ impl Secret {
     pub fn value(&self) -> &str {
         &self.value
     }
+
+    /// A value to hide that no container receives: one of the executor's own (its API
+    /// token, a variable it was told is secret), named `label` in messages.
+    ///
+    /// # Errors
+    /// Why the value is too short to redact (never showing it).
+    pub fn hidden(label: &str, value: String) -> Result<Secret, String> {
+        SecretSource::check_value(&value).map_err(|why| format!("{label}: {why}"))?;
+        Ok(SecretSource::into_secret(label, value))
+    }
 }
 
 impl SecretSource {

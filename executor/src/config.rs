@@ -27,6 +27,9 @@ pub struct ExecutorConfig {
     pub host: Option<String>,
     /// Jobs run at once (default: the number of CPUs).
     pub slots: Option<usize>,
+    /// Environment variables of the executor whose values are secret: hidden from every
+    /// job's log and status message (as are its API token and ZooKeeper password).
+    pub secret_env: Vec<String>,
     /// Directory of Docker action files (`*.toml`); built-in actions only when unset.
     pub actions_dir: Option<PathBuf>,
     /// What this executor's node has (`["gpu", "db"]`; comma-separated in
@@ -76,6 +79,7 @@ impl Default for ExecutorConfig {
             id: None,
             host: None,
             slots: None,
+            secret_env: Vec::new(),
             actions_dir: None,
             tags: Vec::new(),
             queue_path: "/job".to_owned(),

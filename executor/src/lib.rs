@@ -83,7 +83,7 @@ pub async fn run(
     config.validate().map_err(Error::Config)?;
     let id = config.executor_id();
     let slots = config.slot_count();
-    let prepared = prepare(&config, &id, &zk).await?;
+    let prepared = prepare(&config, &id, &zk, api.bearer()).await?;
     let (queue_tx, queue_rx) = watch::channel(None);
     let listener_stop = CancellationToken::new();
     let _stop_listener = listener_stop.clone().drop_guard();
@@ -110,6 +110,7 @@ pub async fn run(
             watchdog: prepared.watchdog,
             cluster: Arc::default(),
             keep_containers: false,
+            secrets: Arc::new(prepared.secrets),
         },
         backoff: Backoff::new(Duration::from_millis(200), config.backoff_max),
         queue: queue_rx,
@@ -178,6 +179,7 @@ fn start_reaper(
 /// What start-up sets up before anything is taken.
 struct Prepared {
     catalogue: Catalogue,
+    secrets: Vec<drover_actions::Secret>,
     docker: Option<DockerRuntime>,
     watchdog: Option<Arc<watchdog::Watchdog>>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -185,9 +187,15 @@ struct Prepared {
 
 /// Loads the actions, connects to Docker (required only for Docker actions) and clears
 /// what a previous run left there, starts the watchdog and the metrics recorder.
-async fn prepare(config: &ExecutorConfig, id: &str, zk: &ZkSettings) -> Result<Prepared, Error> {
+async fn prepare(
+    config: &ExecutorConfig,
+    id: &str,
+    zk: &ZkSettings,
+    token: Option<&str>,
+) -> Result<Prepared, Error> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let catalogue = Catalogue::load(config.actions_dir.as_deref(), &env).map_err(Error::Actions)?;
+    let secrets = own_secrets(config, zk, token, &env)?;
     let needs_docker = catalogue
         .names()
         .iter()
@@ -220,10 +228,43 @@ async fn prepare(config: &ExecutorConfig, id: &str, zk: &ZkSettings) -> Result<P
     };
     Ok(Prepared {
         catalogue,
+        secrets,
         docker,
         watchdog,
         metrics,
     })
+}
+
+/// The executor's own secrets, to hide from every job's output: its API token, its
+/// ZooKeeper password and the values of `secret_env`.
+fn own_secrets(
+    config: &ExecutorConfig,
+    zk: &ZkSettings,
+    token: Option<&str>,
+    env: &std::collections::HashMap<String, String>,
+) -> Result<Vec<drover_actions::Secret>, Error> {
+    let mut secrets = Vec::new();
+    let zk_password = zk.auth.as_deref().and_then(|a| a.split_once(':')).map(|(_, p)| p);
+    for (label, value) in [("the API token", token), ("the ZooKeeper password", zk_password)] {
+        // Too short to hide without hiding ordinary text: the catalogue's rule does not
+        // bind the operator's own credentials, which never reach a container anyway.
+        if let Some(secret) = value.and_then(|v| drover_actions::Secret::hidden(label, v.to_owned()).ok()) {
+            secrets.push(secret);
+        }
+    }
+    for name in &config.secret_env {
+        let key = "executor.secret_env";
+        let value = env.get(name).ok_or_else(|| {
+            Error::Config(drover_core::ConfigError::new(
+                key,
+                format!("names {name}, which is not set in the executor's environment: set it or remove it from the list"),
+            ))
+        })?;
+        let secret = drover_actions::Secret::hidden(name, value.clone())
+            .map_err(|why| Error::Config(drover_core::ConfigError::new(key, why)))?;
+        secrets.push(secret);
+    }
+    Ok(secrets)
 }
 
 /// After the drain: removes the shared parameters volumes, lets the give-backs in flight

@@ -73,6 +73,7 @@ impl LocalExecutor {
                 watchdog: None,
                 cluster: std::sync::Arc::default(),
                 keep_containers: keep,
+                secrets: std::sync::Arc::default(),
             },
             catalogue,
         })

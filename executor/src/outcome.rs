@@ -55,6 +55,33 @@ pub(crate) struct RunEnv {
     pub(crate) cluster: std::sync::Arc<std::sync::OnceLock<String>>,
     /// Keep containers (and their volumes) once they ran: `drover local-run --debug`.
     pub(crate) keep_containers: bool,
+    /// The executor's own secrets (its API token, ZooKeeper password, `secret_env`
+    /// values): hidden from every job's log and status message, like an action's.
+    pub(crate) secrets: std::sync::Arc<Vec<drover_actions::Secret>>,
+}
+
+impl Outcome {
+    /// The outcome with the executor's own secrets and every URL credential masked in its
+    /// message: the last step before a message leaves the executor.
+    pub(crate) fn redacted(self, secrets: &[drover_actions::Secret]) -> Outcome {
+        let clean = |message: String| {
+            drover_actions::mask_credentials(&drover_actions::redact(&message, secrets))
+                .into_owned()
+        };
+        match self {
+            Outcome::Finished {
+                code,
+                exit_code,
+                message,
+            } => Outcome::Finished {
+                code,
+                exit_code,
+                message: clean(message),
+            },
+            Outcome::Released(message) => Outcome::Released(clean(message)),
+            abandoned @ Outcome::Abandoned(_) => abandoned,
+        }
+    }
 }
 
 impl RunEnv {

@@ -302,11 +302,8 @@ async fn supervise(docker: &DockerRuntime, id: &str, run: &Run<'_>, timeout: Dur
         };
     }
     reporter.set_status(StatusCode::Executing);
-    let forward = tokio::spawn(forward_output(
-        docker.output(id),
-        reporter.lines(),
-        spec.secrets.clone(),
-    ));
+    let secrets = spec.secrets.iter().chain(env.secrets.iter()).cloned().collect();
+    let forward = tokio::spawn(forward_output(docker.output(id), reporter.lines(), secrets));
     let mut reason = None;
     let exit = tokio::select! {
         exit = docker.wait(id) => exit,
@@ -462,6 +459,7 @@ async fn forward_output(
     while let Some(line) = output.next().await {
         let (stream, redactor) = &mut redactors[usize::from(line.stream == "stderr")];
         if let Some(text) = redactor.push(&line.line, line.continued) {
+            let text = drover_actions::mask_credentials(&text).into_owned();
             if send(stream, text).await.is_err() {
                 return;
             }

@@ -364,7 +364,7 @@ async fn a_job_whose_executor_stopped_heartbeating_is_shown_stale() -> anyhow::R
     use nix::sys::signal::Signal;
     let cluster = Cluster::start().await?;
     let frozen = cluster.executor(&ExecutorOptions::new("exec-frozen", 1)).await?;
-    let id = cluster.submit("sleep", json!({"seconds": 30})).await?;
+    let id = cluster.submit("sleep", json!({"seconds": 8})).await?;
     cluster
         .reaches(id, State::Running, Duration::from_secs(30))
         .await?;
@@ -386,5 +386,85 @@ async fn a_job_whose_executor_stopped_heartbeating_is_shown_stale() -> anyhow::R
         shown.contains("STALE: more than three heartbeat intervals ago"),
         "{shown}"
     );
+    Ok(())
+}
+
+const TOKEN: &str = "tok-8d41c09e7b";
+const SITE_PASSWORD: &str = "s1te-pass-42";
+/// The executor's own API token in the harness.
+const EXECUTOR_TOKEN: &str = "executor-secret";
+
+#[tokio::test]
+async fn secrets_whole_split_across_writes_or_in_urls_never_reach_the_database(
+) -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.add_action(
+        "blabber",
+        &format!(
+            r#"name = "blabber"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["sh", "-c", "echo \"whole: $TOKEN\"; printf 'split: %s' \"$(echo $TOKEN | cut -c1-7)\"; sleep 0.3; printf '%s\\n' \"$(echo $TOKEN | cut -c8-)\"; echo \"clone https://bot:$TOKEN@git.example.com/x.git\"; echo 'fetch https://alice:pl41n-pass@files.example.com/data' >&2; echo 'own token {EXECUTOR_TOKEN} and site {SITE_PASSWORD}'; echo done"]
+
+[secrets]
+TOKEN = {{ env = "BLABBER_TOKEN" }}
+"#
+        ),
+    )?;
+    let _executor = cluster
+        .executor(&ExecutorOptions {
+            env: vec![
+                ("BLABBER_TOKEN".to_owned(), TOKEN.to_owned()),
+                ("SITE_PASSWORD".to_owned(), SITE_PASSWORD.to_owned()),
+            ],
+            secret_env: vec!["SITE_PASSWORD".to_owned()],
+            ..ExecutorOptions::new("exec-quiet", 1)
+        })
+        .await?;
+    let id = cluster.submit("blabber", json!({})).await?;
+    let job = cluster.finished(id, Duration::from_secs(60)).await?;
+    assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
+
+    // Behind the API's back: every stored line and message.
+    let db = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(cluster.dir.path().join("drover.db"))
+            .busy_timeout(Duration::from_secs(10)),
+    )
+    .await?;
+    let lines: Vec<(String, String)> =
+        sqlx::query_as("SELECT stream, line FROM job_logs WHERE job_id = $1 ORDER BY seq")
+            .bind(id.to_string())
+            .fetch_all(&db)
+            .await?;
+    let messages: Vec<String> = sqlx::query_scalar("SELECT status_message FROM jobs")
+        .fetch_all(&db)
+        .await?;
+    db.close().await;
+    let stored: Vec<String> = lines
+        .iter()
+        .map(|(stream, line)| format!("{stream}: {line}"))
+        .chain(messages)
+        .collect();
+    // Any six bytes in a row of a secret is a leak.
+    for secret in [TOKEN, SITE_PASSWORD, EXECUTOR_TOKEN, "pl41n-pass"] {
+        for text in &stored {
+            let leaked = secret
+                .as_bytes()
+                .windows(6)
+                .any(|w| text.contains(std::str::from_utf8(w).unwrap_or(secret)));
+            assert!(!leaked, "{secret:?} leaked in {text:?}; stored:\n{stored:#?}");
+        }
+    }
+    for expected in [
+        "stdout: whole: ***",
+        "stdout: split: ***",
+        "stdout: clone https://bot:***@git.example.com/x.git",
+        "stderr: fetch https://alice:***@files.example.com/data",
+        "stdout: own token *** and site ***",
+        "stdout: done",
+    ] {
+        assert!(stored.iter().any(|l| l == expected), "no {expected:?} in {stored:#?}");
+    }
     Ok(())
 }

@@ -218,6 +218,8 @@ pub(crate) struct ExecutorOptions {
     pub(crate) session: Option<Duration>,
     /// `[executor] host` (default: the host name).
     pub(crate) host: Option<String>,
+    /// `[executor] secret_env`.
+    pub(crate) secret_env: Vec<String>,
 }
 
 impl ExecutorOptions {
@@ -236,6 +238,7 @@ impl ExecutorOptions {
             tags: Vec::new(),
             session: None,
             host: None,
+            secret_env: Vec::new(),
         }
     }
 }
@@ -340,6 +343,7 @@ metrics = {metrics}
 metrics_listen = "127.0.0.1:{metrics_port}"
 watchdog = {watchdog}
 tags = {tags:?}
+secret_env = {secret_env:?}
 {host}
 "#,
                 id = e.id,
@@ -350,6 +354,7 @@ tags = {tags:?}
                     .unwrap_or_else(|| self.dir.path().join("actions"))
                     .display(),
                 tags = e.tags,
+                secret_env = e.secret_env,
                 drain = e.drain_timeout.as_millis(),
                 metrics = e.metrics_port.is_some(),
                 metrics_port = e.metrics_port.unwrap_or(9),
