@@ -339,6 +339,20 @@ impl Coordinator {
             .await
     }
 
+    /// Orders the clean-up of job `id`.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] without a session or an answer.
+    pub(crate) async fn order_cleanup(
+        &self,
+        id: drover_core::JobId,
+        order: &drover_model::CleanupOrder,
+    ) -> Result<()> {
+        let control = self.control()?;
+        self.within("write the clean-up order", control.order_cleanup(id, order))
+            .await
+    }
+
     /// Withdraws executor `id`'s drain order; whether there was one.
     ///
     /// # Errors

@@ -10,7 +10,7 @@ use drover_model::{
     Finish, Heartbeat, HeartbeatReply, Job, JobPage, LogLine, LogPage, LogsAppended, Progress,
     Reconcile, Reconciled, Release, Repairs, Request, RequestCreated, RequestDetail, RequestPage,
     StoredLogLine, SubmitJob, SubmitRequest, DrainOrder, DrainPhase, DrainRequest, DrainStatus,
-    Orders, Pause, PauseRequest, Pauses,
+    Orders, Pause, PauseRequest, Pauses, Cleaning, CleanupOrder,
 };
 
 /// Declares the bearer scheme the endpoints name.
@@ -37,6 +37,7 @@ impl Modify for Bearer {
         ops::executors, ops::healthz, ops::readyz, ops::metrics,
         admin::reconcile, admin::cleanup, admin::distributions,
         control::orders, control::pause, control::resume, control::drain, control::undrain,
+        control::cleanup,
     ),
     components(schemas(
         ApiError, AppendLogs, Candidates, Claim, ExecutorInfo, Finish, Heartbeat, HeartbeatReply,
@@ -44,7 +45,7 @@ impl Modify for Bearer {
         Reconcile, Reconciled, Repairs, Cleanup, CleanedUp, Distribution,
         SubmitRequest, Request, RequestCreated, RequestDetail, RequestPage, Progress,
         Orders, Pauses, Pause, PauseRequest, DrainOrder, DrainRequest, DrainStatus, DrainPhase,
-        control::Undrained,
+        control::Undrained, Cleaning, CleanupOrder,
     )),
     modifiers(&Bearer),
 )]

@@ -82,9 +82,11 @@ pub(crate) enum Command {
     /// Submits a finished job again, as a new job; prints the new id.
     #[command(after_help = EXIT_CODES)]
     Retry(JobArgs),
-    /// Kills a job (needs an admin token): like cancel, recorded as KILLED_BY_ADMIN.
+    /// Kills jobs (needs an admin token): like cancel, recorded as KILLED_BY_ADMIN. At a
+    /// terminal an ambiguous id asks which job; `--cleanup` also removes what is left of
+    /// each on the executor that ran it.
     #[command(after_help = EXIT_CODES)]
-    Kill(JobArgs),
+    Kill(KillArgs),
     /// Runs actions of a project file (`drover.yaml` or `project.yaml`) and what they
     /// need, as one request; skips what already succeeded in the workspace.
     #[command(after_help = EXIT_CODES)]
@@ -332,6 +334,22 @@ pub(crate) struct RequestArgs {
 pub(crate) struct JobArgs {
     /// The job's id, or any unique part of it.
     pub(crate) id: String,
+
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// `drover kill`.
+#[derive(Debug, Args)]
+pub(crate) struct KillArgs {
+    /// The jobs' ids, or unique parts of them.
+    #[arg(required = true, value_name = "ID")]
+    pub(crate) ids: Vec<String>,
+
+    /// Once each job has stopped, have the executor that ran it remove its containers and
+    /// their volumes; a job already finished is only cleaned up.
+    #[arg(long)]
+    pub(crate) cleanup: bool,
 
     #[command(flatten)]
     pub(crate) client: ClientArgs,

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use crate::{ApiClient, ClientError};
-use drover_model::{DrainOrder, DrainRequest, Orders, PauseRequest, Pauses};
+use drover_model::{Cleaning, DrainOrder, DrainRequest, Orders, PauseRequest, Pauses};
 
 /// The answer to an undrain.
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +66,17 @@ impl ApiClient {
                 .json(request),
         )
         .await
+    }
+
+    /// `POST /v1/jobs/{id}/cleanup`: orders the executor that ran finished job `id` to
+    /// remove what is left of it.
+    ///
+    /// # Errors
+    /// 409 while the job has not finished; 403 without the admin role; 404; 503.
+    pub async fn cleanup_job(&self, id: drover_core::JobId) -> Result<Cleaning, ClientError> {
+        let id = id.to_string();
+        self.call(self.request(Method::POST, &["v1", "jobs", &id, "cleanup"]))
+            .await
     }
 
     /// `POST /v1/executors/{id}/undrain`: withdraws executor `id`'s drain order.

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use drover_model::paths::{CONTROL, DRAINS, PAUSES};
-use drover_model::{DrainOrder, Orders, Pauses};
+use drover_model::paths::{CLEANUPS, CONTROL, DRAINS, PAUSES};
+use drover_model::{CleanupOrder, DrainOrder, Orders, Pauses};
 use tokio::sync::watch;
 use tracing::warn;
 use zookeeper_client::{AddWatchMode, CreateMode, EventType, SessionState};
@@ -35,22 +35,38 @@ impl Control {
     /// ZooKeeper errors.
     pub async fn orders(&self) -> Result<Orders> {
         let (pauses, _) = self.pauses().await?;
-        let client = self.session.client();
-        let children = match client.list_children(DRAINS).await {
-            Ok(children) => children,
-            Err(ZkError::NoNode) => Vec::new(),
-            Err(e) => return Err(Error::zk("list", DRAINS, e)),
-        };
-        let mut orders = Orders {
+        Ok(Orders {
             pauses,
-            ..Orders::default()
+            drains: self.children(DRAINS).await?,
+            cleanups: self.children(CLEANUPS).await?,
+        })
+    }
+
+    /// Every readable child of `dir`, by name.
+    async fn children<T: serde::de::DeserializeOwned>(
+        &self,
+        dir: &str,
+    ) -> Result<std::collections::BTreeMap<String, T>> {
+        let client = self.session.client();
+        let names = match client.list_children(dir).await {
+            Ok(names) => names,
+            Err(ZkError::NoNode) => Vec::new(),
+            Err(e) => return Err(Error::zk("list", dir, e)),
         };
-        for id in children {
-            if let Some(order) = self.drain_order(&id).await? {
-                orders.drains.insert(id, order);
+        let mut found = std::collections::BTreeMap::new();
+        for name in names {
+            let path = format!("{dir}/{name}");
+            match client.get_data(&path).await {
+                Ok((data, _)) => {
+                    if let Some(order) = parse(&path, &data) {
+                        found.insert(name, order);
+                    }
+                }
+                Err(ZkError::NoNode) => {}
+                Err(e) => return Err(Error::zk("get", &path, e)),
             }
         }
-        Ok(orders)
+        Ok(found)
     }
 
     /// What is paused, with the node's version (`None`: no node yet).
@@ -92,40 +108,48 @@ impl Control {
         }
     }
 
-    /// The drain order of executor `id`, if any.
-    ///
-    /// # Errors
-    /// ZooKeeper errors.
-    pub async fn drain_order(&self, id: &str) -> Result<Option<DrainOrder>> {
-        let path = drover_model::paths::drain(id);
-        match self.session.client().get_data(&path).await {
-            Ok((data, _)) => Ok(parse(&path, &data)),
-            Err(ZkError::NoNode) => Ok(None),
-            Err(e) => Err(Error::zk("get", &path, e)),
-        }
-    }
-
     /// Orders executor `id` to drain (replacing an earlier order).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a bad id; ZooKeeper errors.
     pub async fn order_drain(&self, id: &str, order: &DrainOrder) -> Result<()> {
         drover_core::names::check_id("executor", id).map_err(Error::InvalidArgument)?;
-        self.session.ensure_path(DRAINS).await?;
-        let path = drover_model::paths::drain(id);
-        let data = json(order)?;
+        self.put(DRAINS, &drover_model::paths::drain(id), order).await
+    }
+
+    /// Orders the clean-up of job `job` (replacing an earlier order).
+    ///
+    /// # Errors
+    /// ZooKeeper errors.
+    pub async fn order_cleanup(&self, job: drover_core::JobId, order: &CleanupOrder) -> Result<()> {
+        self.put(CLEANUPS, &drover_model::paths::cleanup(&job.to_string()), order)
+            .await
+    }
+
+    /// Withdraws job `job`'s clean-up order (done); whether there was one.
+    ///
+    /// # Errors
+    /// ZooKeeper errors.
+    pub async fn withdraw_cleanup(&self, job: &str) -> Result<bool> {
+        self.delete(&drover_model::paths::cleanup(job)).await
+    }
+
+    /// Writes `value` at `path` (a child of `dir`), creating or replacing it.
+    async fn put<T: serde::Serialize>(&self, dir: &str, path: &str, value: &T) -> Result<()> {
+        self.session.ensure_path(dir).await?;
+        let data = json(value)?;
         let client = self.session.client();
         loop {
-            match client.set_data(&path, &data, None).await {
+            match client.set_data(path, &data, None).await {
                 Ok(_) => return Ok(()),
                 Err(ZkError::NoNode) => {}
-                Err(e) => return Err(Error::zk("set", &path, e)),
+                Err(e) => return Err(Error::zk("set", path, e)),
             }
             let options = self.session.create_options(CreateMode::Persistent);
-            match client.create(&path, &data, &options).await {
+            match client.create(path, &data, &options).await {
                 Ok(_) => return Ok(()),
                 Err(ZkError::NodeExists) => continue,
-                Err(e) => return Err(Error::zk("create", &path, e)),
+                Err(e) => return Err(Error::zk("create", path, e)),
             }
         }
     }
@@ -135,11 +159,14 @@ impl Control {
     /// # Errors
     /// ZooKeeper errors.
     pub async fn withdraw_drain(&self, id: &str) -> Result<bool> {
-        let path = drover_model::paths::drain(id);
-        match self.session.client().delete(&path, None).await {
+        self.delete(&drover_model::paths::drain(id)).await
+    }
+
+    async fn delete(&self, path: &str) -> Result<bool> {
+        match self.session.client().delete(path, None).await {
             Ok(()) => Ok(true),
             Err(ZkError::NoNode) => Ok(false),
-            Err(e) => Err(Error::zk("delete", &path, e)),
+            Err(e) => Err(Error::zk("delete", path, e)),
         }
     }
 

@@ -144,6 +144,15 @@ pub async fn run(
     let offer = context.routing.offer();
     info!(executor = %id, slots, actions = ?offer.runnable_actions(), tags = ?offer.tags, "executor running");
 
+    let cleanups = context.env.docker.clone().map(|docker| {
+        tokio::spawn(reap::follow_cleanups(
+            docker,
+            id.clone(),
+            context.queue.clone(),
+            orders_rx.clone(),
+            reaper_stop.clone(),
+        ))
+    });
     let me = drain::Me::new(&id, started);
     let served = drain::serve(&context, &shutdown, orders_rx, &me);
     let reaping = async {
@@ -151,6 +160,9 @@ pub async fn run(
         reaper_stop.cancel();
         if let Some(reaper) = reaper {
             let _ = reaper.await;
+        }
+        if let Some(cleanups) = cleanups {
+            let _ = cleanups.await;
         }
     };
     tokio::join!(served, reaping);

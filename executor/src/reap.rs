@@ -53,6 +53,48 @@ pub(crate) async fn run(
     }
 }
 
+/// Carries out the clean-up orders for this executor (`drover kill --cleanup`): removes
+/// what is left of the job on this daemon (its containers, their volumes) and withdraws
+/// the order. The API orders it only once the job is finished, which this executor
+/// records only after its container stopped. Until `stop`.
+pub(crate) async fn follow_cleanups(
+    docker: DockerRuntime,
+    own: String,
+    queues: watch::Receiver<Option<Queue>>,
+    mut orders: watch::Receiver<drover_model::Orders>,
+    stop: CancellationToken,
+) {
+    loop {
+        let mine: Vec<String> = orders
+            .borrow_and_update()
+            .cleanups
+            .iter()
+            .filter(|(_, order)| order.executor == own)
+            .map(|(job, _)| job.clone())
+            .collect();
+        let queue = queues.borrow().clone();
+        for job in mine {
+            let Some(queue) = &queue else { break };
+            if let Ok(id) = job.parse::<drover_core::JobId>() {
+                docker.kill_job_leftovers(id).await;
+            }
+            match drover_coordination::Control::new(queue.session())
+                .withdraw_cleanup(&job)
+                .await
+            {
+                Ok(_) => info!(%job, "cleaned up what was left of the job"),
+                Err(e) => warn!(%job, error = %e, "cannot withdraw the clean-up order"),
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = orders.changed() => if changed.is_err() { return },
+            // No session when the order came: look again soon.
+            () = tokio::time::sleep(Duration::from_secs(1)), if queue.is_none() => {},
+        }
+    }
+}
+
 /// One pass; returns how many containers and volume owners were reaped.
 pub(crate) async fn reap(
     docker: &DockerRuntime,

@@ -142,6 +142,30 @@ pub struct DrainStatus {
     pub containers: Option<u32>,
 }
 
+/// An order to the executor that ran a finished job to remove what is left of it on its
+/// Docker engine (containers, their volumes): `drover kill --cleanup`. The executor
+/// withdraws the order once done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CleanupOrder {
+    /// The executor that ran the job.
+    pub executor: String,
+    /// The token's name that ordered it.
+    pub by: String,
+    /// When, RFC 3339.
+    pub since: String,
+}
+
+/// `POST /v1/jobs/{id}/cleanup`: the order given, or why none was needed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Cleaning {
+    /// The order, now in ZooKeeper; `None` when there is nothing to order.
+    pub order: Option<CleanupOrder>,
+    /// What happens next, for people.
+    pub message: String,
+}
+
 /// `GET /v1/control`: every order in force.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -151,6 +175,9 @@ pub struct Orders {
     /// Drain orders by executor id.
     #[serde(default)]
     pub drains: BTreeMap<String, DrainOrder>,
+    /// Clean-up orders by job id.
+    #[serde(default)]
+    pub cleanups: BTreeMap<String, CleanupOrder>,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! /cluster-id                  persistent: the cluster's id, for container labels
 //! /control/pauses              persistent JSON: what is paused (drover pause)
 //! /control/drains/<executor>   persistent JSON: a remote drain order (drover drain)
+//! /control/cleanups/<job>      persistent JSON: a clean-up order (drover kill --cleanup)
 //! ```
 
 /// The default queue: the path kazoo users pass to `LockingQueue(client, "/job")`.
@@ -38,6 +39,15 @@ pub const PAUSES: &str = "/control/pauses";
 /// Remote drain orders, one persistent JSON [`DrainOrder`](crate::DrainOrder) child per
 /// executor id.
 pub const DRAINS: &str = "/control/drains";
+
+/// Clean-up orders, one persistent JSON [`CleanupOrder`](crate::CleanupOrder) child per
+/// job id.
+pub const CLEANUPS: &str = "/control/cleanups";
+
+/// The clean-up order of job `id`.
+pub fn cleanup(id: &str) -> String {
+    format!("{CLEANUPS}/{id}")
+}
 
 /// The drain order of executor `id`.
 pub fn drain(id: &str) -> String {

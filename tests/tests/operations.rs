@@ -321,6 +321,7 @@ async fn only_admins_give_orders_and_bad_ones_say_why() -> anyhow::Result<()> {
         ("/v1/control/resume", json!({"actions": ["noop"]})),
         ("/v1/executors/exec-r/drain", json!({"deadline_ms": 1000})),
         ("/v1/executors/exec-r/undrain", json!({})),
+        ("/v1/jobs/67e55044-10b1-426f-9247-bb680e5fe0c8/cleanup", json!({})),
     ];
     for token in ["alice-secret", "cron-secret", "executor-secret"] {
         for (path, body) in &orders {
@@ -466,5 +467,71 @@ TOKEN = {{ env = "BLABBER_TOKEN" }}
     ] {
         assert!(stored.iter().any(|l| l == expected), "no {expected:?} in {stored:#?}");
     }
+    Ok(())
+}
+
+/// Containers (running or not) of job `id` on the daemon.
+async fn containers_of_job(id: JobId) -> anyhow::Result<Vec<String>> {
+    let out = tokio::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label=drover.job={id}")])
+        .output()
+        .await?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
+}
+
+#[tokio::test]
+async fn kill_takes_several_ids_and_cleanup_removes_what_is_left_on_the_executor(
+) -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    let _executor = cluster.executor(&ExecutorOptions::new("exec-k", 2)).await?;
+    let ids = try_join_all((0..2).map(|_| cluster.submit("linger", json!({"seconds": 60})))).await?;
+    for id in &ids {
+        cluster
+            .reaches(*id, State::Running, Duration::from_secs(30))
+            .await?;
+    }
+    let shorts: Vec<String> = ids.iter().map(|id| id.to_string()[..8].to_owned()).collect();
+    let (code, out, err) = drover(&cluster, &["kill", &shorts[0], &shorts[1], "--cleanup"]).await?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out.matches("cleaned up on exec-k: no container or volume of job").count(),
+        2,
+        "{out}"
+    );
+    for id in &ids {
+        let job = cluster.admin()?.get(*id).await?;
+        assert_eq!(job.status_code, StatusCode::KilledByAdmin, "{job:#?}");
+        assert!(containers_of_job(*id).await?.is_empty(), "job {id} left a container");
+    }
+
+    // Something left behind on the executor's daemon (a crash between stop and remove):
+    // killing the killed job again with --cleanup only cleans.
+    let label = |k: &str, v: &str| format!("{k}={v}");
+    let created = tokio::process::Command::new("docker")
+        .args(["create", "--label", &label("drover.job", &ids[0].to_string())])
+        .args(["--label", &label("drover.executor", "exec-k")])
+        .args(["--label", &label("drover.cluster", cluster.cluster_id())])
+        .args(["drover/busybox:latest", "true"])
+        .output()
+        .await?;
+    ensure!(created.status.success(), "{created:?}");
+    assert_eq!(containers_of_job(ids[0]).await?.len(), 1);
+    let (code, out, err) = drover(&cluster, &["kill", &shorts[0], "--cleanup"]).await?;
+    assert!(
+        code == 0
+            && out.contains("KILLED_BY_ADMIN")
+            && out.contains("cleaned up on exec-k"),
+        "{out}{err}"
+    );
+    assert!(containers_of_job(ids[0]).await?.is_empty(), "the leftover is gone");
+    // Without --cleanup a finished job is refused, as before; an unknown id does not stop
+    // the others, and the exit code is the first failure's.
+    let (code, _, err) = drover(&cluster, &["kill", &shorts[1]]).await?;
+    assert_eq!(code, 4, "{err}");
+    let (code, out, err) = drover(&cluster, &["kill", "0000ffff", &shorts[1], "--cleanup"]).await?;
+    assert!(code == 4 && err.contains("0000ffff") && out.contains("cleaned up on exec-k"), "{out}{err}");
     Ok(())
 }

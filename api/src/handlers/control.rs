@@ -15,7 +15,11 @@ use crate::state::AppState;
 use crate::store::system_rfc3339;
 #[cfg(feature = "openapi")]
 use drover_model::ApiError;
-use drover_model::{DrainOrder, DrainRequest, Orders, Pause, PauseRequest, Pauses};
+use drover_model::{
+    Cleaning, CleanupOrder, DrainOrder, DrainRequest, Orders, Pause, PauseRequest, Pauses,
+};
+
+use crate::extract::JobIdPath;
 
 /// The longest drain deadline (one day).
 const MAX_DEADLINE_MS: u64 = 86_400_000;
@@ -166,6 +170,58 @@ pub(crate) async fn drain(
     state.zk.order_drain(&id, &order).await?;
     info!(executor = %id, by = %order.by, deadline_ms, reboot = order.reboot, "drain ordered");
     Ok(Json(order))
+}
+
+/// `POST /v1/jobs/{id}/cleanup`
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/jobs/{id}/cleanup", tag = "admin",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the order given to the executor that ran it, or why none is needed", body = Cleaning),
+        (status = 404, description = "no such job", body = ApiError),
+        (status = 409, description = "the job has not finished: kill it first", body = ApiError),
+        (status = 503, description = "no ZooKeeper session", body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn cleanup(
+    auth: Authorized<Admin>,
+    State(state): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<Json<Cleaning>> {
+    let job = state.store.get(id).await?;
+    if !job.state.is_terminal() {
+        return Err(Error::Conflict {
+            code: "job_not_finished",
+            message: format!(
+                "job {id} is {} ({}): only a finished job is cleaned up; kill it first (`drover kill --cleanup` kills, waits, then cleans)",
+                job.state, job.status_code
+            ),
+            state: job.state,
+            status_code: job.status_code,
+        });
+    }
+    let Some(executor) = job.executor else {
+        return Ok(Json(Cleaning {
+            order: None,
+            message: format!("job {id} never ran: there is nothing to clean up"),
+        }));
+    };
+    if state.zk.executor_started(&executor).is_none() {
+        return Ok(Json(Cleaning {
+            order: None,
+            message: format!(
+                "executor {executor}, which ran job {id}, is not registered any more: what it left is removed by the reaper of any executor of this cluster on its host"
+            ),
+        }));
+    }
+    let order = CleanupOrder {
+        executor: executor.clone(),
+        by: auth.caller.name.to_string(),
+        since: system_rfc3339(SystemTime::now()),
+    };
+    state.zk.order_cleanup(id, &order).await?;
+    info!(job = %id, %executor, by = %order.by, "clean-up ordered");
+    Ok(Json(Cleaning {
+        order: Some(order),
+        message: format!("executor {executor} removes what is left of job {id} on its Docker engine"),
+    }))
 }
 
 /// `POST /v1/executors/{id}/undrain` answer.

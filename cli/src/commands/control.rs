@@ -1,4 +1,4 @@
-//! `drover cancel`, `drover retry` and `drover kill`.
+//! `drover cancel` and `drover retry` (`drover kill` is in `kill.rs`).
 
 use std::process::ExitCode;
 
@@ -13,7 +13,6 @@ use crate::output;
 pub(crate) enum Verb {
     Cancel,
     Retry,
-    Kill,
 }
 
 /// Resolves the id, applies `verb` and prints what happened.
@@ -34,7 +33,6 @@ pub(crate) async fn run(verb: Verb, args: JobArgs) -> anyhow::Result<ExitCode> {
     let (name, answer) = match verb {
         Verb::Cancel => ("cancel", client.cancel(job.id).await),
         Verb::Retry => ("retry", client.retry(job.id).await),
-        Verb::Kill => ("kill", client.kill(job.id).await),
     };
     let answer = answer.with_context(|| format!("cannot {name} job {}", job.id))?;
     match args.client.output {
@@ -53,13 +51,9 @@ fn not_found(err: &anyhow::Error) -> bool {
 fn describe(verb: Verb, job: &Job) -> String {
     match verb {
         Verb::Retry => job.id.to_string(),
-        Verb::Cancel | Verb::Kill if job.state.is_terminal() => output::job_summary(job),
+        Verb::Cancel if job.state.is_terminal() => output::job_summary(job),
         Verb::Cancel => format!(
             "job {} is {}: cancellation requested, its executor will stop it",
-            job.id, job.state
-        ),
-        Verb::Kill => format!(
-            "job {} is {}: kill requested, its executor will stop it",
             job.id, job.state
         ),
     }

@@ -9,6 +9,7 @@ mod control;
 mod distributions;
 mod executors;
 mod jobs;
+mod kill;
 mod local;
 mod logs;
 mod metadata;
@@ -43,7 +44,7 @@ pub(crate) async fn run(
         Command::Logs(args) => logs::run(args).await,
         Command::Cancel(args) => control::run(control::Verb::Cancel, args).await,
         Command::Retry(args) => control::run(control::Verb::Retry, args).await,
-        Command::Kill(args) => control::run(control::Verb::Kill, args).await,
+        Command::Kill(args) => kill::run(args).await,
         Command::Outputs(args) => outputs::run(args).await,
         Command::Executors(args) => executors::run(args).await,
         Command::Distributions(args) => distributions::run(args).await,

@@ -468,6 +468,11 @@ secret_env = {secret_env:?}
         })
     }
 
+    /// The cluster's id: what its containers are labelled with (`drover.cluster`).
+    pub(crate) fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
     pub(crate) fn admin(&self) -> anyhow::Result<ApiClient> {
         Ok(ApiClient::new(&self.url, Some(ADMIN.to_owned()))?)
     }
