@@ -78,7 +78,9 @@ pub fn mask_credentials(text: &str) -> std::borrow::Cow<'_, str> {
         out.push_str(head);
         // The authority ends at the first of these; credentials end at its last '@'.
         let end = tail
-            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"' || c == '\'')
+            .find(|c: char| {
+                c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"' || c == '\''
+            })
             .unwrap_or(tail.len());
         let authority = &tail[..end];
         match authority.rfind('@') {
@@ -165,15 +167,24 @@ mod tests {
                 "cannot clone https://bob:hunter2@git.example.com/repo.git: 403",
                 "cannot clone https://bob:***@git.example.com/repo.git: 403",
             ),
-            ("push to https://ghp_abc123@github.com", "push to https://***@github.com"),
+            (
+                "push to https://ghp_abc123@github.com",
+                "push to https://***@github.com",
+            ),
             (
                 "postgres://drover:pw@db:5432/jobs?sslmode=disable and s3://k:s@b/x",
                 "postgres://drover:***@db:5432/jobs?sslmode=disable and s3://k:***@b/x",
             ),
-            ("an email a@b.c and http://host/path@x", "an email a@b.c and http://host/path@x"),
+            (
+                "an email a@b.c and http://host/path@x",
+                "an email a@b.c and http://host/path@x",
+            ),
             ("\"https://u:p@h\"", "\"https://u:***@h\""),
             ("no url here", "no url here"),
-            ("broken ://@ and https://:pw@h", "broken ://@ and https://***@h"),
+            (
+                "broken ://@ and https://:pw@h",
+                "broken ://@ and https://***@h",
+            ),
         ] {
             assert_eq!(mask_credentials(text), masked, "{text}");
         }

@@ -333,7 +333,11 @@ impl Coordinator {
     ///
     /// # Errors
     /// [`Error::Unavailable`] without a session or an answer.
-    pub(crate) async fn order_drain(&self, id: &str, order: &drover_model::DrainOrder) -> Result<()> {
+    pub(crate) async fn order_drain(
+        &self,
+        id: &str,
+        order: &drover_model::DrainOrder,
+    ) -> Result<()> {
         let control = self.control()?;
         self.within("write the drain order", control.order_drain(id, order))
             .await

@@ -9,3 +9,4 @@ pub(crate) mod logs;
 pub(crate) mod ops;
 pub(crate) mod outputs;
 pub(crate) mod requests;
+mod shown;

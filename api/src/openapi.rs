@@ -6,11 +6,11 @@ use utoipa::{Modify, OpenApi};
 
 use crate::handlers::{admin, control, executor, jobs, logs, ops, requests};
 use drover_model::{
-    ApiError, AppendLogs, Candidates, Claim, CleanedUp, Cleanup, Distribution, ExecutorInfo,
-    Finish, Heartbeat, HeartbeatReply, Job, JobPage, LogLine, LogPage, LogsAppended, Progress,
-    Reconcile, Reconciled, Release, Repairs, Request, RequestCreated, RequestDetail, RequestPage,
-    StoredLogLine, SubmitJob, SubmitRequest, DrainOrder, DrainPhase, DrainRequest, DrainStatus,
-    Orders, Pause, PauseRequest, Pauses, Cleaning, CleanupOrder,
+    ApiError, AppendLogs, Attempt, Candidates, Claim, CleanedUp, Cleaning, Cleanup, CleanupOrder,
+    Distribution, DrainOrder, DrainPhase, DrainRequest, DrainStatus, ExecutorInfo, Finish,
+    Heartbeat, HeartbeatReply, Job, JobPage, LogLine, LogPage, LogsAppended, Orders, Pause,
+    PauseRequest, Pauses, Progress, Reconcile, Reconciled, Release, Repairs, Request,
+    RequestCreated, RequestDetail, RequestPage, StoredLogLine, SubmitJob, SubmitRequest,
 };
 
 /// Declares the bearer scheme the endpoints name.
@@ -31,7 +31,7 @@ impl Modify for Bearer {
     info(title = "drover API", description = "drover's job API: durable job records and the fenced state machine. See api/API.md."),
     paths(
         jobs::submit, jobs::list, jobs::get, jobs::resolve, jobs::cancel, jobs::kill, jobs::retry,
-        logs::read,
+        logs::read, logs::attempts,
         requests::submit, requests::list, requests::get, requests::cancel,
         executor::claim, executor::heartbeat, executor::append_logs, executor::finish, executor::release,
         ops::executors, ops::healthz, ops::readyz, ops::metrics,
@@ -45,7 +45,7 @@ impl Modify for Bearer {
         Reconcile, Reconciled, Repairs, Cleanup, CleanedUp, Distribution,
         SubmitRequest, Request, RequestCreated, RequestDetail, RequestPage, Progress,
         Orders, Pauses, Pause, PauseRequest, DrainOrder, DrainRequest, DrainStatus, DrainPhase,
-        control::Undrained, Cleaning, CleanupOrder,
+        control::Undrained, Cleaning, CleanupOrder, Attempt,
     )),
     modifiers(&Bearer),
 )]

@@ -153,6 +153,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/kill", post(jobs::kill))
         .route("/v1/jobs/{id}/cleanup", post(control::cleanup))
+        .route("/v1/jobs/{id}/attempts", get(logs::attempts))
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/v1/jobs/{id}/logs", post(executor::append_logs))
         .route("/v1/jobs/{id}/claim", post(executor::claim))

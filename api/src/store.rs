@@ -5,8 +5,9 @@
 //! single group-committing writer in [`writer`](self::writer), pipeline requests in
 //! [`pipeline`](self::pipeline) (creating a request's jobs, settling a job's dependents
 //! in the operation that ends it) and `requests` (reading them back); all share
-//! [`Store`] (`handle`), and the row types (`record`).
+//! [`Store`] (`handle`), and the row types (`record`); `attempts` reads a job's runs.
 
+mod attempts;
 pub(crate) mod db;
 mod decide;
 mod handle;

@@ -204,6 +204,48 @@ pub(crate) fn job_details(job: &Job) -> String {
     out
 }
 
+/// The `attempts:` table and the `retries:` chain of `drover show`.
+pub(crate) fn history(attempts: &[drover_model::Attempt], chain: &[Job]) -> String {
+    let mut out = String::new();
+    if !attempts.is_empty() {
+        let rows: Vec<Vec<String>> = attempts
+            .iter()
+            .map(|a| {
+                vec![
+                    a.attempt.to_string(),
+                    a.executor.clone().unwrap_or_else(|| "-".into()),
+                    a.started_at.clone(),
+                    a.ended_at.clone().unwrap_or_else(|| "running".into()),
+                    a.outcome.clone().unwrap_or_else(|| "-".into()),
+                    printable(a.message.as_deref().unwrap_or("")).into_owned(),
+                ]
+            })
+            .collect();
+        out.push_str("attempts:\n");
+        let table = table(
+            &["#", "EXECUTOR", "STARTED", "ENDED", "OUTCOME", "MESSAGE"],
+            &rows,
+        );
+        for line in table.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    if !chain.is_empty() {
+        out.push_str("retries:\n");
+        for earlier in chain {
+            let _ = writeln!(
+                out,
+                "  {} {} ({}): {}",
+                earlier.id,
+                earlier.state,
+                earlier.status_code,
+                printable(&earlier.status_message)
+            );
+        }
+    }
+    out
+}
+
 /// One line saying how a job ended, or where it is.
 pub(crate) fn job_summary(job: &Job) -> String {
     let mut line = format!("job {} {} ({})", job.id, job.state, job.status_code);

@@ -84,3 +84,11 @@ impl ApiClientBuilder {
         })
     }
 }
+
+impl ApiClient {
+    /// The bearer token this client sends, for a process that must keep it out of what
+    /// it logs and reports (an executor redacts it from job logs).
+    pub fn bearer(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+}

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use crate::{ApiClient, ClientError};
-use drover_model::{Cleaning, DrainOrder, DrainRequest, Orders, PauseRequest, Pauses};
+use drover_model::{Attempt, Cleaning, DrainOrder, DrainRequest, Orders, PauseRequest, Pauses};
 
 /// The answer to an undrain.
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +66,16 @@ impl ApiClient {
                 .json(request),
         )
         .await
+    }
+
+    /// `GET /v1/jobs/{id}/attempts`: every run of job `id`, first first.
+    ///
+    /// # Errors
+    /// 404 for an unknown job; transport errors.
+    pub async fn attempts(&self, id: drover_core::JobId) -> Result<Vec<Attempt>, ClientError> {
+        let id = id.to_string();
+        self.call(self.request(Method::GET, &["v1", "jobs", &id, "attempts"]))
+            .await
     }
 
     /// `POST /v1/jobs/{id}/cleanup`: orders the executor that ran finished job `id` to

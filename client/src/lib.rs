@@ -102,14 +102,6 @@ impl fmt::Debug for ApiClient {
     }
 }
 
-impl ApiClient {
-    /// The bearer token this client sends, for a process that must keep it out of what
-    /// it logs and reports (an executor redacts it from job logs).
-    pub fn bearer(&self) -> Option<&str> {
-        self.token.as_deref()
-    }
-}
-
 /// `GET /v1/jobs` filters and paging.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ListJobs {

@@ -114,7 +114,8 @@ impl Control {
     /// [`Error::InvalidArgument`] for a bad id; ZooKeeper errors.
     pub async fn order_drain(&self, id: &str, order: &DrainOrder) -> Result<()> {
         drover_core::names::check_id("executor", id).map_err(Error::InvalidArgument)?;
-        self.put(DRAINS, &drover_model::paths::drain(id), order).await
+        self.put(DRAINS, &drover_model::paths::drain(id), order)
+            .await
     }
 
     /// Orders the clean-up of job `job` (replacing an earlier order).
@@ -122,8 +123,12 @@ impl Control {
     /// # Errors
     /// ZooKeeper errors.
     pub async fn order_cleanup(&self, job: drover_core::JobId, order: &CleanupOrder) -> Result<()> {
-        self.put(CLEANUPS, &drover_model::paths::cleanup(&job.to_string()), order)
-            .await
+        self.put(
+            CLEANUPS,
+            &drover_model::paths::cleanup(&job.to_string()),
+            order,
+        )
+        .await
     }
 
     /// Withdraws job `job`'s clean-up order (done); whether there was one.

@@ -34,16 +34,9 @@ impl Me {
     pub(crate) fn new(id: &str, started: SystemTime) -> Me {
         Me {
             id: id.to_owned(),
-            started_s: started_s(started),
+            started_s: crate::supervisor::started_s(started),
         }
     }
-}
-
-/// `started` as a drain order names a process: whole seconds since the Unix epoch.
-pub(crate) fn started_s(started: SystemTime) -> u64 {
-    started
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Runs the slots until SIGTERM, draining and resuming on remote orders in between;
@@ -147,13 +140,11 @@ fn set_status(
         since: order.since.clone(),
         containers,
     };
-    context
-        .published
-        .send_if_modified(|p| {
-            let changed = p.drain.as_ref() != Some(&status);
-            p.drain = Some(status);
-            changed
-        });
+    context.published.send_if_modified(|p| {
+        let changed = p.drain.as_ref() != Some(&status);
+        p.drain = Some(status);
+        changed
+    });
 }
 
 /// The cluster's containers running on this executor's Docker engine; `None` without

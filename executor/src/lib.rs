@@ -83,11 +83,11 @@ pub async fn run(
     config.validate().map_err(Error::Config)?;
     let id = config.executor_id();
     let slots = config.slot_count();
-    let prepared = prepare(&config, &id, &zk, api.bearer()).await?;
+    let mut prepared = prepare(&config, &id, &zk, api.bearer()).await?;
     let (queue_tx, queue_rx) = watch::channel(None);
     let listener_stop = CancellationToken::new();
     let _stop_listener = listener_stop.clone().drop_guard();
-    if let Some(handle) = prepared.metrics {
+    if let Some(handle) = prepared.metrics.take() {
         let readiness = health::Readiness {
             queue: queue_rx.clone(),
             drain: shutdown.drain.clone(),
@@ -96,28 +96,8 @@ pub async fn run(
     }
     let (published_tx, published_rx) = watch::channel(supervisor::Published::default());
     let (orders_tx, orders_rx) = watch::channel(drover_model::Orders::default());
-    let routing = routing::Routing::for_catalogue(&prepared.catalogue, &config.tags);
-    let context = Arc::new(SlotContext {
-        api: api.clone(),
-        catalogue: prepared.catalogue,
-        routing: routing.clone(),
-        env: RunEnv {
-            executor_id: id.clone(),
-            docker: prepared.docker,
-            stop_grace: config.stop_grace,
-            max_output_bytes: config.max_output_bytes,
-            api: Some(api),
-            watchdog: prepared.watchdog,
-            cluster: Arc::default(),
-            keep_containers: false,
-            secrets: Arc::new(prepared.secrets),
-        },
-        backoff: Backoff::new(Duration::from_millis(200), config.backoff_max),
-        queue: queue_rx,
-        busy: AtomicUsize::new(0),
-        published: published_tx,
-        config,
-    });
+    let context = slot_context(config, api, prepared, &id, queue_rx, published_tx);
+    let routing = context.routing.clone();
     let started = std::time::SystemTime::now();
     let supervisor_stop = CancellationToken::new();
     let supervisor = tokio::spawn(supervisor::supervise(
@@ -140,29 +120,17 @@ pub async fn run(
         supervisor_stop.clone(),
     ));
     let reaper_stop = CancellationToken::new();
-    let reaper = start_reaper(&context, &id, &reaper_stop);
+    let reapers = start_reapers(&context, &id, &orders_rx, &reaper_stop);
     let offer = context.routing.offer();
     info!(executor = %id, slots, actions = ?offer.runnable_actions(), tags = ?offer.tags, "executor running");
 
-    let cleanups = context.env.docker.clone().map(|docker| {
-        tokio::spawn(reap::follow_cleanups(
-            docker,
-            id.clone(),
-            context.queue.clone(),
-            orders_rx.clone(),
-            reaper_stop.clone(),
-        ))
-    });
     let me = drain::Me::new(&id, started);
     let served = drain::serve(&context, &shutdown, orders_rx, &me);
     let reaping = async {
         shutdown.drain.cancelled().await;
         reaper_stop.cancel();
-        if let Some(reaper) = reaper {
+        for reaper in reapers {
             let _ = reaper.await;
-        }
-        if let Some(cleanups) = cleanups {
-            let _ = cleanups.await;
         }
     };
     tokio::join!(served, reaping);
@@ -171,21 +139,66 @@ pub async fn run(
     Ok(())
 }
 
-/// The reaper of what dead executors left on the daemon, when Docker is in use.
-fn start_reaper(
+/// What every slot shares, from the configuration and what start-up prepared.
+fn slot_context(
+    config: ExecutorConfig,
+    api: ApiClient,
+    prepared: Prepared,
+    id: &str,
+    queue: watch::Receiver<Option<drover_coordination::Queue>>,
+    published: watch::Sender<supervisor::Published>,
+) -> Arc<SlotContext> {
+    let routing = routing::Routing::for_catalogue(&prepared.catalogue, &config.tags);
+    Arc::new(SlotContext {
+        api: api.clone(),
+        catalogue: prepared.catalogue,
+        routing,
+        env: RunEnv {
+            executor_id: id.to_owned(),
+            docker: prepared.docker,
+            stop_grace: config.stop_grace,
+            max_output_bytes: config.max_output_bytes,
+            api: Some(api),
+            watchdog: prepared.watchdog,
+            cluster: Arc::default(),
+            keep_containers: false,
+            secrets: Arc::new(prepared.secrets),
+        },
+        backoff: Backoff::new(Duration::from_millis(200), config.backoff_max),
+        queue,
+        busy: AtomicUsize::new(0),
+        published,
+        config,
+    })
+}
+
+/// When Docker is in use: the reaper of what dead executors left on the daemon, and the
+/// follower of clean-up orders (`drover kill --cleanup`).
+fn start_reapers(
     context: &SlotContext,
     id: &str,
+    orders: &watch::Receiver<drover_model::Orders>,
     stop: &CancellationToken,
-) -> Option<tokio::task::JoinHandle<()>> {
-    context.env.docker.clone().map(|docker| {
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(docker) = context.env.docker.clone() else {
+        return Vec::new();
+    };
+    vec![
         tokio::spawn(reap::run(
-            docker,
+            docker.clone(),
             id.to_owned(),
             context.env.cluster.clone(),
             context.queue.clone(),
             stop.clone(),
-        ))
-    })
+        )),
+        tokio::spawn(reap::follow_cleanups(
+            docker,
+            id.to_owned(),
+            context.queue.clone(),
+            orders.clone(),
+            stop.clone(),
+        )),
+    ]
 }
 
 /// What start-up sets up before anything is taken.
@@ -256,11 +269,20 @@ fn own_secrets(
     env: &std::collections::HashMap<String, String>,
 ) -> Result<Vec<drover_actions::Secret>, Error> {
     let mut secrets = Vec::new();
-    let zk_password = zk.auth.as_deref().and_then(|a| a.split_once(':')).map(|(_, p)| p);
-    for (label, value) in [("the API token", token), ("the ZooKeeper password", zk_password)] {
+    let zk_password = zk
+        .auth
+        .as_deref()
+        .and_then(|a| a.split_once(':'))
+        .map(|(_, p)| p);
+    for (label, value) in [
+        ("the API token", token),
+        ("the ZooKeeper password", zk_password),
+    ] {
         // Too short to hide without hiding ordinary text: the catalogue's rule does not
         // bind the operator's own credentials, which never reach a container anyway.
-        if let Some(secret) = value.and_then(|v| drover_actions::Secret::hidden(label, v.to_owned()).ok()) {
+        if let Some(secret) =
+            value.and_then(|v| drover_actions::Secret::hidden(label, v.to_owned()).ok())
+        {
             secrets.push(secret);
         }
     }

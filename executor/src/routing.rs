@@ -133,11 +133,17 @@ mod tests {
         pauses.actions.insert("sleep".into(), pause.clone());
         assert!(routing.set_pauses(&pauses) && !routing.set_pauses(&pauses));
         assert!(routing.takes("noop") && !routing.takes("sleep"));
-        assert!(routing.takes(""), "a plain entry is read, then put back under its route");
+        assert!(
+            routing.takes(""),
+            "a plain entry is read, then put back under its route"
+        );
         pauses.all = Some(pause);
         routing.set_pauses(&pauses);
         assert!(!routing.takes("noop") && !routing.takes("sleep"));
         routing.set_pauses(&Pauses::default());
-        assert!(routing.takes("noop") && routing.takes("sleep"), "the offer's cache is kept");
+        assert!(
+            routing.takes("noop") && routing.takes("sleep"),
+            "the offer's cache is kept"
+        );
     }
 }

@@ -302,7 +302,12 @@ async fn supervise(docker: &DockerRuntime, id: &str, run: &Run<'_>, timeout: Dur
         };
     }
     reporter.set_status(StatusCode::Executing);
-    let secrets = spec.secrets.iter().chain(env.secrets.iter()).cloned().collect();
+    let secrets = spec
+        .secrets
+        .iter()
+        .chain(env.secrets.iter())
+        .cloned()
+        .collect();
     let forward = tokio::spawn(forward_output(docker.output(id), reporter.lines(), secrets));
     let mut reason = None;
     let exit = tokio::select! {

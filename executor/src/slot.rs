@@ -127,16 +127,9 @@ async fn handle(shared: &SlotContext, phase: &Phase, taken: Taken) {
     } else {
         taken
     };
-    let action = taken.route().split('+').next().unwrap_or_default();
-    if shared.routing.paused(action) {
-        // Taken as the pause arrived: hand it back unclaimed (no attempt); the filter
-        // skips it from now on.
-        debug!(job = %job_id, action, "action paused: giving back an entry taken just before");
-        if let Err(e) = taken.release().await {
-            debug!(error = %e, "release failed");
-        }
+    let Some(taken) = unless_paused(shared, job_id, taken).await else {
         return;
-    }
+    };
     // Claim straight away: the claim refuses finished, canceled and re-taken jobs (409)
     // and unknown ones (404), so no read is needed first (the entry's name said what
     // the job needs).
@@ -166,7 +159,15 @@ async fn handle(shared: &SlotContext, phase: &Phase, taken: Taken) {
             return;
         }
         Err(e) => {
-            return give_back(shared, phase, taken, "claim the job", &e, e.is_unavailable()).await
+            return give_back(
+                shared,
+                phase,
+                taken,
+                "claim the job",
+                &e,
+                e.is_unavailable(),
+            )
+            .await
         }
     };
     shared.backoff.succeeded();
@@ -221,6 +222,20 @@ async fn read_plain(
             info!(job = %job_id, %route, entry = entry.as_deref().unwrap_or("?"), "this executor cannot run the job; put its entry back for one that can");
         }
         Err(e) => warn!(job = %job_id, error = %e, "cannot put the entry back under its route"),
+    }
+    None
+}
+
+/// The entry, unless its action is paused: one taken as the pause arrived goes back
+/// unclaimed (no attempt), and the filter skips it from now on.
+async fn unless_paused(shared: &SlotContext, job_id: JobId, taken: Taken) -> Option<Taken> {
+    let action = taken.route().split('+').next().unwrap_or_default();
+    if !shared.routing.paused(action) {
+        return Some(taken);
+    }
+    debug!(job = %job_id, action, "action paused: giving back an entry taken just before");
+    if let Err(e) = taken.release().await {
+        debug!(error = %e, "release failed");
     }
     None
 }

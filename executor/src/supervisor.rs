@@ -34,6 +34,13 @@ pub(crate) struct Identity {
     pub(crate) heartbeat: Duration,
 }
 
+/// `started` as a drain order names a process: whole seconds since the Unix epoch.
+pub(crate) fn started_s(started: SystemTime) -> u64 {
+    started
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Throttle of the busy-count publication: at most once a second.
 const BUSY_EVERY: Duration = Duration::from_secs(1);
 
@@ -100,7 +107,7 @@ impl Role for Attachment {
             .borrow()
             .drains
             .get(&self.identity.id)
-            .is_some_and(|o| o.executor_started_s != crate::drain::started_s(self.identity.started));
+            .is_some_and(|o| o.executor_started_s != started_s(self.identity.started));
         if stale {
             // A drain ends with the process it was for.
             info!("withdrawing the drain order of an earlier run of this executor");

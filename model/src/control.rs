@@ -166,6 +166,27 @@ pub struct Cleaning {
     pub message: String,
 }
 
+/// One run of a job: `GET /v1/jobs/{id}/attempts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Attempt {
+    /// 1 for the first run.
+    pub attempt: u32,
+    /// The executor that claimed it.
+    pub executor: Option<String>,
+    /// Its fencing token.
+    pub token: Option<i64>,
+    /// When it was claimed, RFC 3339.
+    pub started_at: String,
+    /// When it ended (a result, given back, taken over); `None` while it runs.
+    pub ended_at: Option<String>,
+    /// How: the job's status code then (`SUCCEEDED`, `ENQUEUED` when given back,
+    /// `TAKEN_OVER` when another executor re-took its entry, ...).
+    pub outcome: Option<String>,
+    /// The job's status message then.
+    pub message: Option<String>,
+}
+
 /// `GET /v1/control`: every order in force.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -14,7 +14,8 @@ mod request;
 
 pub use cleanup::{CleanedUp, Cleanup};
 pub use control::{
-    Cleaning, CleanupOrder, DrainOrder, DrainPhase, DrainRequest, DrainStatus, Orders, Pause, PauseRequest, Pauses,
+    Attempt, Cleaning, CleanupOrder, DrainOrder, DrainPhase, DrainRequest, DrainStatus, Orders,
+    Pause, PauseRequest, Pauses,
 };
 pub use outputs::{CodeSnapshot, JobInputs, OutputFile, OutputList};
 pub use request::{Progress, Request, RequestCreated, RequestDetail, RequestPage, SubmitRequest};

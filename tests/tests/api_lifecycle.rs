@@ -22,7 +22,111 @@ on_both_databases!(
     cancel_and_kill_of_a_running_job_reach_the_executor,
     release_beyond_max_attempts_fails_the_job,
     claims_are_proven_in_zookeeper_and_a_duplicate_entry_never_takes_over,
+    every_run_is_recorded_with_its_executor_times_and_outcome,
 );
+
+/// The attempt history (`GET /v1/jobs/{id}/attempts`), kept by the database's triggers:
+/// a run given back, a run taken over, a run that succeeded.
+async fn every_run_is_recorded_with_its_executor_times_and_outcome(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let api = TestApi::start(backend).await?;
+    let outcome = runs_are_recorded(&api).await;
+    api.stop().await?;
+    outcome
+}
+
+async fn runs_are_recorded(api: &TestApi) -> anyhow::Result<()> {
+    let id = api.submit_noop().await?;
+    let path = format!("/v1/jobs/{id}/attempts");
+    let attempts = || api.get(&path, SUBMITTER);
+    let (status, none) = attempts().await?;
+    assert_eq!((status, none), (StatusCode::OK, json!([])));
+    let (first, status, _) = api.take_and_claim(&id, "exec-a").await?;
+    assert_eq!(status, StatusCode::OK);
+    let (_, running) = attempts().await?;
+    assert_eq!(running[0]["executor"], "exec-a");
+    assert!(
+        is_rfc3339(&running[0]["started_at"]) && running[0]["ended_at"].is_null(),
+        "{running}"
+    );
+    let (status, _) = api.release(&id, first.token, "drain deadline").await?;
+    assert_eq!(status, StatusCode::OK);
+    let second = api.retake(&first).await?;
+    let (status, _) = api.claim(&id, &second, "exec-b").await?;
+    assert_eq!(status, StatusCode::OK);
+    // exec-b vanished: its entry is taken again and the job re-claimed.
+    let third = api.retake(&second).await?;
+    let (status, _) = api.claim(&id, &third, "exec-c").await?;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = api
+        .finish(
+            &id,
+            json!({ "token": third.token, "status_code": "SUCCEEDED", "exit_code": 0 }),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    let (_, runs) = attempts().await?;
+    let summary: Vec<(Value, Value, Value, Value)> = runs
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            (
+                r["attempt"].clone(),
+                r["executor"].clone(),
+                r["token"].clone(),
+                r["outcome"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                json!(1),
+                json!("exec-a"),
+                json!(first.token),
+                json!("ENQUEUED")
+            ),
+            (
+                json!(2),
+                json!("exec-b"),
+                json!(second.token),
+                json!("TAKEN_OVER")
+            ),
+            (
+                json!(3),
+                json!("exec-c"),
+                json!(third.token),
+                json!("SUCCEEDED")
+            ),
+        ],
+        "{runs:#}"
+    );
+    assert!(
+        runs[0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("drain deadline"),
+        "{runs:#}"
+    );
+    for run in runs.as_array().into_iter().flatten() {
+        assert!(
+            is_rfc3339(&run["ended_at"]) && run["ended_at"].as_str() >= run["started_at"].as_str(),
+            "{run}"
+        );
+    }
+    let (status, _) = api
+        .get(
+            "/v1/jobs/67e55044-10b1-426f-9247-bb680e5fe0c8/attempts",
+            SUBMITTER,
+        )
+        .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    Ok(())
+}
 
 fn is_rfc3339(value: &Value) -> bool {
     value

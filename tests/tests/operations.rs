@@ -29,7 +29,9 @@ async fn none_started(cluster: &Cluster, ids: &[JobId]) -> anyhow::Result<()> {
 async fn a_paused_action_waits_through_restarts_and_runs_once_resumed() -> anyhow::Result<()> {
     use nix::sys::signal::Signal;
     let mut cluster = Cluster::start().await?;
-    let mut executor = cluster.executor(&ExecutorOptions::new("exec-p1", 4)).await?;
+    let mut executor = cluster
+        .executor(&ExecutorOptions::new("exec-p1", 4))
+        .await?;
     let running =
         try_join_all((0..4).map(|_| cluster.submit("sleep", json!({"seconds": 3})))).await?;
     for id in &running {
@@ -58,9 +60,17 @@ async fn a_paused_action_waits_through_restarts_and_runs_once_resumed() -> anyho
         assert_eq!(job.status_code, StatusCode::Succeeded, "{job:#?}");
     }
     let job = cluster.finished(other, Duration::from_secs(1)).await?;
-    assert_eq!(job.status_code, StatusCode::Succeeded, "only sleep is paused");
+    assert_eq!(
+        job.status_code,
+        StatusCode::Succeeded,
+        "only sleep is paused"
+    );
     let waiting = cluster.admin()?.get(queued[0]).await?;
-    assert_eq!(waiting.status_code, StatusCode::WaitingPaused, "{waiting:#?}");
+    assert_eq!(
+        waiting.status_code,
+        StatusCode::WaitingPaused,
+        "{waiting:#?}"
+    );
     assert!(
         waiting
             .status_message
@@ -80,7 +90,9 @@ async fn a_paused_action_waits_through_restarts_and_runs_once_resumed() -> anyho
     cluster.start_api().await?;
     executor.signal(Signal::SIGTERM)?;
     assert_eq!(executor.exit_code(Duration::from_secs(30)).await?, Some(0));
-    let _fresh = cluster.executor(&ExecutorOptions::new("exec-p2", 4)).await?;
+    let _fresh = cluster
+        .executor(&ExecutorOptions::new("exec-p2", 4))
+        .await?;
     let restarted = Instant::now();
     while restarted.elapsed() < Duration::from_secs(3) {
         none_started(&cluster, &queued).await?;
@@ -100,17 +112,25 @@ async fn a_paused_action_waits_through_restarts_and_runs_once_resumed() -> anyho
             "{job:#?}"
         );
     }
-    eprintln!("50 paused jobs ran {:?} after the resume", resumed.elapsed());
+    eprintln!(
+        "50 paused jobs ran {:?} after the resume",
+        resumed.elapsed()
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn a_cluster_wide_pause_holds_every_action_and_resume_lifts_it() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
-    let _executor = cluster.executor(&ExecutorOptions::new("exec-all", 2)).await?;
+    let _executor = cluster
+        .executor(&ExecutorOptions::new("exec-all", 2))
+        .await?;
     let (code, out, err) = drover(&cluster, &["pause"]).await?;
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("paused: the whole cluster, by root"), "{out}");
+    assert!(
+        out.starts_with("paused: the whole cluster, by root"),
+        "{out}"
+    );
     let ids = try_join_all((0..6).map(|n| {
         let action = if n % 2 == 0 { "noop" } else { "echo" };
         cluster.submit(action, json!({"n": n}))
@@ -121,7 +141,9 @@ async fn a_cluster_wide_pause_holds_every_action_and_resume_lifts_it() -> anyhow
     let shown = cluster.admin()?.get(ids[1]).await?;
     assert!(
         shown.status_code == StatusCode::WaitingPaused
-            && shown.status_message.starts_with("the cluster is paused by root")
+            && shown
+                .status_message
+                .starts_with("the cluster is paused by root")
             && shown.status_message.contains("`drover resume`"),
         "{shown:#?}"
     );
@@ -183,8 +205,14 @@ async fn drain_stops_taking_lets_running_jobs_finish_and_stays_registered_until_
         "{out}{err}"
     );
     let (_, table, _) = drover(&cluster, &["executors"]).await?;
-    let row = table.lines().find(|l| l.starts_with("exec-drain ")).unwrap_or_default();
-    assert!(row.contains("drained (by root"), "still registered, drained:\n{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("exec-drain "))
+        .unwrap_or_default();
+    assert!(
+        row.contains("drained (by root"),
+        "still registered, drained:\n{table}"
+    );
     let log = draining.log();
     for step in [
         "drain ordered",
@@ -202,7 +230,10 @@ async fn drain_stops_taking_lets_running_jobs_finish_and_stays_registered_until_
     // Undrained, it takes again; the other one leaves so the work can only go there.
     let mut fresh_gone = _other;
     fresh_gone.signal(Signal::SIGTERM)?;
-    assert_eq!(fresh_gone.exit_code(Duration::from_secs(30)).await?, Some(0));
+    assert_eq!(
+        fresh_gone.exit_code(Duration::from_secs(30)).await?,
+        Some(0)
+    );
     let (code, out, _) = drover(&cluster, &["undrain", "exec-drain"]).await?;
     assert_eq!(
         (code, out.as_str()),
@@ -284,6 +315,21 @@ async fn prepare_for_reboot_gives_back_what_outlives_the_deadline_and_says_ready
         (StatusCode::Succeeded, Some("exec-node2"), 2),
         "given back at the deadline, rerun elsewhere: {job:#?}"
     );
+    let (_, shown, _) = drover(&cluster, &["show", &long.to_string()]).await?;
+    let runs: Vec<&str> = shown
+        .lines()
+        .skip_while(|l| *l != "attempts:")
+        .skip(2)
+        .take(2)
+        .collect();
+    assert!(
+        runs.len() == 2
+            && runs[0].contains("exec-node1")
+            && runs[0].contains("ENQUEUED")
+            && runs[1].contains("exec-node2")
+            && runs[1].contains("SUCCEEDED"),
+        "drover show lists both runs:\n{shown}"
+    );
     // An unknown host is a usage error that says where to look.
     let (code, _, err) = drover(&cluster, &["prepare-for-reboot", "--host", "nowhere"]).await?;
     assert!(
@@ -321,13 +367,19 @@ async fn only_admins_give_orders_and_bad_ones_say_why() -> anyhow::Result<()> {
         ("/v1/control/resume", json!({"actions": ["noop"]})),
         ("/v1/executors/exec-r/drain", json!({"deadline_ms": 1000})),
         ("/v1/executors/exec-r/undrain", json!({})),
-        ("/v1/jobs/67e55044-10b1-426f-9247-bb680e5fe0c8/cleanup", json!({})),
+        (
+            "/v1/jobs/67e55044-10b1-426f-9247-bb680e5fe0c8/cleanup",
+            json!({}),
+        ),
     ];
     for token in ["alice-secret", "cron-secret", "executor-secret"] {
         for (path, body) in &orders {
             let (status, answer) = call(post.clone(), path, token, body.clone()).await?;
             assert_eq!(status, Http::FORBIDDEN, "{path} by {token}: {answer}");
-            assert!(answer["message"].as_str().unwrap_or_default().contains("admin"));
+            assert!(answer["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("admin"));
         }
         let (status, _) = call(reqwest::Method::GET, "/v1/control", token, json!(null)).await?;
         assert_eq!(status, Http::OK, "every role reads the orders");
@@ -335,11 +387,31 @@ async fn only_admins_give_orders_and_bad_ones_say_why() -> anyhow::Result<()> {
     let orders_now = cluster.admin()?.orders().await?;
     assert!(orders_now.pauses.is_empty() && orders_now.drains.is_empty());
     for (path, body, fix) in [
-        ("/v1/control/pause", json!({"actions": ["no/slash"]}), "action name"),
-        ("/v1/control/pause", json!({"reason": "two\nlines"}), "one line"),
-        ("/v1/control/resume", json!({"reason": "why"}), "leave it out"),
-        ("/v1/executors/exec-r/drain", json!({"deadline_ms": 100_000_000}), "one day"),
-        ("/v1/control/pause", json!({"action": "noop"}), "unknown field"),
+        (
+            "/v1/control/pause",
+            json!({"actions": ["no/slash"]}),
+            "action name",
+        ),
+        (
+            "/v1/control/pause",
+            json!({"reason": "two\nlines"}),
+            "one line",
+        ),
+        (
+            "/v1/control/resume",
+            json!({"reason": "why"}),
+            "leave it out",
+        ),
+        (
+            "/v1/executors/exec-r/drain",
+            json!({"deadline_ms": 100_000_000}),
+            "one day",
+        ),
+        (
+            "/v1/control/pause",
+            json!({"action": "noop"}),
+            "unknown field",
+        ),
     ] {
         let (status, answer) = call(post.clone(), path, ADMIN, body).await?;
         assert_eq!(status, Http::BAD_REQUEST, "{path}: {answer}");
@@ -348,7 +420,8 @@ async fn only_admins_give_orders_and_bad_ones_say_why() -> anyhow::Result<()> {
             "{path}: {answer}"
         );
     }
-    let (status, answer) = call(post.clone(), "/v1/executors/nobody/drain", ADMIN, json!({})).await?;
+    let (status, answer) =
+        call(post.clone(), "/v1/executors/nobody/drain", ADMIN, json!({})).await?;
     assert_eq!(status, Http::NOT_FOUND);
     assert!(
         answer["message"]
@@ -364,21 +437,30 @@ async fn only_admins_give_orders_and_bad_ones_say_why() -> anyhow::Result<()> {
 async fn a_job_whose_executor_stopped_heartbeating_is_shown_stale() -> anyhow::Result<()> {
     use nix::sys::signal::Signal;
     let cluster = Cluster::start().await?;
-    let frozen = cluster.executor(&ExecutorOptions::new("exec-frozen", 1)).await?;
+    let frozen = cluster
+        .executor(&ExecutorOptions::new("exec-frozen", 1))
+        .await?;
     let id = cluster.submit("sleep", json!({"seconds": 8})).await?;
     cluster
         .reaches(id, State::Running, Duration::from_secs(30))
         .await?;
     let (code, out, err) = drover(&cluster, &["ls", "--stale"]).await?;
-    assert!(code == 0 && out.is_empty() && err.contains("no stale jobs"), "{out}{err}");
+    assert!(
+        code == 0 && out.is_empty() && err.contains("no stale jobs"),
+        "{out}{err}"
+    );
     // Heartbeats every 500 ms: silent for more than 1.5 s is stale.
     frozen.signal(Signal::SIGSTOP)?;
     let short = &id.to_string()[..8];
-    let listed = drover_tests::wait_until("the job to be listed stale", Duration::from_secs(20), || async {
-        drover(&cluster, &["ls", "--stale"])
-            .await
-            .is_ok_and(|(code, out, _)| code == 0 && out.contains(short))
-    })
+    let listed = drover_tests::wait_until(
+        "the job to be listed stale",
+        Duration::from_secs(20),
+        || async {
+            drover(&cluster, &["ls", "--stale"])
+                .await
+                .is_ok_and(|(code, out, _)| code == 0 && out.contains(short))
+        },
+    )
     .await;
     let (_, shown, _) = drover(&cluster, &["show", short]).await?;
     frozen.signal(Signal::SIGCONT)?;
@@ -454,7 +536,10 @@ TOKEN = {{ env = "BLABBER_TOKEN" }}
                 .as_bytes()
                 .windows(6)
                 .any(|w| text.contains(std::str::from_utf8(w).unwrap_or(secret)));
-            assert!(!leaked, "{secret:?} leaked in {text:?}; stored:\n{stored:#?}");
+            assert!(
+                !leaked,
+                "{secret:?} leaked in {text:?}; stored:\n{stored:#?}"
+            );
         }
     }
     for expected in [
@@ -465,7 +550,10 @@ TOKEN = {{ env = "BLABBER_TOKEN" }}
         "stdout: own token *** and site ***",
         "stdout: done",
     ] {
-        assert!(stored.iter().any(|l| l == expected), "no {expected:?} in {stored:#?}");
+        assert!(
+            stored.iter().any(|l| l == expected),
+            "no {expected:?} in {stored:#?}"
+        );
     }
     Ok(())
 }
@@ -487,31 +575,43 @@ async fn kill_takes_several_ids_and_cleanup_removes_what_is_left_on_the_executor
 ) -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
     let _executor = cluster.executor(&ExecutorOptions::new("exec-k", 2)).await?;
-    let ids = try_join_all((0..2).map(|_| cluster.submit("linger", json!({"seconds": 60})))).await?;
+    let ids =
+        try_join_all((0..2).map(|_| cluster.submit("linger", json!({"seconds": 60})))).await?;
     for id in &ids {
         cluster
             .reaches(*id, State::Running, Duration::from_secs(30))
             .await?;
     }
-    let shorts: Vec<String> = ids.iter().map(|id| id.to_string()[..8].to_owned()).collect();
+    let shorts: Vec<String> = ids
+        .iter()
+        .map(|id| id.to_string()[..8].to_owned())
+        .collect();
     let (code, out, err) = drover(&cluster, &["kill", &shorts[0], &shorts[1], "--cleanup"]).await?;
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
-        out.matches("cleaned up on exec-k: no container or volume of job").count(),
+        out.matches("cleaned up on exec-k: no container or volume of job")
+            .count(),
         2,
         "{out}"
     );
     for id in &ids {
         let job = cluster.admin()?.get(*id).await?;
         assert_eq!(job.status_code, StatusCode::KilledByAdmin, "{job:#?}");
-        assert!(containers_of_job(*id).await?.is_empty(), "job {id} left a container");
+        assert!(
+            containers_of_job(*id).await?.is_empty(),
+            "job {id} left a container"
+        );
     }
 
     // Something left behind on the executor's daemon (a crash between stop and remove):
     // killing the killed job again with --cleanup only cleans.
     let label = |k: &str, v: &str| format!("{k}={v}");
     let created = tokio::process::Command::new("docker")
-        .args(["create", "--label", &label("drover.job", &ids[0].to_string())])
+        .args([
+            "create",
+            "--label",
+            &label("drover.job", &ids[0].to_string()),
+        ])
         .args(["--label", &label("drover.executor", "exec-k")])
         .args(["--label", &label("drover.cluster", cluster.cluster_id())])
         .args(["drover/busybox:latest", "true"])
@@ -521,17 +621,21 @@ async fn kill_takes_several_ids_and_cleanup_removes_what_is_left_on_the_executor
     assert_eq!(containers_of_job(ids[0]).await?.len(), 1);
     let (code, out, err) = drover(&cluster, &["kill", &shorts[0], "--cleanup"]).await?;
     assert!(
-        code == 0
-            && out.contains("KILLED_BY_ADMIN")
-            && out.contains("cleaned up on exec-k"),
+        code == 0 && out.contains("KILLED_BY_ADMIN") && out.contains("cleaned up on exec-k"),
         "{out}{err}"
     );
-    assert!(containers_of_job(ids[0]).await?.is_empty(), "the leftover is gone");
+    assert!(
+        containers_of_job(ids[0]).await?.is_empty(),
+        "the leftover is gone"
+    );
     // Without --cleanup a finished job is refused, as before; an unknown id does not stop
     // the others, and the exit code is the first failure's.
     let (code, _, err) = drover(&cluster, &["kill", &shorts[1]]).await?;
     assert_eq!(code, 4, "{err}");
     let (code, out, err) = drover(&cluster, &["kill", "0000ffff", &shorts[1], "--cleanup"]).await?;
-    assert!(code == 4 && err.contains("0000ffff") && out.contains("cleaned up on exec-k"), "{out}{err}");
+    assert!(
+        code == 4 && err.contains("0000ffff") && out.contains("cleaned up on exec-k"),
+        "{out}{err}"
+    );
     Ok(())
 }

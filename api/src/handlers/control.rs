@@ -52,7 +52,10 @@ pub(crate) async fn pause(
     JsonBody(body): JsonBody<PauseRequest>,
 ) -> Result<Json<Pauses>> {
     check_actions(&body.actions)?;
-    let reason = body.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    let reason = body
+        .reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
     if let Some(reason) = &reason {
         if reason.len() > MAX_REASON || reason.chars().any(char::is_control) {
             return Err(invalid(
@@ -119,7 +122,8 @@ pub(crate) async fn resume(
 
 fn check_actions(actions: &[String]) -> Result<()> {
     for action in actions {
-        drover_core::names::check_name("action", action).map_err(|reason| invalid("actions", reason))?;
+        drover_core::names::check_name("action", action)
+            .map_err(|reason| invalid("actions", reason))?;
     }
     Ok(())
 }
@@ -220,7 +224,9 @@ pub(crate) async fn cleanup(
     info!(job = %id, %executor, by = %order.by, "clean-up ordered");
     Ok(Json(Cleaning {
         order: Some(order),
-        message: format!("executor {executor} removes what is left of job {id} on its Docker engine"),
+        message: format!(
+            "executor {executor} removes what is left of job {id} on its Docker engine"
+        ),
     }))
 }
 

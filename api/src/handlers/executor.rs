@@ -90,7 +90,12 @@ fn refuse_paused(state: &AppState, entry: &str) -> Result<()> {
     if action.is_empty() {
         return Ok(());
     }
-    match state.zk.pauses().as_ref().and_then(|p| Some((p.of(action)?, p.all.is_some()))) {
+    match state
+        .zk
+        .pauses()
+        .as_ref()
+        .and_then(|p| Some((p.of(action)?, p.all.is_some())))
+    {
         Some((pause, all)) => Err(Error::Paused {
             message: drover_model::Pauses::message(action, pause, all),
         }),

@@ -8,13 +8,14 @@ use drover_core::{JobId, Priority, State as JobState};
 use serde::Deserialize;
 use tracing::warn;
 
+pub(crate) use super::shown::shown;
+use super::shown::shown_with;
 use crate::auth::{Access, Admin, Authorized, Caller, Maintain, Read, Submit};
 use crate::config::{ApiConfig, MAX_TIMEOUT};
-use crate::coordinator::Offers;
 use crate::error::{Error, Result};
 use crate::extract::{JobIdPath, JsonBody, QueryParams};
 use crate::state::AppState;
-use crate::store::{CancelKind, Created, ListFilter, NewJob, ENQUEUED_MESSAGE, MAX_CANDIDATES};
+use crate::store::{CancelKind, Created, ListFilter, NewJob, MAX_CANDIDATES};
 #[cfg(feature = "openapi")]
 use drover_model::{ApiError, Candidates};
 use drover_model::{Job, JobPage, SubmitJob};
@@ -247,53 +248,6 @@ pub(crate) async fn get(
     Ok(Json(shown(&state, state.store.get(id).await?)))
 }
 
-/// `job` as users see it: an enqueued job that no registered executor can run is
-/// `WAITING_ON_WORKERS`, with a message naming what is missing. Worked out from the
-/// live membership on every read, never stored.
-pub(crate) fn shown(state: &AppState, job: Job) -> Job {
-    shown_with(state.zk.offers().as_ref(), job)
-}
-
-/// [`shown`] against one snapshot of the offers (`None`: unknown, shown as stored). A
-/// paused action's job is `WAITING_PAUSED` (the operator's pause says more than a missing
-/// executor).
-fn shown_with(offers: Option<&Offers>, mut job: Job) -> Job {
-    if job.state == drover_core::State::Running {
-        let silent = job
-            .last_heartbeat
-            .as_deref()
-            .and_then(drover_core::clock::parse_rfc3339)
-            .and_then(|at| std::time::SystemTime::now().duration_since(at).ok());
-        if let (Some(offers), Some(silent)) = (offers, silent) {
-            job.stale = offers.stale(job.executor.as_deref(), silent);
-        }
-        return job;
-    }
-    if job.status_code != drover_core::StatusCode::Enqueued {
-        return job;
-    }
-    let (Some(offers), Ok(route)) = (offers, job.route()) else {
-        return job;
-    };
-    let (code, why) = match offers.why_paused(&route.action) {
-        Some(why) => (drover_core::StatusCode::WaitingPaused, Some(why)),
-        None => (
-            drover_core::StatusCode::WaitingOnWorkers,
-            offers.why_waiting(&route),
-        ),
-    };
-    if let Some(why) = why {
-        job.status_code = code;
-        // Keep what the stored message says beyond "enqueued" (why a run was given back).
-        job.status_message = if job.status_message == ENQUEUED_MESSAGE {
-            why
-        } else {
-            format!("{why}; before that: {}", job.status_message)
-        };
-    }
-    job
-}
-
 /// `GET /v1/jobs` query.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -509,6 +463,8 @@ pub(crate) async fn retry(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coordinator::Offers;
+    use crate::store::ENQUEUED_MESSAGE;
 
     fn submit(action: &str) -> SubmitJob {
         SubmitJob {
@@ -681,7 +637,9 @@ mod tests {
         let shown = shown_with(Some(&paused), job(ENQUEUED_MESSAGE));
         assert_eq!(shown.status_code, drover_core::StatusCode::WaitingPaused);
         assert!(
-            shown.status_message.starts_with("action train is paused by ops since"),
+            shown
+                .status_message
+                .starts_with("action train is paused by ops since"),
             "{}",
             shown.status_message
         );

@@ -1,4 +1,5 @@
-//! Reading a job's log: one page, or a stream that follows it until the job ends.
+//! Reading a job's log (one page, or a stream that follows it until the job ends) and
+//! the history of its runs.
 
 use std::time::Duration;
 
@@ -26,6 +27,20 @@ const MAX_LIMIT: u32 = 10_000;
 /// How often a follower re-reads when nothing in this process signalled a change
 /// (appends through another API replica).
 const FOLLOW_POLL: Duration = Duration::from_millis(500);
+
+/// `GET /v1/jobs/{id}/attempts`
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/jobs/{id}/attempts", tag = "jobs",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "every run, first first", body = Vec<drover_model::Attempt>),
+        (status = 404, body = ApiError)),
+    security(("bearer" = []))))]
+pub(crate) async fn attempts(
+    _auth: Authorized<Read>,
+    State(state): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<Json<Vec<drover_model::Attempt>>> {
+    Ok(Json(state.store.attempts(id).await?))
+}
 
 /// `GET /v1/jobs/{id}/logs` query.
 #[derive(Debug, Deserialize)]

@@ -164,8 +164,9 @@ mod tests {
     fn claim_comes_from_queued_codes_and_dead_holders_only() {
         let s = Statements::new();
         assert!(
-            s.claim
-                .contains("status_code IN ('CREATED', 'ENQUEUED', 'WAITING_ON_WORKERS', 'WAITING_PAUSED')"),
+            s.claim.contains(
+                "status_code IN ('CREATED', 'ENQUEUED', 'WAITING_ON_WORKERS', 'WAITING_PAUSED')"
+            ),
             "{}",
             s.claim
         );

@@ -61,9 +61,36 @@ pub(crate) async fn list(args: LsArgs) -> anyhow::Result<ExitCode> {
 pub(crate) async fn show(args: JobArgs) -> anyhow::Result<ExitCode> {
     let client = super::connect::client(&args.client)?;
     let job = super::connect::resolve(&client, &args.id).await?;
+    // The history is a help, not the answer: an API without it still shows the job.
+    let attempts = client.attempts(job.id).await.unwrap_or_default();
+    let chain = retried_from(&client, &job).await;
     match args.client.output {
-        Output::Json => output::emit(&output::json(&job)?)?,
-        Output::Table => output::emit(&output::job_details(&job))?,
+        Output::Json => {
+            let mut value = serde_json::to_value(&job)?;
+            value["attempt_history"] = serde_json::to_value(&attempts)?;
+            value["retried_from"] = serde_json::to_value(&chain)?;
+            output::emit(&output::json(&value)?)?;
+        }
+        Output::Table => {
+            let mut text = output::job_details(&job);
+            text.push_str(&output::history(&attempts, &chain));
+            output::emit(&text)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The jobs `job` retries, nearest first (at most [`CHAIN`]): why it was run again.
+async fn retried_from(client: &drover_client::ApiClient, job: &Job) -> Vec<Job> {
+    const CHAIN: usize = 5;
+    let mut chain: Vec<Job> = Vec::new();
+    let mut next = job.retry_of;
+    while let Some(id) = next.filter(|_| chain.len() < CHAIN) {
+        let Ok(earlier) = client.get(id).await else {
+            break;
+        };
+        next = earlier.retry_of;
+        chain.push(earlier);
+    }
+    chain
 }

@@ -150,7 +150,11 @@ fn choose(ambiguous: &AmbiguousId) -> anyhow::Result<Job> {
         candidates.len()
     )?;
     for (n, line) in output::candidates_table(candidates).lines().enumerate() {
-        let number = if n == 0 { "    ".to_owned() } else { format!("{n:>3})") };
+        let number = if n == 0 {
+            "    ".to_owned()
+        } else {
+            format!("{n:>3})")
+        };
         writeln!(err, "{number} {line}")?;
     }
     for _ in 0..3 {
@@ -164,7 +168,11 @@ fn choose(ambiguous: &AmbiguousId) -> anyhow::Result<Job> {
         }
         match answer.parse::<usize>() {
             Ok(n) if (1..=candidates.len()).contains(&n) => return Ok(candidates[n - 1].clone()),
-            _ => writeln!(err, "{answer:?} is not a number from 1 to {}", candidates.len())?,
+            _ => writeln!(
+                err,
+                "{answer:?} is not a number from 1 to {}",
+                candidates.len()
+            )?,
         }
     }
     Err(UsageError(format!("no job chosen for {:?}", ambiguous.fragment)).into())

@@ -139,7 +139,9 @@ pub(crate) async fn drain(args: DrainArgs) -> anyhow::Result<ExitCode> {
     let ids = order_drains(&client, &chosen, args.deadline, false).await?;
     if args.wait {
         let done = wait_for(&client, &ids, None, |e| {
-            e.drain.as_ref().is_some_and(|d| d.phase == DrainPhase::Drained)
+            e.drain
+                .as_ref()
+                .is_some_and(|d| d.phase == DrainPhase::Drained)
         })
         .await?;
         report(&done, args.client.output)?;
@@ -293,7 +295,8 @@ async fn wait_for(
 fn report(states: &[(String, Option<ExecutorInfo>)], format: Output) -> anyhow::Result<()> {
     match format {
         Output::Json => {
-            let executors: Vec<&ExecutorInfo> = states.iter().filter_map(|(_, e)| e.as_ref()).collect();
+            let executors: Vec<&ExecutorInfo> =
+                states.iter().filter_map(|(_, e)| e.as_ref()).collect();
             output::emit(&output::json(&executors)?)
         }
         Output::Table => {
