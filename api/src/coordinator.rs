@@ -263,6 +263,7 @@ impl Coordinator {
                 tags: info.tags,
                 drain: info.drain,
                 heartbeat_ms: info.heartbeat_ms,
+                disk: info.disk,
             })
             .collect())
     }

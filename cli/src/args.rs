@@ -11,7 +11,9 @@ mod local;
 mod ops;
 pub(crate) use client::{ClientArgs, Output};
 pub(crate) use local::LocalRunArgs;
-pub(crate) use ops::{DrainArgs, PauseArgs, RebootArgs, ResumeArgs, Target, UndrainArgs};
+pub(crate) use ops::{
+    DrainArgs, InspectArgs, PauseArgs, RebootArgs, ResumeArgs, Target, TopArgs, UndrainArgs,
+};
 
 /// The exit codes, as `--help` shows them.
 const EXIT_CODES: &str = "\
@@ -115,6 +117,13 @@ pub(crate) enum Command {
     /// Lists the distributions with their current leader and last / next tick.
     #[command(after_help = EXIT_CODES)]
     Distributions(ClientArgs),
+    /// A live table of running jobs: age, progress, executor, heartbeat (stale ones marked).
+    #[command(after_help = EXIT_CODES)]
+    Top(TopArgs),
+    /// How to reach a job's container on its executor's host (`docker exec`, `docker cp`
+    /// lines, by label).
+    #[command(after_help = EXIT_CODES)]
+    Inspect(InspectArgs),
     /// Shows what is paused and drained, and the executors (needs any token).
     #[command(after_help = EXIT_CODES)]
     Status(ClientArgs),

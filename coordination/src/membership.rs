@@ -44,6 +44,9 @@ pub struct ExecutorInfo {
     /// How often its running jobs heartbeat, in milliseconds.
     #[serde(default)]
     pub heartbeat_ms: Option<u64>,
+    /// What drover takes on its Docker engine, as last measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<drover_model::DiskUse>,
 }
 
 impl ExecutorInfo {
@@ -299,9 +302,11 @@ impl Registration {
         &mut self,
         busy: u32,
         drain: Option<drover_model::DrainStatus>,
+        disk: Option<drover_model::DiskUse>,
     ) -> Result<()> {
         self.info.busy = busy;
         self.info.drain = drain;
+        self.info.disk = disk;
         let data =
             serde_json::to_vec(&self.info).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let client = self.session.client();

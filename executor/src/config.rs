@@ -53,6 +53,11 @@ pub struct ExecutorConfig {
     /// The longest wait between tries while the API is unreachable (default `30s`).
     #[serde(with = "humantime_serde")]
     pub backoff_max: Duration,
+    /// How long a stopped drover container of this cluster may stay on the Docker engine
+    /// before the reaper removes it, whoever made it (default `1h`): a safety net for
+    /// what a crash between a container's stop and its removal leaves.
+    #[serde(with = "humantime_serde")]
+    pub reap_after: Duration,
     /// Log lines sent to the API in one batch at most (default 500).
     pub log_batch_lines: usize,
     /// How long a log line may wait for its batch (default `500ms`).
@@ -87,6 +92,7 @@ impl Default for ExecutorConfig {
             drain_timeout: Duration::from_secs(120),
             stop_grace: Duration::from_secs(10),
             backoff_max: Duration::from_secs(30),
+            reap_after: Duration::from_secs(3600),
             log_batch_lines: 500,
             log_flush_interval: Duration::from_millis(500),
             metrics_listen: SocketAddr::from(([0, 0, 0, 0], 9101)),
@@ -157,6 +163,7 @@ impl ExecutorConfig {
             ("heartbeat_interval", self.heartbeat_interval),
             ("stop_grace", self.stop_grace),
             ("backoff_max", self.backoff_max),
+            ("reap_after", self.reap_after),
             ("log_flush_interval", self.log_flush_interval),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {

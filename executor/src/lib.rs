@@ -175,7 +175,7 @@ fn slot_context(
 /// When Docker is in use: the reaper of what dead executors left on the daemon, and the
 /// follower of clean-up orders (`drover kill --cleanup`).
 fn start_reapers(
-    context: &SlotContext,
+    context: &Arc<SlotContext>,
     id: &str,
     orders: &watch::Receiver<drover_model::Orders>,
     stop: &CancellationToken,
@@ -184,13 +184,7 @@ fn start_reapers(
         return Vec::new();
     };
     vec![
-        tokio::spawn(reap::run(
-            docker.clone(),
-            id.to_owned(),
-            context.env.cluster.clone(),
-            context.queue.clone(),
-            stop.clone(),
-        )),
+        tokio::spawn(reap::run(context.clone(), docker.clone(), stop.clone())),
         tokio::spawn(reap::follow_cleanups(
             docker,
             id.to_owned(),

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::container::{DockerRuntime, LABEL_EXECUTOR, LABEL_PARAMS_OF};
+use crate::slot::SlotContext;
 
 /// How often a running executor looks: twice the session timeout (a gone executor's
 /// registration lasts that long at most), at least every 5 s.
@@ -30,19 +31,30 @@ fn every(session_timeout: Duration) -> Duration {
     (session_timeout * 2).max(Duration::from_secs(5))
 }
 
-/// Reaps at once, then every [`every`], while a session is attached, until `stop`.
-pub(crate) async fn run(
-    docker: DockerRuntime,
-    own: String,
-    cluster: Arc<OnceLock<String>>,
-    mut queues: watch::Receiver<Option<Queue>>,
-    stop: CancellationToken,
-) {
+/// How often the executor measures what drover takes on its Docker engine.
+const MEASURE_EVERY: Duration = Duration::from_secs(300);
+
+/// Reaps at once, then every [`every`], while a session is attached, until `stop`: what
+/// gone executors left, and any stopped container of the cluster older than
+/// `reap_after`; measures the disk use every [`MEASURE_EVERY`].
+pub(crate) async fn run(context: Arc<SlotContext>, docker: DockerRuntime, stop: CancellationToken) {
+    let own = context.env.executor_id.clone();
+    let cluster: &Arc<OnceLock<String>> = &context.env.cluster;
+    let mut queues = context.queue.clone();
+    let mut measured: Option<tokio::time::Instant> = None;
     loop {
         let queue = queues.borrow_and_update().clone();
         let mut wait = every(Duration::from_secs(10));
         if let (Some(queue), Some(cluster)) = (queue, cluster.get()) {
             reap(&docker, &queue, &own, cluster).await;
+            reap_stopped(&docker, cluster, context.config.reap_after).await;
+            if measured.is_none_or(|at| at.elapsed() >= MEASURE_EVERY) {
+                measured = Some(tokio::time::Instant::now());
+                match docker.disk_use(cluster).await {
+                    Ok(disk) => context.published.send_modify(|p| p.disk = Some(disk)),
+                    Err(e) => warn!(error = %e, "cannot measure drover's disk use"),
+                }
+            }
             wait = every(queue.session().timeout());
         }
         tokio::select! {
@@ -92,6 +104,20 @@ pub(crate) async fn follow_cleanups(
             // No session when the order came: look again soon.
             () = tokio::time::sleep(Duration::from_secs(1)), if queue.is_none() => {},
         }
+    }
+}
+
+/// Removes the cluster's containers stopped for longer than `after` (a crash between a
+/// container's stop and its removal); only drover's labels, any executor's.
+async fn reap_stopped(docker: &DockerRuntime, cluster: &str, after: Duration) {
+    match docker.stopped_before(cluster, after).await {
+        Ok(old) => {
+            for id in old {
+                info!(container = %id, ?after, "removing a drover container stopped for longer than reap_after");
+                docker.remove(&id).await;
+            }
+        }
+        Err(e) => warn!(error = %e, "cannot list stopped drover containers"),
     }
 }
 

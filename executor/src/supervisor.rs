@@ -51,6 +51,8 @@ pub(crate) struct Published {
     pub(crate) busy: usize,
     /// Where a remote drain is, if one was ordered.
     pub(crate) drain: Option<DrainStatus>,
+    /// What drover takes on the Docker engine, as last measured.
+    pub(crate) disk: Option<drover_model::DiskUse>,
 }
 
 /// What the supervisor shares with the rest of the executor, across sessions.
@@ -196,7 +198,7 @@ async fn publish(
                 shown = published.borrow_and_update().clone();
                 tokio::select! {
                     ended = end.wait() => return ended,
-                    done = registration.publish(shown.busy as u32, shown.drain.clone()) => {
+                    done = registration.publish(shown.busy as u32, shown.drain.clone(), shown.disk.clone()) => {
                         if let Err(e) = done {
                             warn!(error = %e, "cannot publish the busy count and drain status");
                         }
@@ -235,6 +237,7 @@ async fn attach(
         tags: offer.tags.iter().cloned().collect(),
         drain: published.drain.clone(),
         heartbeat_ms: Some(identity.heartbeat.as_millis() as u64),
+        disk: published.disk.clone(),
     };
     // A restarted executor may find its previous session's record until that session
     // expires: wait for it rather than fail.

@@ -187,6 +187,21 @@ pub struct Attempt {
     pub message: Option<String>,
 }
 
+/// What drover's containers and volumes of this cluster take on an executor's Docker
+/// engine, as it last measured (every five minutes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DiskUse {
+    /// Containers, running or stopped.
+    pub containers: u32,
+    /// What their writable layers take, in bytes.
+    pub container_bytes: u64,
+    /// Shared parameters volumes.
+    pub volumes: u32,
+    /// When measured, RFC 3339.
+    pub measured_at: String,
+}
+
 /// `GET /v1/control`: every order in force.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

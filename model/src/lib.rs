@@ -14,8 +14,8 @@ mod request;
 
 pub use cleanup::{CleanedUp, Cleanup};
 pub use control::{
-    Attempt, Cleaning, CleanupOrder, DrainOrder, DrainPhase, DrainRequest, DrainStatus, Orders,
-    Pause, PauseRequest, Pauses,
+    Attempt, Cleaning, CleanupOrder, DiskUse, DrainOrder, DrainPhase, DrainRequest, DrainStatus,
+    Orders, Pause, PauseRequest, Pauses,
 };
 pub use outputs::{CodeSnapshot, JobInputs, OutputFile, OutputList};
 pub use request::{Progress, Request, RequestCreated, RequestDetail, RequestPage, SubmitRequest};
@@ -336,6 +336,9 @@ pub struct ExecutorInfo {
     /// How often its running jobs heartbeat, in milliseconds.
     #[serde(default)]
     pub heartbeat_ms: Option<u64>,
+    /// What drover takes on its Docker engine, as last measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskUse>,
 }
 
 impl Job {

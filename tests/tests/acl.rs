@@ -61,6 +61,7 @@ fn executor(id: &str) -> ExecutorInfo {
         tags: Vec::new(),
         drain: None,
         heartbeat_ms: None,
+        disk: None,
     }
 }
 

@@ -203,6 +203,7 @@ async fn executors_come_from_membership(backend: Backend) -> anyhow::Result<()> 
             tags: Vec::new(),
             drain: None,
             heartbeat_ms: None,
+            disk: None,
         })
         .await?;
     let (status, listed) = api.get("/v1/executors", api_support::EXECUTOR).await?;

@@ -180,6 +180,7 @@ async fn executors_are_listed(sandbox: &Sandbox) -> anyhow::Result<()> {
         tags: Vec::new(),
         drain: None,
         heartbeat_ms: None,
+        disk: None,
     };
     let _registration = Membership::new(&session).register(info.clone()).await?;
     let table = sandbox

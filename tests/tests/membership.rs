@@ -20,6 +20,7 @@ fn executor(id: &str, slots: u32) -> ExecutorInfo {
         tags: Vec::new(),
         drain: None,
         heartbeat_ms: None,
+        disk: None,
     }
 }
 
@@ -88,7 +89,7 @@ async fn watch_sees_busy_updates_a_closed_session_and_a_deregistration() -> anyh
     )
     .await??;
 
-    reg_a.publish(3, None).await?;
+    reg_a.publish(3, None, None).await?;
     assert_eq!(reg_a.info().busy, 3);
     within(
         "the watch to see exec-a busy with 3",

@@ -463,11 +463,28 @@ async fn a_job_whose_executor_stopped_heartbeating_is_shown_stale() -> anyhow::R
     )
     .await;
     let (_, shown, _) = drover(&cluster, &["show", short]).await?;
+    let (_, top, _) = drover(&cluster, &["top", "--once"]).await?;
+    let (_, inspect, _) = drover(&cluster, &["inspect", short]).await?;
     frozen.signal(Signal::SIGCONT)?;
     listed?;
     assert!(
         shown.contains("STALE: more than three heartbeat intervals ago"),
         "{shown}"
+    );
+    let row = top
+        .lines()
+        .find(|l| l.starts_with(short))
+        .unwrap_or_default();
+    assert!(
+        top.starts_with("1 running, 1 stale")
+            && row.contains("exec-frozen")
+            && row.contains("STALE"),
+        "{top}"
+    );
+    assert!(
+        inspect.contains("ran on executor exec-frozen")
+            && inspect.contains(&format!("docker exec -it $(docker ps -q --filter label=drover.job={id} --filter label=drover.attempt=1) sh")),
+        "{inspect}"
     );
     Ok(())
 }

@@ -3,7 +3,7 @@
 -- API's handlers, the reconciler, cancel and kill) records it alike.
 CREATE TABLE job_attempts (
     job_id     TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-    attempt    INTEGER NOT NULL,
+    attempt    BIGINT  NOT NULL,
     executor   TEXT,
     token      BIGINT,
     started_us BIGINT  NOT NULL,

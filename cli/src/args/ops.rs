@@ -84,6 +84,37 @@ pub(crate) struct RebootArgs {
     pub(crate) client: ClientArgs,
 }
 
+/// `drover top`.
+#[derive(Debug, Args)]
+pub(crate) struct TopArgs {
+    /// How often the table is read again.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_interval)]
+    pub(crate) interval: Duration,
+    /// Print the table once and exit.
+    #[arg(long)]
+    pub(crate) once: bool,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// `drover inspect`.
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    /// The job's id, or any unique part of it.
+    pub(crate) id: String,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+fn parse_interval(input: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(input)
+        .map_err(|err| format!("{input:?} is not a duration ({err}): write e.g. 1s, 5s"))?;
+    if duration < Duration::from_millis(200) {
+        return Err(format!("{input:?} is too short: give at least 200ms"));
+    }
+    Ok(duration)
+}
+
 /// A drain deadline: `0s` (give everything back now) up to a day.
 fn parse_deadline(input: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(input)

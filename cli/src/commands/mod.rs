@@ -18,6 +18,7 @@ mod outputs;
 mod requests;
 mod submit;
 mod wait;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,8 @@ pub(crate) async fn run(
         Command::Executors(args) => executors::run(args).await,
         Command::Distributions(args) => distributions::run(args).await,
         Command::Status(args) => operate::status(args).await,
+        Command::Top(args) => watch::top(args).await,
+        Command::Inspect(args) => watch::inspect(args).await,
         Command::Pause(args) => operate::pause(args).await,
         Command::Resume(args) => operate::resume(args).await,
         Command::Drain(args) => operate::drain(args).await,

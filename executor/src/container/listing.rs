@@ -53,6 +53,71 @@ impl DockerRuntime {
         Ok(self.containers(&filters, false).await?.len())
     }
 
+    /// `cluster`'s containers that stopped (exited or dead) more than `age` ago.
+    ///
+    /// # Errors
+    /// [`ContainerError::Docker`] when they cannot be listed.
+    pub async fn stopped_before(
+        &self,
+        cluster: &str,
+        age: std::time::Duration,
+    ) -> Result<Vec<String>, ContainerError> {
+        let mut filters = cluster_filter(super::runtime::LABEL_EXECUTOR, cluster);
+        filters.insert("status".into(), vec!["exited".into(), "dead".into()]);
+        let mut old = Vec::new();
+        for id in self
+            .containers(&filters, true)
+            .await?
+            .into_iter()
+            .filter_map(|c| c.id)
+        {
+            let Ok(found) = self.docker.inspect_container(&id, None).await else {
+                continue;
+            };
+            let finished = found
+                .state
+                .and_then(|s| s.finished_at)
+                .and_then(|t| drover_core::clock::parse_rfc3339(&t));
+            let stopped_for =
+                finished.and_then(|t| std::time::SystemTime::now().duration_since(t).ok());
+            if stopped_for.is_some_and(|d| d > age) {
+                old.push(id);
+            }
+        }
+        Ok(old)
+    }
+
+    /// What `cluster`'s containers and volumes take on this engine.
+    ///
+    /// # Errors
+    /// [`ContainerError::Docker`].
+    pub async fn disk_use(&self, cluster: &str) -> Result<drover_model::DiskUse, ContainerError> {
+        let filters = cluster_filter(super::runtime::LABEL_EXECUTOR, cluster);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .size(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(docker_err("list"))?;
+        let volumes = self
+            .volumes_with(&cluster_filter(super::runtime::LABEL_PARAMS_OF, cluster))
+            .await?;
+        Ok(drover_model::DiskUse {
+            containers: containers.len() as u32,
+            container_bytes: containers
+                .iter()
+                .filter_map(|c| c.size_rw)
+                .map(|b| u64::try_from(b).unwrap_or(0))
+                .sum(),
+            volumes: volumes.len() as u32,
+            measured_at: drover_core::clock::rfc3339(std::time::SystemTime::now()),
+        })
+    }
+
     /// Ids of containers (running or not) labelled with `label=value`.
     ///
     /// # Errors
