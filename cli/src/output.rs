@@ -84,6 +84,17 @@ pub(crate) fn executors_table(executors: &[ExecutorInfo]) -> String {
                 executor.slots.to_string(),
                 executor.busy.to_string(),
                 executor_state(executor),
+                executor.disk.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |d| {
+                        format!(
+                            "{} ctr {}, {} vol",
+                            d.containers,
+                            human_bytes(d.container_bytes),
+                            d.volumes
+                        )
+                    },
+                ),
                 executor.version.clone(),
                 format!("{} ({})", executor.started_at, age(&executor.started_at)),
                 list_or_dash(executor.tags.iter().map(String::as_str)),
@@ -99,10 +110,25 @@ pub(crate) fn executors_table(executors: &[ExecutorInfo]) -> String {
         .collect();
     table(
         &[
-            "ID", "HOST", "SLOTS", "BUSY", "STATE", "VERSION", "STARTED", "TAGS", "ACTIONS",
+            "ID", "HOST", "SLOTS", "BUSY", "STATE", "DISK", "VERSION", "STARTED", "TAGS", "ACTIONS",
         ],
         &rows,
     )
+}
+
+/// `512 B`, `3.2 MiB`, `1.1 GiB`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// `taking`, `draining (by ops, 2 running)` or `drained (by ops, 0 containers)`.
@@ -352,6 +378,13 @@ mod tests {
             printable("\u{1b}[31mred\u{1b}[0m\r\u{7}\u{7f}\u{9b}2J\tok"),
             "\\x1b[31mred\\x1b[0m\\x0d\\x07\\x7f\\u{9b}2J\tok"
         );
+    }
+
+    #[test]
+    fn sizes_use_the_largest_binary_unit() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 * 1024 * 1024 + 200 * 1024), "3.2 MiB");
+        assert_eq!(human_bytes(5 << 40), "5.0 TiB");
     }
 
     #[test]

@@ -198,7 +198,7 @@ impl Membership {
                     {
                         Some(id) if !id.is_empty() && !id.contains('/') => read(&session, id)
                             .await
-                            .map(|info| Change::One(id.to_owned(), info)),
+                            .map(|info| Change::One(id.to_owned(), info.map(Box::new))),
                         _ => continue,
                     },
                 };
@@ -218,7 +218,7 @@ impl Membership {
 enum Change {
     All(Vec<ExecutorInfo>),
     /// One record, now this (`None`: gone or unreadable).
-    One(String, Option<ExecutorInfo>),
+    One(String, Option<Box<ExecutorInfo>>),
 }
 
 impl Change {
@@ -233,9 +233,9 @@ impl Change {
             Change::One(id, info) => {
                 let at = known.binary_search_by(|e| e.id.as_str().cmp(&id));
                 match (at, info) {
-                    (Ok(i), Some(info)) if known[i] == info => false,
+                    (Ok(i), Some(info)) if known[i] == *info => false,
                     (Ok(i), Some(info)) => {
-                        known[i] = info;
+                        known[i] = *info;
                         true
                     }
                     (Ok(i), None) => {
@@ -243,7 +243,7 @@ impl Change {
                         true
                     }
                     (Err(i), Some(info)) => {
-                        known.insert(i, info);
+                        known.insert(i, *info);
                         true
                     }
                     (Err(_), None) => false,
