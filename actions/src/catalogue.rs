@@ -132,6 +132,19 @@ impl Catalogue {
         self.actions.keys().map(String::as_str).collect()
     }
 
+    /// The images of its Docker actions, each once, sorted.
+    pub fn docker_images(&self) -> Vec<String> {
+        let images: std::collections::BTreeSet<String> = self
+            .actions
+            .values()
+            .filter_map(|action| match action {
+                Action::Docker(spec) => Some(spec.action.image.clone()),
+                Action::Builtin(_) => None,
+            })
+            .collect();
+        images.into_iter().collect()
+    }
+
     /// Every action with the tags its file requires (none for built-in actions), as an
     /// executor publishes them in its membership record.
     pub fn requirements(&self) -> BTreeMap<String, Vec<String>> {

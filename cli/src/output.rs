@@ -88,10 +88,11 @@ pub(crate) fn executors_table(executors: &[ExecutorInfo]) -> String {
                     || "-".to_owned(),
                     |d| {
                         format!(
-                            "{} ctr {}, {} vol",
+                            "{} ctr {}, {} vol, img {}",
                             d.containers,
                             human_bytes(d.container_bytes),
-                            d.volumes
+                            d.volumes,
+                            human_bytes(d.image_bytes)
                         )
                     },
                 ),

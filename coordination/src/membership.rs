@@ -42,7 +42,7 @@ pub struct ExecutorInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain: Option<drover_model::DrainStatus>,
     /// How often its running jobs heartbeat, in milliseconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_ms: Option<u64>,
     /// What drover takes on its Docker engine, as last measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -50,7 +50,10 @@ pub(crate) async fn run(context: Arc<SlotContext>, docker: DockerRuntime, stop: 
             reap_stopped(&docker, cluster, context.config.reap_after).await;
             if measured.is_none_or(|at| at.elapsed() >= MEASURE_EVERY) {
                 measured = Some(tokio::time::Instant::now());
-                match docker.disk_use(cluster).await {
+                match docker
+                    .disk_use(cluster, &context.catalogue.docker_images())
+                    .await
+                {
                     Ok(disk) => context.published.send_modify(|p| p.disk = Some(disk)),
                     Err(e) => warn!(error = %e, "cannot measure drover's disk use"),
                 }

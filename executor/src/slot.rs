@@ -102,32 +102,7 @@ pub(crate) async fn run_slot(shared: Arc<SlotContext>, index: usize, phase: Phas
 
 /// Everything that happens to one taken entry.
 async fn handle(shared: &SlotContext, phase: &Phase, taken: Taken) {
-    let job_id = match taken.job_id() {
-        Ok(id) => id,
-        Err(e) => {
-            warn!(error = %e, "queue entry holds no job id; consuming it");
-            consume(taken).await;
-            return;
-        }
-    };
-    if phase.drain.is_cancelled() {
-        // Taken just before the drain began: hand it back unclaimed, so it costs no
-        // attempt and another executor runs it at once.
-        debug!(job = %job_id, "draining: giving back an entry taken just before");
-        if let Err(e) = taken.release().await {
-            debug!(error = %e, "release failed");
-        }
-        return;
-    }
-    let taken = if taken.route().is_empty() {
-        match read_plain(shared, phase, job_id, taken).await {
-            Some(taken) => taken,
-            None => return,
-        }
-    } else {
-        taken
-    };
-    let Some(taken) = unless_paused(shared, job_id, taken).await else {
+    let Some((job_id, taken)) = ready_to_claim(shared, phase, taken).await else {
         return;
     };
     // Claim straight away: the claim refuses finished, canceled and re-taken jobs (409)
@@ -153,10 +128,7 @@ async fn handle(shared: &SlotContext, phase: &Phase, taken: Taken) {
         }
         Err(e) if e.is_paused() => {
             debug!(job = %job_id, reason = %e, "action paused: giving the entry back unclaimed");
-            if let Err(e) = taken.release().await {
-                debug!(error = %e, "release failed");
-            }
-            return;
+            return release_quietly(taken).await;
         }
         Err(e) => {
             return give_back(
@@ -226,18 +198,48 @@ async fn read_plain(
     None
 }
 
-/// The entry, unless its action is paused: one taken as the pause arrived goes back
-/// unclaimed (no attempt), and the filter skips it from now on.
-async fn unless_paused(shared: &SlotContext, job_id: JobId, taken: Taken) -> Option<Taken> {
-    let action = taken.route().split('+').next().unwrap_or_default();
-    if !shared.routing.paused(action) {
-        return Some(taken);
+/// The job id and the entry, when it is to be claimed now: not while draining, not a
+/// plain entry this executor cannot run, not a paused action's (each goes back unclaimed,
+/// at no attempt's cost). An entry without a job id is consumed.
+async fn ready_to_claim(
+    shared: &SlotContext,
+    phase: &Phase,
+    taken: Taken,
+) -> Option<(JobId, Taken)> {
+    let job_id = match taken.job_id() {
+        Ok(id) => id,
+        Err(e) => {
+            warn!(error = %e, "queue entry holds no job id; consuming it");
+            consume(taken).await;
+            return None;
+        }
+    };
+    if phase.drain.is_cancelled() {
+        // Taken just before the drain began: another executor runs it at once.
+        debug!(job = %job_id, "draining: giving back an entry taken just before");
+        release_quietly(taken).await;
+        return None;
     }
-    debug!(job = %job_id, action, "action paused: giving back an entry taken just before");
+    let taken = if taken.route().is_empty() {
+        read_plain(shared, phase, job_id, taken).await?
+    } else {
+        taken
+    };
+    let action = taken.route().split('+').next().unwrap_or_default();
+    if shared.routing.paused(action) {
+        // Taken as the pause arrived: the filter skips it from now on.
+        debug!(job = %job_id, action, "action paused: giving back an entry taken just before");
+        release_quietly(taken).await;
+        return None;
+    }
+    Some((job_id, taken))
+}
+
+/// Hands an entry back unclaimed.
+async fn release_quietly(taken: Taken) {
     if let Err(e) = taken.release().await {
         debug!(error = %e, "release failed");
     }
-    None
 }
 
 /// Runs a claimed job with its stop triggers wired: loss of the entry, the drain

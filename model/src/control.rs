@@ -198,6 +198,10 @@ pub struct DiskUse {
     pub container_bytes: u64,
     /// Shared parameters volumes.
     pub volumes: u32,
+    /// What the images of its catalogue's Docker actions take, in bytes (shared layers
+    /// counted once per image).
+    #[serde(default)]
+    pub image_bytes: u64,
     /// When measured, RFC 3339.
     pub measured_at: String,
 }

@@ -592,6 +592,21 @@ async fn kill_takes_several_ids_and_cleanup_removes_what_is_left_on_the_executor
 ) -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
     let _executor = cluster.executor(&ExecutorOptions::new("exec-k", 2)).await?;
+    // Its record says what drover takes on its engine (the catalogue's images at least).
+    let admin = cluster.admin()?;
+    drover_tests::wait_until(
+        "the executor's disk use",
+        Duration::from_secs(30),
+        || async {
+            admin.executors().await.is_ok_and(|list| {
+                list.iter()
+                    .any(|e| e.disk.as_ref().is_some_and(|d| d.image_bytes > 1_000_000))
+            })
+        },
+    )
+    .await?;
+    let (_, table, _) = drover(&cluster, &["executors"]).await?;
+    assert!(table.contains(" vol, img "), "{table}");
     let ids =
         try_join_all((0..2).map(|_| cluster.submit("linger", json!({"seconds": 60})))).await?;
     for id in &ids {
@@ -654,5 +669,72 @@ async fn kill_takes_several_ids_and_cleanup_removes_what_is_left_on_the_executor
         code == 4 && err.contains("0000ffff") && out.contains("cleaned up on exec-k"),
         "{out}{err}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_ambiguous_id_is_chosen_at_a_terminal_and_listed_without_one() -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    // No executor: the jobs stay queued. Every UUID v4 holds "-4": the part matches all.
+    let cluster = Cluster::start().await?;
+    let ids = try_join_all((0..3).map(|_| cluster.submit("noop", json!({})))).await?;
+    let (code, _, err) = drover(&cluster, &["kill", "--", "-4"]).await?;
+    assert!(
+        code == 4
+            && err.contains("is ambiguous: it matches 3 jobs")
+            && ids.iter().all(|id| err.contains(&id.to_string())),
+        "without a terminal the candidates are listed: {err}"
+    );
+    none_started(&cluster, &ids).await?;
+    let admin = cluster.admin()?;
+    for id in &ids {
+        assert_eq!(
+            admin.get(*id).await?.state,
+            State::Queued,
+            "nothing was killed"
+        );
+    }
+
+    // script(1) gives the command a terminal; the answer "2" picks the second candidate.
+    let binary = drover_tests::drover_binary().await?;
+    let mut child = tokio::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} kill -- -4", binary.display()),
+            "/dev/null",
+        ])
+        .env("DROVER_URL", &cluster.url)
+        .env("DROVER_TOKEN", ADMIN)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("piped");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stdin.write_all(b"2\n").await?;
+    stdin.flush().await?;
+    let out = drover_tests::within(
+        "drover kill at a terminal",
+        Duration::from_secs(60),
+        child.wait_with_output(),
+    )
+    .await??;
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains("which one? [1-3, empty to skip]") && screen.contains("  2)"),
+        "{screen}"
+    );
+    let mut killed = Vec::new();
+    for id in &ids {
+        if admin.get(*id).await?.status_code == StatusCode::KilledByAdmin {
+            killed.push(*id);
+        }
+    }
+    assert_eq!(
+        killed.len(),
+        1,
+        "exactly the chosen job was killed:\n{screen}"
+    );
+    assert!(screen.contains(&killed[0].to_string()), "{screen}");
     Ok(())
 }

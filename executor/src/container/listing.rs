@@ -87,11 +87,21 @@ impl DockerRuntime {
         Ok(old)
     }
 
-    /// What `cluster`'s containers and volumes take on this engine.
+    /// What `cluster`'s containers and volumes, and `images`, take on this engine.
     ///
     /// # Errors
     /// [`ContainerError::Docker`].
-    pub async fn disk_use(&self, cluster: &str) -> Result<drover_model::DiskUse, ContainerError> {
+    pub async fn disk_use(
+        &self,
+        cluster: &str,
+        images: &[String],
+    ) -> Result<drover_model::DiskUse, ContainerError> {
+        let mut image_bytes = 0;
+        for image in images {
+            if let Ok(found) = self.docker.inspect_image(image).await {
+                image_bytes += found.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+            }
+        }
         let filters = cluster_filter(super::runtime::LABEL_EXECUTOR, cluster);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
@@ -114,6 +124,7 @@ impl DockerRuntime {
                 .map(|b| u64::try_from(b).unwrap_or(0))
                 .sum(),
             volumes: volumes.len() as u32,
+            image_bytes,
             measured_at: drover_core::clock::rfc3339(std::time::SystemTime::now()),
         })
     }
