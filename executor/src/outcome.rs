@@ -61,6 +61,30 @@ pub(crate) struct RunEnv {
 }
 
 impl Outcome {
+    /// An internal error shows users a fixed message and an incident id; the executor's
+    /// log carries the full error under that id (at warn). What went wrong inside drover
+    /// (paths, hosts, the daemon's words) is for operators, and may say more than users
+    /// should see.
+    pub(crate) fn with_incident(self, executor: &str, job: drover_core::JobId) -> Outcome {
+        let Outcome::Finished {
+            code: StatusCode::InternalError,
+            exit_code,
+            message,
+        } = self
+        else {
+            return self;
+        };
+        let incident = format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff);
+        tracing::warn!(%job, %incident, error = %message, "internal error");
+        Outcome::Finished {
+            code: StatusCode::InternalError,
+            exit_code,
+            message: format!(
+                "drover could not run this job: an internal error, incident {incident}. It is a fault of the platform, not of the job; an operator finds the error under that incident id in the log of executor {executor}. `drover retry {job}` runs the job again"
+            ),
+        }
+    }
+
     /// The outcome with the executor's own secrets and every URL credential masked in its
     /// message: the last step before a message leaves the executor.
     pub(crate) fn redacted(self, secrets: &[drover_actions::Secret]) -> Outcome {

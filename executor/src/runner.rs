@@ -188,7 +188,8 @@ async fn run_docker(run: &Run<'_>, timeout: Duration) -> Outcome {
     };
     let action = &spec.action;
     if let Err(e) = docker.ensure_image(&action.image, action.pull).await {
-        return internal(redact(&e.to_string(), &spec.secrets));
+        // The job's own configuration (its image), not drover's fault: say what it is.
+        return refused(redact(&e.to_string(), &spec.secrets));
     }
     let (declared, container) = match planned(env, job, spec) {
         Ok(planned) => planned,
@@ -294,12 +295,10 @@ async fn supervise(docker: &DockerRuntime, id: &str, run: &Run<'_>, timeout: Dur
     // a second early: the daemon's event times and ours may disagree a little
     let started = std::time::SystemTime::now() - Duration::from_secs(1);
     if let Err(e) = docker.start(id).await {
+        // Mostly the job's command (not found, not executable): its failure, as a shell's
+        // 127 would be, with Docker's words.
         let message = redact(&format!("cannot start the container: {e}"), &spec.secrets);
-        return Outcome::Finished {
-            code: StatusCode::InternalError,
-            exit_code: None,
-            message,
-        };
+        return refused(message);
     }
     reporter.set_status(StatusCode::Executing);
     let secrets = spec

@@ -328,7 +328,9 @@ async fn report(shared: &SlotContext, phase: &Phase, job: &Job, taken: Taken, ou
         Outcome::Released(_) => "RELEASED",
     };
     metrics::counter!("drover_executor_jobs_total", "outcome" => label).increment(1);
-    let outcome = incident(job, outcome.redacted(&shared.env.secrets));
+    let outcome = outcome
+        .redacted(&shared.env.secrets)
+        .with_incident(&shared.env.executor_id, job.id);
     match outcome {
         Outcome::Finished {
             code,
@@ -363,29 +365,6 @@ async fn report(shared: &SlotContext, phase: &Phase, job: &Job, taken: Taken, ou
                 warn!(job = %job.id, error = %e, "cannot release the queue entry");
             }
         }
-    }
-}
-
-/// An internal error gets an incident id: the executor's log carries the error under it
-/// (at warn), the job's message ends with it, so an operator finds one from the other.
-fn incident(job: &Job, outcome: Outcome) -> Outcome {
-    match outcome {
-        Outcome::Finished {
-            code: StatusCode::InternalError,
-            exit_code,
-            message,
-        } => {
-            let incident = format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff);
-            warn!(job = %job.id, %incident, error = %message, "internal error");
-            Outcome::Finished {
-                code: StatusCode::InternalError,
-                exit_code,
-                message: format!(
-                    "{message} (incident {incident}: the executor's log has it; `drover retry` runs the job again)"
-                ),
-            }
-        }
-        other => other,
     }
 }
 

@@ -82,7 +82,7 @@ async fn every_failure_ends_with_its_status_code_and_a_clear_message() -> anyhow
         ("slow", StatusCode::TimedOut, "timeout of 1.0s"),
         (
             "ghost",
-            StatusCode::InternalError,
+            StatusCode::NonzeroExit,
             "drover/not-here:1 is not available",
         ),
     ];

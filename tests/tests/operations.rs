@@ -738,3 +738,49 @@ async fn an_ambiguous_id_is_chosen_at_a_terminal_and_listed_without_one() -> any
     assert!(screen.contains(&killed[0].to_string()), "{screen}");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_internal_error_shows_a_fixed_message_and_an_incident_the_executors_log_explains(
+) -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    // Docker refuses to create a container on a network that does not exist: drover's
+    // failure to run the job, not the job's.
+    cluster.add_action(
+        "netless",
+        r#"name = "netless"
+image = "drover/busybox:latest"
+pull = "never"
+network = "drover-no-such-network-4d2a"
+command = ["true"]
+"#,
+    )?;
+    let executor = cluster
+        .executor(&ExecutorOptions::new("exec-ie", 1))
+        .await?;
+    let id = cluster.submit("netless", json!({})).await?;
+    let job = cluster.finished(id, Duration::from_secs(60)).await?;
+    assert_eq!(job.status_code, StatusCode::InternalError, "{job:#?}");
+    let message = &job.status_message;
+    let incident = message
+        .strip_prefix("drover could not run this job: an internal error, incident ")
+        .and_then(|rest| rest.split('.').next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        incident.len() == 12
+            && message.contains("in the log of executor exec-ie")
+            && message.contains(&format!("`drover retry {id}`"))
+            && !message.contains("no-such-network"),
+        "a fixed message with an incident id, without the daemon's words: {message}"
+    );
+    let log = executor.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("incident={incident}")))
+        .unwrap_or_default();
+    assert!(
+        line.contains("internal error") && line.contains("drover-no-such-network-4d2a"),
+        "the executor's log carries the full error under the incident:\n{log}"
+    );
+    Ok(())
+}
