@@ -295,10 +295,17 @@ async fn supervise(docker: &DockerRuntime, id: &str, run: &Run<'_>, timeout: Dur
     // a second early: the daemon's event times and ours may disagree a little
     let started = std::time::SystemTime::now() - Duration::from_secs(1);
     if let Err(e) = docker.start(id).await {
-        // Mostly the job's command (not found, not executable): its failure, as a shell's
-        // 127 would be, with Docker's words.
         let message = redact(&format!("cannot start the container: {e}"), &spec.secrets);
-        return refused(message);
+        if e.is_refused_start() {
+            // The job's command cannot be run (not found, not executable): its failure,
+            // as a shell's 127 would be, with Docker's words.
+            return refused(message);
+        }
+        return Outcome::Finished {
+            code: StatusCode::InternalError,
+            exit_code: None,
+            message,
+        };
     }
     reporter.set_status(StatusCode::Executing);
     let secrets = spec

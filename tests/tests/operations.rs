@@ -754,9 +754,25 @@ network = "drover-no-such-network-4d2a"
 command = ["true"]
 "#,
     )?;
+    cluster.add_action(
+        "typo",
+        r#"name = "typo"
+image = "drover/busybox:latest"
+pull = "never"
+command = ["/bin/no-such-command"]
+"#,
+    )?;
     let executor = cluster
         .executor(&ExecutorOptions::new("exec-ie", 1))
         .await?;
+    let typo = cluster.submit("typo", json!({})).await?;
+    let job = cluster.finished(typo, Duration::from_secs(60)).await?;
+    assert!(
+        job.status_code == StatusCode::NonzeroExit
+            && job.status_message.starts_with("cannot start the container")
+            && job.status_message.contains("no-such-command"),
+        "a command that cannot be run is the job's fault: {job:#?}"
+    );
     let id = cluster.submit("netless", json!({})).await?;
     let job = cluster.finished(id, Duration::from_secs(60)).await?;
     assert_eq!(job.status_code, StatusCode::InternalError, "{job:#?}");

@@ -68,6 +68,21 @@ pub enum ContainerError {
 }
 
 impl ContainerError {
+    /// Whether Docker refused to start a container as an invalid request (400): its
+    /// command cannot be run (not found, not executable). The job's fault, not drover's.
+    pub fn is_refused_start(&self) -> bool {
+        matches!(
+            self,
+            ContainerError::Docker {
+                op: "start",
+                source: DockerError::DockerResponseServerError {
+                    status_code: 400,
+                    ..
+                },
+            }
+        )
+    }
+
     /// Whether Docker said the image does not exist (a create after it was removed).
     pub fn is_missing_image(&self) -> bool {
         matches!(
