@@ -283,6 +283,21 @@ fn refused(message: String) -> Outcome {
     }
 }
 
+/// A start Docker refused as a bad request is the job's (its command cannot be run: not
+/// found, not executable), as a shell's 127 would be, with Docker's words; any other
+/// start failure is drover's.
+fn start_failed(e: &crate::container::ContainerError, secrets: &[Secret]) -> Outcome {
+    let message = redact(&format!("cannot start the container: {e}"), secrets);
+    if e.is_refused_start() {
+        return refused(message);
+    }
+    Outcome::Finished {
+        code: StatusCode::InternalError,
+        exit_code: None,
+        message,
+    }
+}
+
 /// Starts the container, forwards its output and waits for it or for a stop.
 async fn supervise(docker: &DockerRuntime, id: &str, run: &Run<'_>, timeout: Duration) -> Outcome {
     let Run {
@@ -295,17 +310,7 @@ async fn supervise(docker: &DockerRuntime, id: &str, run: &Run<'_>, timeout: Dur
     // a second early: the daemon's event times and ours may disagree a little
     let started = std::time::SystemTime::now() - Duration::from_secs(1);
     if let Err(e) = docker.start(id).await {
-        let message = redact(&format!("cannot start the container: {e}"), &spec.secrets);
-        if e.is_refused_start() {
-            // The job's command cannot be run (not found, not executable): its failure,
-            // as a shell's 127 would be, with Docker's words.
-            return refused(message);
-        }
-        return Outcome::Finished {
-            code: StatusCode::InternalError,
-            exit_code: None,
-            message,
-        };
+        return start_failed(&e, &spec.secrets);
     }
     reporter.set_status(StatusCode::Executing);
     let secrets = spec
