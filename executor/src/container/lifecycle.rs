@@ -229,13 +229,13 @@ impl DockerRuntime {
         }
     }
 
-    /// Kills and removes every container of `job` (earlier attempts a previous holder
-    /// left on this daemon).
+    /// Kills and removes every container of `job` on this daemon: earlier attempts a
+    /// previous holder left, or what a clean-up order (`drover kill --cleanup`) names.
     pub async fn kill_job_leftovers(&self, job: drover_core::JobId) {
         match self.list_labelled(LABEL_JOB, &job.to_string()).await {
             Ok(ids) => {
                 for id in ids {
-                    warn!(container = %id, job = %job, "killing a container an earlier holder of the job left running");
+                    warn!(container = %id, job = %job, "killing and removing a container of the job left on this daemon");
                     self.kill(&id).await;
                     self.remove(&id).await;
                 }
